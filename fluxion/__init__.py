@@ -1,0 +1,185 @@
+"""fluxion: PyTorch-style training and JAX-style transforms from one small core on NumPy.
+
+>>> import fluxion as fx
+>>> fx.grad(lambda x: fx.sum(x * 2 * x))(fx.tensor([1.0, 2.0]))
+[4. 8.]:f32[2]:cpu(0)
+"""
+
+__version__ = "0.1.0"
+
+from fluxion import errors
+from fluxion.core.dtypes import DType
+from fluxion.core.pytree import (
+    PyTreeDef,
+    register_pytree_node,
+    tree_flatten,
+    tree_leaves,
+    tree_map,
+    tree_structure,
+    tree_unflatten,
+)
+from fluxion.core.tensor import Device, Tensor, devices
+from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from fluxion.ops import random
+from fluxion.ops.creation import (
+    arange,
+    asarray,
+    empty,
+    eye,
+    from_dlpack,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    tensor,
+    tril,
+    triu,
+    zeros,
+    zeros_like,
+)
+from fluxion.ops.elementwise import (
+    abs,
+    add,
+    astype,
+    bitwise_and,
+    bitwise_or,
+    bitwise_xor,
+    cast,
+    ceil,
+    clamp,
+    clip,
+    cos,
+    divide,
+    equal,
+    erf,
+    exp,
+    expm1,
+    floor,
+    floor_divide,
+    gelu,
+    greater,
+    greater_equal,
+    invert,
+    isfinite,
+    isinf,
+    isnan,
+    less,
+    less_equal,
+    log,
+    log1p,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    maximum,
+    minimum,
+    mod,
+    multiply,
+    negative,
+    not_equal,
+    pow,
+    power,
+    reciprocal,
+    relu,
+    remainder,
+    round,
+    rsqrt,
+    sigmoid,
+    sign,
+    silu,
+    sin,
+    sqrt,
+    square,
+    stop_gradient,
+    subtract,
+    tanh,
+    true_divide,
+    where,
+)
+from fluxion.ops.indexing import gather, getitem, one_hot, scatter_add, take, take_along_axis
+from fluxion.ops.linalg import dot, einsum, matmul, outer, tensordot
+from fluxion.ops.random import global_normal as normal
+from fluxion.ops.random import global_randint as randint
+from fluxion.ops.random import global_uniform as uniform
+from fluxion.ops.random import manual_seed, rand, randn
+from fluxion.ops.reduction import (
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cumsum,
+    log_softmax,
+    logsumexp,
+    max,
+    mean,
+    min,
+    prod,
+    softmax,
+    std,
+    sum,
+    var,
+)
+from fluxion.ops.shape import (
+    broadcast_arrays,
+    broadcast_to,
+    cat,
+    chunk,
+    concatenate,
+    expand_dims,
+    flatten,
+    flip,
+    moveaxis,
+    pad,
+    permute,
+    ravel,
+    repeat,
+    reshape,
+    slice_tensor,
+    split,
+    squeeze,
+    stack,
+    swapaxes,
+    tile,
+    transpose,
+    unsqueeze,
+)
+from fluxion.transforms import autodiff as _autodiff
+from fluxion.transforms.autodiff import (
+    checkpoint,
+    custom_jvp,
+    custom_vjp,
+    grad,
+    hessian,
+    jacfwd,
+    jacrev,
+    jvp,
+    linearize,
+    value_and_grad,
+    vjp,
+)
+from fluxion.transforms.batching import vmap
+
+for _name in (
+    "bool",
+    "uint8",
+    "uint32",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+):
+    globals()[_name] = getattr(DType, _name)
+
+
+class autograd:
+    """PyTorch's ``torch.autograd`` functions: ``fx.autograd.grad(outputs, inputs, ...)``."""
+
+    grad = staticmethod(_autodiff.autograd_grad)

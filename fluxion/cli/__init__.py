@@ -1,0 +1,1 @@
+"""Command-line interface: ``fluxion info`` (and later demo, train, bench, xpr)."""

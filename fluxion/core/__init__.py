@@ -1,0 +1,1 @@
+"""dtypes, Tensor, the trace stack and primitive registry, pytrees."""

@@ -1,0 +1,160 @@
+"""dtypes and the promotion table.
+
+Internally every rule works with ``numpy.dtype`` objects (hashable, fast); the
+public face is ``DType`` (``fx.float32`` is ``fx.DType.float32``).
+
+Promotion follows JAX and the array API rather than NumPy:
+
+* ``bool`` < integers < floats; an integer meeting a float gives that float
+  (``int32 + float16 -> float16``), never float64.
+* ``uint8`` with a signed integer gives the next signed type that holds both.
+* ``float16`` with ``bfloat16`` gives ``float32``.
+* Python scalars are *weak*: they take the other operand's dtype when it is of
+  the same kind or higher (``x_f16 * 2.0`` stays f16, ``x_i8 + 1`` stays int8);
+  a Python float meeting an integer tensor gives the default float (float32),
+  a Python int meeting a bool tensor gives the default int (int64).
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from fluxion.errors import DTypeError
+
+bfloat16_np = np.dtype(ml_dtypes.bfloat16)
+
+# name, numpy dtype, short name used by repr and the IR printer
+_TABLE = [
+    ("bool", np.dtype(np.bool_), "bool"),
+    ("uint8", np.dtype(np.uint8), "u8"),
+    ("uint32", np.dtype(np.uint32), "u32"),  # PRNG keys and bits
+    ("int8", np.dtype(np.int8), "i8"),
+    ("int16", np.dtype(np.int16), "i16"),
+    ("int32", np.dtype(np.int32), "i32"),
+    ("int64", np.dtype(np.int64), "i64"),
+    ("float16", np.dtype(np.float16), "f16"),
+    ("bfloat16", bfloat16_np, "bf16"),
+    ("float32", np.dtype(np.float32), "f32"),
+    ("float64", np.dtype(np.float64), "f64"),
+]
+SHORT_NAMES = {np_dtype: short for _, np_dtype, short in _TABLE}
+FLOATS = frozenset(d for n, d, _ in _TABLE if n.startswith(("float", "bfloat")))
+INTEGERS = frozenset(d for n, d, _ in _TABLE if "int" in n)
+DEFAULT_FLOAT = np.dtype(np.float32)
+DEFAULT_INT = np.dtype(np.int64)
+BOOL = np.dtype(np.bool_)
+
+
+class DType:
+    """A fluxion dtype: ``fx.float32``, ``fx.DType.float32`` and ``"float32"`` all name it.
+
+    >>> fx.tensor([1.0, 2.0]).dtype
+    float32
+    """
+
+    __slots__ = ("name", "np", "short")
+
+    def __init__(self, name: str, np_dtype: np.dtype, short: str):
+        self.name, self.np, self.short = name, np_dtype, short
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.np in FLOATS
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __eq__(self, other) -> bool:
+        try:
+            return self.np == to_np(other)
+        except DTypeError:
+            return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.np)
+
+
+_BY_NP: dict[np.dtype, DType] = {}
+for _name, _np_dtype, _short in _TABLE:
+    _BY_NP[_np_dtype] = DType(_name, _np_dtype, _short)
+    setattr(DType, _name, _BY_NP[_np_dtype])
+_BY_NAME = {d.name: d for d in _BY_NP.values()} | {d.short: d for d in _BY_NP.values()}
+
+
+def to_np(dtype) -> np.dtype:
+    """Any dtype spelling (DType, numpy dtype or type, name) -> a supported numpy dtype."""
+    if isinstance(dtype, DType):
+        return dtype.np
+    if isinstance(dtype, str) and dtype in _BY_NAME:
+        return _BY_NAME[dtype].np
+    if dtype is float:
+        return DEFAULT_FLOAT
+    if dtype is int:
+        return DEFAULT_INT
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        np_dtype = None
+    if np_dtype not in _BY_NP:
+        supported = ", ".join(d.name for d in _BY_NP.values())
+        raise DTypeError(f"dtype {dtype!r} is not supported; use one of: {supported}")
+    return np_dtype
+
+
+def to_dtype(np_dtype: np.dtype) -> DType:
+    return _BY_NP[np_dtype]
+
+
+def is_float(np_dtype: np.dtype) -> bool:
+    return np_dtype in FLOATS
+
+
+def _kind(d: np.dtype) -> int:
+    return 0 if d == BOOL else 1 if d in INTEGERS else 2
+
+
+def _promote_pair(a: np.dtype, b: np.dtype) -> np.dtype:
+    if a == b:
+        return a
+    ka, kb = _kind(a), _kind(b)
+    if ka != kb:
+        return a if ka > kb else b
+    if ka == 2:
+        if {a, b} == {np.dtype(np.float16), bfloat16_np}:
+            return DEFAULT_FLOAT
+        return a if a.itemsize > b.itemsize else b
+    # integers: NumPy's rule is the array API's (uint8 + int8 -> int16)
+    return np.promote_types(a, b)
+
+
+PROMOTION_TABLE = {(a, b): _promote_pair(a, b) for a in _BY_NP for b in _BY_NP}
+
+
+def promote(a: np.dtype, b: np.dtype) -> np.dtype:
+    return PROMOTION_TABLE[a, b]
+
+
+def weak_scalar_dtype(value, other: np.dtype) -> np.dtype:
+    """The dtype a Python scalar takes when it meets a tensor of dtype ``other``."""
+    kind = 0 if isinstance(value, (bool, np.bool_)) else 1 if isinstance(value, int) else 2
+    if kind == 2 and isinstance(value, complex):
+        raise DTypeError("complex numbers are not supported")
+    other_kind = _kind(other)
+    if kind <= other_kind:
+        return other
+    return DEFAULT_INT if kind == 1 else DEFAULT_FLOAT
+
+
+def scalar_default_dtype(value) -> np.dtype:
+    if isinstance(value, (bool, np.bool_)):
+        return BOOL
+    if isinstance(value, int):
+        return DEFAULT_INT
+    if isinstance(value, float):
+        return DEFAULT_FLOAT
+    raise DTypeError(f"cannot make a tensor from a {type(value).__name__}")

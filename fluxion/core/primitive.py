@@ -1,0 +1,78 @@
+"""The primitive registry.
+
+A primitive is declared once, with every rule beside it (STYLE.md point 1):
+
+* ``impl(xp, *arrays, **params)``: the kernel, written against the array module ``xp``.
+* ``abstract(*avals, **params)``: shape and dtype of the result(s) from those of the
+  inputs; raises a fluxion error naming the op, the argument and the fix.
+* ``jvp(primals, tangents, **params) -> (out, tangent_out)``, written with fluxion ops.
+* ``vjp(ct, primals, outputs, **params) -> tuple of cotangents`` (None where no
+  gradient flows), written with fluxion ops, so rules can be differentiated again.
+* ``batch(args, dims, **params) -> (out, out_dim)``: the vmap rule.
+
+A rule may be the explicit marker ``NOT_DIFFERENTIABLE`` (piecewise constant or
+integer-valued outputs: gradients are zero / absent) but never simply missing; a
+registry test checks that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+
+class ShapedArray(NamedTuple):
+    """The abstract value of a tensor: what rules know before any data exists."""
+
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+class _Marker:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NOT_DIFFERENTIABLE = _Marker("NOT_DIFFERENTIABLE")
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+class Primitive:
+    """One primitive with all of its rules; see the module docstring."""
+
+    __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch", "multiple_results")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        impl: Callable,
+        abstract: Callable,
+        jvp,
+        vjp,
+        batch: Callable,
+        multiple_results: bool = False,
+    ):
+        if name in PRIMITIVES:
+            raise ValueError(f"primitive {name!r} is defined twice")
+        self.name, self.impl, self.abstract = name, impl, abstract
+        self.jvp, self.vjp, self.batch = jvp, vjp, batch
+        self.multiple_results = multiple_results
+        PRIMITIVES[name] = self
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjp is not NOT_DIFFERENTIABLE
+
+    def __repr__(self) -> str:
+        return self.name

@@ -1,0 +1,187 @@
+"""Pytrees: nested containers whose leaves are tensors (or anything unregistered).
+
+Tuples, lists, dicts (keys in sorted order, as JAX), None (no leaves), namedtuples and
+dataclasses are nodes; ``register_pytree_node`` adds more (``nn.Module`` does).
+
+>>> leaves, tree = fx.tree_flatten({"b": 2, "a": (1, None)})
+>>> leaves
+[1, 2]
+>>> fx.tree_unflatten(tree, [10, 20])
+{'a': (10, None), 'b': 20}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from fluxion.errors import InvalidArgumentError
+
+
+class _NodeType(NamedTuple):
+    flatten: Callable  # node -> (children, aux data)
+    unflatten: Callable  # (aux data, children) -> node
+
+
+_REGISTRY: dict[type, _NodeType] = {}
+
+
+def register_pytree_node(node_type: type, flatten: Callable, unflatten: Callable) -> None:
+    """Make ``node_type`` a pytree node: ``flatten(x) -> (children, aux)``,
+    ``unflatten(aux, children) -> x``; ``aux`` must be hashable and comparable."""
+    _REGISTRY[node_type] = _NodeType(flatten, unflatten)
+
+
+register_pytree_node(tuple, lambda t: (t, None), lambda _, c: tuple(c))
+register_pytree_node(list, lambda l: (l, None), lambda _, c: list(c))
+register_pytree_node(type(None), lambda n: ((), None), lambda _, c: None)
+
+
+def _dict_flatten(d):
+    keys = sorted(d)
+    return [d[k] for k in keys], tuple(keys)
+
+
+register_pytree_node(dict, _dict_flatten, lambda keys, c: dict(zip(keys, c)))
+
+
+def _node_type(x) -> _NodeType | None:
+    kind = _REGISTRY.get(type(x))
+    if kind is not None:
+        return kind
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # namedtuple
+        return _NodeType(lambda t: (tuple(t), None), lambda _, c, cls=type(x): cls(*c))
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        names = tuple(f.name for f in dataclasses.fields(x))
+        return _NodeType(
+            lambda d: ([getattr(d, n) for n in names], None),
+            lambda _, c, cls=type(x): cls(**dict(zip(names, c))),
+        )
+    return None
+
+
+class PyTreeDef:
+    """The structure of a pytree without its leaves; compares and hashes by structure."""
+
+    __slots__ = ("node_type", "aux", "children", "_kind")
+
+    def __init__(self, node_type, aux, children, kind=None):
+        self.node_type, self.aux, self.children, self._kind = node_type, aux, tuple(children), kind
+
+    @property
+    def num_leaves(self) -> int:
+        return 1 if self.node_type is None else sum(c.num_leaves for c in self.children)
+
+    def _key(self):
+        return (self.node_type, self.aux, self.children)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PyTreeDef) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        if self.node_type is None:
+            return "*"
+        inner = ", ".join(map(repr, self.children))
+        if self.node_type is dict:
+            inner = ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.aux, self.children))
+            return "{" + inner + "}"
+        if self.node_type is type(None):
+            return "None"
+        return f"{self.node_type.__name__}({inner})"
+
+
+LEAF = PyTreeDef(None, None, ())
+
+
+def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
+    """Leaves in a fixed order, and the structure to rebuild the tree from them."""
+    leaves: list = []
+    return leaves, _flatten(tree, is_leaf, leaves)
+
+
+def _flatten(tree, is_leaf, leaves) -> PyTreeDef:
+    kind = None if is_leaf is not None and is_leaf(tree) else _node_type(tree)
+    if kind is None:
+        leaves.append(tree)
+        return LEAF
+    children, aux = kind.flatten(tree)
+    return PyTreeDef(type(tree), aux, [_flatten(c, is_leaf, leaves) for c in children], kind)
+
+
+def tree_unflatten(treedef: PyTreeDef, leaves) -> Any:
+    """Rebuild a tree of structure ``treedef`` from ``leaves``."""
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        raise InvalidArgumentError(
+            f"tree_unflatten: structure {treedef} needs {treedef.num_leaves} leaves, got {len(leaves)}"
+        )
+    it = iter(leaves)
+    return _unflatten(treedef, it)
+
+
+def _unflatten(treedef, it):
+    if treedef.node_type is None:
+        return next(it)
+    children = [_unflatten(c, it) for c in treedef.children]
+    return treedef._kind.unflatten(treedef.aux, children)
+
+
+def tree_leaves(tree, is_leaf=None) -> list:
+    return tree_flatten(tree, is_leaf)[0]
+
+
+def tree_structure(tree, is_leaf=None) -> PyTreeDef:
+    return tree_flatten(tree, is_leaf)[1]
+
+
+def tree_map(fn: Callable, tree, *rest, is_leaf=None):
+    """Apply ``fn`` to the leaves of ``tree`` (and the matching leaves of ``rest``)."""
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    others = []
+    for r in rest:
+        r_leaves, r_def = tree_flatten(r, is_leaf)
+        if r_def != treedef:
+            raise InvalidArgumentError(f"tree_map: structures differ: {treedef} vs {r_def}")
+        others.append(r_leaves)
+    return tree_unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others)])
+
+
+def broadcast_prefix(prefix, tree, is_leaf=None) -> list:
+    """Leaves of ``prefix`` repeated so that there is one per leaf of ``tree``.
+
+    ``prefix`` is a tree whose structure is a prefix of ``tree``'s (vmap's in_axes):
+    each of its leaves stands for the whole subtree of ``tree`` at that place.
+    """
+    out: list = []
+    _broadcast(prefix, tree, out, is_leaf, "")
+    return out
+
+
+def _broadcast(prefix, tree, out, is_leaf, path):
+    if prefix is None or _node_type(prefix) is None:
+        out.extend([prefix] * len(tree_leaves(tree, is_leaf)))
+        return
+    kind = _node_type(tree)
+    if (
+        kind is None
+        or type(prefix) is not type(tree)
+        and not (isinstance(prefix, list | tuple) and isinstance(tree, list | tuple))
+    ):
+        raise InvalidArgumentError(
+            f"the structure {tree_structure(prefix)} does not match the arguments at {path or 'the top'}: "
+            f"{tree_structure(tree, is_leaf)}"
+        )
+    p_children, p_aux = _node_type(prefix).flatten(prefix)
+    t_children, t_aux = kind.flatten(tree)
+    if len(p_children) != len(t_children) or (isinstance(tree, dict) and p_aux != t_aux):
+        raise InvalidArgumentError(
+            f"the structure {tree_structure(prefix)} does not match the arguments at {path or 'the top'}: "
+            f"{tree_structure(tree, is_leaf)}"
+        )
+    keys = t_aux if isinstance(tree, dict) else range(len(t_children))
+    for k, p, t in zip(keys, p_children, t_children):
+        _broadcast(p, t, out, is_leaf, f"{path}[{k!r}]")

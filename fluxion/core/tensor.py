@@ -1,0 +1,509 @@
+"""Tensor: a NumPy array with autograd state, operators and the seed's repr.
+
+Concrete tensors hold an ``ndarray`` in ``_value``; tracers (subclasses in
+``fluxion.transforms``) hold whatever their transform needs and answer
+``shape``/``dtype`` from it. Every operator goes through ``fluxion.ops`` and so
+through ``bind``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fluxion.core import dtypes
+from fluxion.core.trace import ctx
+from fluxion.errors import GradError, InvalidArgumentError, TracerError
+
+
+class Device:
+    """Where a tensor lives. The NumPy backend has one: ``cpu(0)``."""
+
+    __slots__ = ("kind", "index")
+
+    def __init__(self, kind: str = "cpu", index: int = 0):
+        self.kind, self.index = kind, index
+
+    def __repr__(self) -> str:
+        return f"{self.kind}({self.index})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Device) and (self.kind, self.index) == (other.kind, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.index))
+
+
+CPU = Device()
+
+
+def devices() -> list[Device]:
+    return [CPU]
+
+
+class Tensor:
+    """An n-dimensional array that can require grad and be traced by transforms.
+
+    >>> x = fx.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    [2. 4. 6.]:f32[3]:cpu(0)
+    """
+
+    __slots__ = ("_value", "requires_grad", "grad", "_node", "_out_index", "__weakref__")
+    _trace = None
+    __array_ufunc__ = None  # NumPy defers to our reflected operators: np_array * tensor -> Tensor
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        self._value = _to_array(data, dtype, copy=True)
+        self.requires_grad, self.grad, self._node, self._out_index = False, None, None, 0
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _from_array(cls, array: np.ndarray) -> Tensor:
+        t = object.__new__(Tensor)
+        t._value, t.requires_grad, t.grad, t._node, t._out_index = array, False, None, None, 0
+        return t
+
+    def _alias(self) -> Tensor:
+        """The same value without autograd state."""
+        return Tensor._from_array(self._value)
+
+    def _concrete(self) -> np.ndarray:
+        return self._value
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def _np_dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def shape(self) -> tuple:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> dtypes.DType:
+        return dtypes.to_dtype(self._np_dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def numel(self) -> int:
+        return self.size
+
+    @property
+    def device(self) -> Device:
+        return CPU
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        return self._concrete()
+
+    def item(self):
+        return self._concrete().item()
+
+    def tolist(self):
+        return self._concrete().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        array = self._concrete()
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __dlpack__(self, **kwargs):
+        return self._concrete().__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._concrete().__dlpack_device__()
+
+    @staticmethod
+    def from_dlpack(obj) -> Tensor:
+        """Zero-copy import of any DLPack producer (NumPy arrays, CPU torch tensors)."""
+        return Tensor._from_array(np.from_dlpack(obj))
+
+    def __bool__(self) -> bool:
+        return bool(self._concrete())
+
+    def __float__(self) -> float:
+        return float(self._concrete())
+
+    def __int__(self) -> int:
+        return int(self._concrete())
+
+    def __index__(self) -> int:
+        if self._np_dtype not in dtypes.INTEGERS:
+            raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
+        return int(self._concrete())
+
+    def __repr__(self) -> str:
+        array = self._concrete()
+        body = str(array[()]) if array.ndim == 0 else str(array)  # 0-d: the scalar's short form
+        return f"{body}:{_type_string(self.shape, self._np_dtype)}:{self.device}"
+
+    __str__ = __repr__
+
+    # ------------------------------------------------------------------ autograd
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not dtypes.is_float(self._np_dtype):
+            raise GradError(
+                f"requires_grad_: only floating-point tensors can require grad, this one is "
+                f"{self.dtype}; convert it first with .astype(fx.float32)"
+            )
+        if not requires_grad and self._node is not None:
+            raise GradError("requires_grad_(False) on a non-leaf tensor; use .detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        """The same value, cut from the graph (and from any enclosing differentiation)."""
+        return _ops.stop_gradient(self)
+
+    def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False):
+        from fluxion.transforms.autodiff import tensor_backward
+
+        tensor_backward(self, gradient, retain_graph, create_graph)
+
+    @property
+    def data(self) -> Tensor:
+        return self._alias()
+
+    @data.setter
+    def data(self, value):
+        self._value = _to_array(value, self._np_dtype, copy=False)
+
+    # ------------------------------------------------------------------ in place
+    def _assign(self, result: Tensor, op: str) -> Tensor:
+        """Write ``result`` into this tensor (``x[...] = v``, ``x += v``)."""
+        if self._trace is not None:
+            raise TracerError(
+                f"{op}: in-place update of a traced tensor; use the out-of-place form "
+                "(x = x.at[idx].set(v), or x = x + v)"
+            )
+        if ctx.grad_enabled and (self.requires_grad or result.requires_grad):
+            raise GradError(
+                f"{op}: in-place update of a tensor that requires grad would lose its "
+                "gradient; use x.at[idx].set(v) (out of place) or wrap it in fx.no_grad()"
+            )
+        self._value = np.asarray(result._concrete(), dtype=self._np_dtype)
+        return self
+
+    def __setitem__(self, index, value):
+        self._assign(self.at[index].set(value), "__setitem__")
+
+    def __iadd__(self, other):
+        return self._in_place(_ops.add, other, "+=")
+
+    def __isub__(self, other):
+        return self._in_place(_ops.subtract, other, "-=")
+
+    def __imul__(self, other):
+        return self._in_place(_ops.multiply, other, "*=")
+
+    def __itruediv__(self, other):
+        return self._in_place(_ops.divide, other, "/=")
+
+    def _in_place(self, fn, other, op):
+        # Tracers and tensors in the graph get the functional form; plain data is updated.
+        if self._trace is not None or (ctx.grad_enabled and self._node is not None):
+            return fn(self, other)
+        return self._assign(fn(self, other), op)
+
+    @property
+    def at(self):
+        """Out-of-place indexed updates: ``x.at[idx].set(v)``, ``.add(v)``, ``.get()``."""
+        return _AtIndexer(self)
+
+    # ------------------------------------------------------------------ operators
+    def __getitem__(self, index):
+        return _ops.getitem(self, index)
+
+    def __add__(self, other):
+        return _ops.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.subtract(self, other)
+
+    def __rsub__(self, other):
+        return _ops.subtract(other, self)
+
+    def __mul__(self, other):
+        return _ops.multiply(self, other)
+
+    def __rmul__(self, other):
+        return _ops.multiply(other, self)
+
+    def __truediv__(self, other):
+        return _ops.divide(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.divide(other, self)
+
+    def __floordiv__(self, other):
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return _ops.remainder(other, self)
+
+    def __pow__(self, other):
+        return _ops.power(self, other)
+
+    def __rpow__(self, other):
+        return _ops.power(other, self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __neg__(self):
+        return _ops.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops.abs(self)
+
+    def __invert__(self):
+        return _ops.invert(self)
+
+    def __and__(self, other):
+        return _ops.bitwise_and(self, other)
+
+    def __rand__(self, other):
+        return _ops.bitwise_and(other, self)
+
+    def __or__(self, other):
+        return _ops.bitwise_or(self, other)
+
+    def __ror__(self, other):
+        return _ops.bitwise_or(other, self)
+
+    def __xor__(self, other):
+        return _ops.bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return _ops.bitwise_xor(other, self)
+
+    def __eq__(self, other):
+        return _ops.equal(self, other)
+
+    def __ne__(self, other):
+        return _ops.not_equal(self, other)
+
+    def __lt__(self, other):
+        return _ops.less(self, other)
+
+    def __le__(self, other):
+        return _ops.less_equal(self, other)
+
+    def __gt__(self, other):
+        return _ops.greater(self, other)
+
+    def __ge__(self, other):
+        return _ops.greater_equal(self, other)
+
+    # ------------------------------------------------------------------ methods
+    def astype(self, dtype) -> Tensor:
+        return _ops.astype(self, dtype)
+
+    def to(self, dtype) -> Tensor:
+        return _ops.astype(self, dtype)
+
+    def float(self) -> Tensor:
+        return _ops.astype(self, dtypes.DEFAULT_FLOAT)
+
+    def double(self) -> Tensor:
+        return _ops.astype(self, np.float64)
+
+    def long(self) -> Tensor:
+        return _ops.astype(self, np.int64)
+
+    def int(self) -> Tensor:
+        return _ops.astype(self, np.int32)
+
+    def reshape(self, *shape) -> Tensor:
+        return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    view = reshape
+
+    def transpose(self, *axes) -> Tensor:
+        """NumPy's ``transpose``: no axes reverses them; see ``swapaxes`` for two of them."""
+        return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    def permute(self, *axes) -> Tensor:
+        return _ops.transpose(self, axes[0] if len(axes) == 1 else axes)
+
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self)
+
+    @property
+    def mT(self) -> Tensor:
+        return _ops.swapaxes(self, -1, -2)
+
+    def size_of(self, axis: int) -> int:
+        return self.shape[axis]
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return _ops.expand_dims(self, axis)
+
+    def clamp(self, min=None, max=None) -> Tensor:
+        return _ops.clip(self, min, max)
+
+
+def _method(name):
+    def method(self, *args, **kwargs):
+        return getattr(_ops, name)(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"Same as ``fx.{name}(self, ...)``."
+    return method
+
+
+for _name in (
+    "sum mean var std max min prod argmax argmin all any cumsum logsumexp exp log sqrt abs "
+    "tanh sigmoid relu sin cos square clip flatten squeeze expand_dims broadcast_to swapaxes "
+    "moveaxis flip split chunk matmul dot softmax log_softmax round floor ceil sign"
+).split():
+    setattr(Tensor, _name, _method(_name))
+
+
+class Tracer(Tensor):
+    """A tensor seen by a transform: its data is whatever its trace keeps.
+
+    Subclasses set ``_trace`` and say what they stand for through ``aval``.
+    """
+
+    __slots__ = ("_trace",)
+
+    def _init_tracer(self, trace):
+        self._trace = trace
+        self.requires_grad, self.grad, self._node, self._out_index = False, None, None, 0
+
+    @property
+    def aval(self):
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple:
+        return self.aval.shape
+
+    @property
+    def _np_dtype(self) -> np.dtype:
+        return self.aval.dtype
+
+    def _concrete(self) -> np.ndarray:
+        raise TracerError(
+            f"a traced value ({_type_string(self.shape, self._np_dtype)}, under {self._trace}) was "
+            "used where a concrete value is needed (Python if/while, .item(), .numpy(), bool()); "
+            "inside jit/vmap use fx.where/fx.cond/fx.while_loop, or mark the argument static "
+            "(static_argnums)"
+        )
+
+    def __repr__(self) -> str:
+        return f"Traced<{_type_string(self.shape, self._np_dtype)}>with<{self._trace}>"
+
+    __str__ = __repr__
+
+
+class _AtIndexer:
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __getitem__(self, index):
+        return _AtUpdate(self.tensor, index)
+
+
+class _AtUpdate:
+    __slots__ = ("tensor", "index")
+
+    def __init__(self, tensor, index):
+        self.tensor, self.index = tensor, index
+
+    def get(self) -> Tensor:
+        return self.tensor[self.index]
+
+    def set(self, value) -> Tensor:
+        return _ops.index_update(self.tensor, self.index, value, mode="set")
+
+    def add(self, value) -> Tensor:
+        return _ops.index_update(self.tensor, self.index, value, mode="add")
+
+
+def _type_string(shape, np_dtype) -> str:
+    return f"{dtypes.SHORT_NAMES[np_dtype]}[{','.join(map(str, shape))}]"
+
+
+def _to_array(data, dtype, copy: bool) -> np.ndarray:
+    """Python data / NumPy arrays / tensors -> an ndarray of a supported dtype."""
+    np_dtype = None if dtype is None else dtypes.to_np(dtype)
+    if isinstance(data, Tensor):
+        array = data._concrete()
+    elif isinstance(data, np.ndarray | np.generic):
+        array = np.asarray(data)
+    else:
+        try:
+            array = np.array(data)
+        except ValueError as e:
+            raise InvalidArgumentError(
+                f"tensor: cannot make a tensor from ragged nested data ({e}); every row "
+                "must have the same length"
+            ) from None
+        if array.dtype == object:
+            raise InvalidArgumentError(
+                f"tensor: cannot make a tensor from {type(data).__name__} data holding "
+                "non-numeric items; pass numbers, nested lists of numbers or arrays"
+            )
+        if np_dtype is None and array.dtype.kind == "f":
+            np_dtype = dtypes.DEFAULT_FLOAT  # Python floats are float32 by default
+        elif np_dtype is None and array.dtype.kind in "iu":
+            np_dtype = dtypes.DEFAULT_INT
+    if np_dtype is None:
+        np_dtype = dtypes.to_np(array.dtype)
+    return np.array(array, dtype=np_dtype, copy=copy or array.dtype != np_dtype)
+
+
+def to_tensor(x) -> Tensor:
+    """Tensors pass through; anything else becomes a constant tensor (no copy of ndarrays)."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor._from_array(_to_array(x, None, copy=False))
+
+
+from fluxion import ops as _ops  # noqa: E402  (ops import Tensor; operators need ops)

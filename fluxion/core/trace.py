@@ -1,0 +1,266 @@
+"""The trace stack, ``bind``, and the imperative autograd tape.
+
+Every op ends in ``bind(prim, *tensors, **params)``:
+
+* With no transform active and no input requiring grad it takes the fast path: the
+  backend kernel runs on the arrays and the result is wrapped (no shape rule runs;
+  if the kernel fails, the shape rule runs to turn the failure into a clear error).
+* Otherwise the trace of the highest level among the inputs processes it (JVP,
+  reverse mode, vmap, jit): each transform is a ``Trace`` subclass with one hook,
+  ``process_primitive``. Traces are kept apart by levels, so nested transforms
+  never confuse their perturbations.
+* When an input requires grad (PyTorch style), a ``Node`` is recorded on the
+  outputs; ``Tensor.backward`` later walks those nodes with the same vjp rules
+  that ``fx.grad`` uses (see ``fluxion.transforms.autodiff.backward_pass``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import numpy as np
+
+from fluxion.core.primitive import NOT_DIFFERENTIABLE, ShapedArray
+from fluxion.errors import FloatingPointCheckError
+
+
+class _Context:
+    """Process-wide state. ``fast`` caches "nothing special is going on"."""
+
+    __slots__ = ("stack", "grad_enabled", "debug_nans", "fast", "xp")
+
+    def __init__(self):
+        self.stack: list[Trace] = []
+        self.grad_enabled = True
+        self.debug_nans = bool(os.environ.get("FLUXION_DEBUG_NANS"))
+        self.xp = np
+        self.refresh()
+
+    def refresh(self):
+        self.fast = not self.stack and not self.debug_nans
+
+
+ctx = _Context()
+
+
+# ----------------------------------------------------------------------------- traces
+
+
+class Trace:
+    """An interpreter for one transform at one level of the stack."""
+
+    def __init__(self, level: int):
+        self.level = level
+
+    def lift(self, value):
+        """Wrap a value from a lower level as a tracer of this trace."""
+        raise NotImplementedError
+
+    def process_primitive(self, prim, tracers, params):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(level={self.level})"
+
+
+@contextlib.contextmanager
+def new_trace(trace_type, *args):
+    """Push a trace of ``trace_type`` one level above the current top; pop it on exit."""
+    trace = trace_type(len(ctx.stack) + 1, *args)
+    ctx.stack.append(trace)
+    ctx.refresh()
+    try:
+        yield trace
+    finally:
+        ctx.stack.pop()
+        ctx.refresh()
+
+
+def level_of(x) -> int:
+    trace = getattr(x, "_trace", None)
+    return 0 if trace is None else trace.level
+
+
+def top_trace(args):
+    top = None
+    for a in args:
+        trace = getattr(a, "_trace", None)
+        if trace is not None and (top is None or trace.level > top.level):
+            top = trace
+    return top
+
+
+# ----------------------------------------------------------------------------- grad mode
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = ctx.grad_enabled
+        ctx.grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        ctx.grad_enabled = self.prev
+
+
+def no_grad():
+    """Context manager / decorator: ops record nothing for ``backward()``."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    """Context manager / decorator: ops record for ``backward()`` again."""
+    return _GradMode(True)
+
+
+def set_grad_enabled(enabled: bool):
+    return _GradMode(enabled)
+
+
+def is_grad_enabled() -> bool:
+    return ctx.grad_enabled
+
+
+# ----------------------------------------------------------------------------- bind
+
+
+def bind(prim, *args, **params):
+    """Apply ``prim`` to tensors; returns a Tensor (or a tuple for multi-result prims)."""
+    if ctx.fast:
+        for a in args:
+            if a.requires_grad and ctx.grad_enabled:
+                break
+        else:
+            return _wrap(prim, _run_impl(prim, [a._value for a in args], params))
+    trace = top_trace(args)
+    if trace is None:
+        out = _wrap(prim, _run_impl(prim, [a._concrete() for a in args], params))
+    else:
+        out = trace.process_primitive(prim, args, params)
+    if ctx.grad_enabled:
+        level = 0 if trace is None else trace.level
+        if any(a.requires_grad and level_of(a) == level for a in args):
+            record(prim, params, args, out)
+    if ctx.debug_nans:
+        _check_finite(prim, out)
+    return out
+
+
+def _run_impl(prim, arrays, params):
+    try:
+        return prim.impl(ctx.xp, *arrays, **params)
+    except Exception:
+        # The kernel failed: let the shape/dtype rule explain why in fluxion's words.
+        prim.abstract(*[ShapedArray(a.shape, a.dtype) for a in arrays], **params)
+        raise
+
+
+def _wrap(prim, out):
+    from fluxion.core.tensor import Tensor
+
+    if prim.multiple_results:
+        return tuple(Tensor._from_array(np.asarray(o)) for o in out)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    return Tensor._from_array(out)
+
+
+# ----------------------------------------------------------------------------- the tape
+
+
+class Node:
+    """One recorded application of a primitive, for the reverse sweep.
+
+    ``parents[i]`` is the input tensor gradients flow into (None if none does);
+    ``primals``/``outputs`` are what the vjp rule needs. Outputs are stored as
+    aliases without the autograd link so that no reference cycle forms.
+    """
+
+    __slots__ = ("name", "vjp", "params", "primals", "outputs", "parents", "multiple", "where")
+
+    def __init__(self, name, vjp, params, primals, outputs, parents, multiple=False):
+        self.name, self.vjp, self.params = name, vjp, params
+        self.primals, self.outputs, self.parents = primals, outputs, parents
+        self.multiple = multiple  # the vjp takes (and outputs hold) a list
+        self.where = user_frame() if ctx.debug_nans else None
+
+    def __repr__(self) -> str:
+        return f"<{self.name.title().replace('_', '')}Backward>"
+
+
+def record(prim, params, args, out):
+    """Attach a Node to the outputs of ``prim`` (imperative autograd)."""
+    if prim.vjp is NOT_DIFFERENTIABLE:
+        return
+    outs = out if prim.multiple_results else (out,)
+    parents = [a if a.requires_grad else None for a in args]
+    node = Node(
+        prim.name,
+        prim.vjp,
+        params,
+        list(args),
+        [o._alias() for o in outs],
+        parents,
+        prim.multiple_results,
+    )
+    attach(node, outs)
+
+
+def attach(node, outs):
+    from fluxion.core.dtypes import is_float
+
+    for i, o in enumerate(outs):
+        if is_float(o._np_dtype):
+            o._node, o._out_index, o.requires_grad = node, i, True
+
+
+# ----------------------------------------------------------------------------- debugging
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_frame() -> str:
+    """``file:line`` of the innermost frame outside the fluxion package."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _check_finite(prim, out):
+    from fluxion.core.dtypes import is_float
+
+    for o in out if prim.multiple_results else (out,):
+        if o._trace is None and is_float(o._np_dtype) and not np.isfinite(o._value).all():
+            raise FloatingPointCheckError(
+                f"{prim.name}: produced a NaN or inf (at {user_frame()}); "
+                "inspect that op's inputs, or leave fx.debug_nans() to continue"
+            )
+
+
+class debug_nans(contextlib.ContextDecorator):
+    """Raise at the first op producing a NaN or inf, forward or backward.
+
+    >>> with fx.debug_nans():
+    ...     fx.log(fx.tensor(-1.0))  # raises FloatingPointCheckError naming `log`
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = ctx.debug_nans
+        ctx.debug_nans = self.enabled
+        ctx.refresh()
+        return self
+
+    def __exit__(self, *exc):
+        ctx.debug_nans = self.prev
+        ctx.refresh()

@@ -1,0 +1,44 @@
+"""Named error types. Each subclasses the built-in a Python user would catch.
+
+Messages follow one pattern: ``op: what is wrong (argument, shapes/dtypes); what to do``.
+"""
+
+
+class FluxionError(Exception):
+    """Base class of every error fluxion raises on purpose."""
+
+
+class ShapeError(FluxionError, ValueError):
+    """Shapes that do not fit the op: broadcasting, matmul inner dims, reshape sizes."""
+
+
+class AxisError(FluxionError, ValueError, IndexError):
+    """An axis out of range or given twice."""
+
+
+class DTypeError(FluxionError, TypeError):
+    """A dtype the op does not accept, or a dtype that cannot be represented."""
+
+
+class IndexOutOfRangeError(FluxionError, IndexError):
+    """An index outside the dimension it indexes."""
+
+
+class InvalidArgumentError(FluxionError, ValueError):
+    """A value the op does not accept (ragged nested lists, bad keyword values...)."""
+
+
+class GradError(FluxionError, RuntimeError):
+    """Differentiation asked of something that cannot be differentiated as asked."""
+
+
+class BatchingError(FluxionError, ValueError):
+    """vmap given in_axes/out_axes or batch sizes that do not fit the arguments."""
+
+
+class TracerError(FluxionError, TypeError):
+    """A traced value used where a concrete one is needed (Python ``if``, ``.item()``...)."""
+
+
+class FloatingPointCheckError(FluxionError, FloatingPointError):
+    """Raised by ``fx.debug_nans()`` at the first op that produces a NaN or an inf."""

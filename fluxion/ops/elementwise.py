@@ -1,0 +1,241 @@
+"""Elementwise ops: NumPy names and semantics, with JAX's dtype promotion.
+
+Composites here (sigmoid, relu, gelu, clip, logical ops...) carry no rules: their
+derivatives and batching come from the primitives they are made of.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fluxion.core import dtypes
+from fluxion.core.tensor import Tensor, to_tensor
+from fluxion.core.trace import bind
+from fluxion.ops import primitives as P
+
+
+def astype(x, dtype) -> Tensor:
+    """Cast to ``dtype`` (``fx.float32``, ``"int64"``, ``np.float16``...).
+
+    >>> fx.astype(fx.tensor([1.7, -1.7]), fx.int32)
+    [ 1 -1]:i32[2]:cpu(0)
+    """
+    x = to_tensor(x)
+    np_dtype = dtypes.to_np(dtype)
+    return x if x._np_dtype == np_dtype else bind(P.convert_p, x, dtype=np_dtype)
+
+
+cast = astype
+
+
+def _promoted(x, y) -> tuple[Tensor, Tensor]:
+    """Both operands as tensors of their promoted dtype (Python scalars are weak)."""
+    if isinstance(x, Tensor) and isinstance(y, Tensor):
+        if x._np_dtype == y._np_dtype:
+            return x, y
+        dtype = dtypes.promote(x._np_dtype, y._np_dtype)
+    elif isinstance(x, Tensor) and isinstance(y, bool | int | float):
+        dtype = dtypes.weak_scalar_dtype(y, x._np_dtype)
+        return astype(x, dtype), P.constant(y, dtype)
+    elif isinstance(y, Tensor) and isinstance(x, bool | int | float):
+        dtype = dtypes.weak_scalar_dtype(x, y._np_dtype)
+        return P.constant(x, dtype), astype(y, dtype)
+    else:
+        x, y = to_tensor(x), to_tensor(y)
+        dtype = dtypes.promote(x._np_dtype, y._np_dtype)
+    return astype(x, dtype), astype(y, dtype)
+
+
+def _floating(x) -> Tensor:
+    x = to_tensor(x)
+    return x if dtypes.is_float(x._np_dtype) else astype(x, dtypes.DEFAULT_FLOAT)
+
+
+def _unary_float(prim, doc):
+    def op(x) -> Tensor:
+        return bind(prim, _floating(x))
+
+    op.__name__, op.__doc__ = prim.name, doc
+    return op
+
+
+def _binary(prim, name, doc, floating=False):
+    def op(x, y) -> Tensor:
+        x, y = _promoted(x, y)
+        if floating and not dtypes.is_float(x._np_dtype):
+            x, y = astype(x, dtypes.DEFAULT_FLOAT), astype(y, dtypes.DEFAULT_FLOAT)
+        return bind(prim, x, y)
+
+    op.__name__, op.__doc__ = name, doc
+    return op
+
+
+exp = _unary_float(P.exp_p, "e**x elementwise. ``fx.exp(fx.tensor(0.0))`` is ``1.0``.")
+log = _unary_float(P.log_p, "Natural logarithm. ``fx.log(fx.tensor(1.0))`` is ``0.0``.")
+log1p = _unary_float(P.log1p_p, "log(1 + x), accurate for small x.")
+expm1 = _unary_float(P.expm1_p, "exp(x) - 1, accurate for small x.")
+sin = _unary_float(P.sin_p, "Sine (radians).")
+cos = _unary_float(P.cos_p, "Cosine (radians).")
+tanh = _unary_float(P.tanh_p, "Hyperbolic tangent.")
+sqrt = _unary_float(P.sqrt_p, "Square root. ``fx.sqrt(fx.tensor(4.0))`` is ``2.0``.")
+erf = _unary_float(P.erf_p, "The error function.")
+floor = _unary_float(P.floor_p, "Round down; its gradient is zero.")
+ceil = _unary_float(P.ceil_p, "Round up; its gradient is zero.")
+round = _unary_float(P.round_p, "Round half to even, like NumPy; its gradient is zero.")
+
+add = _binary(P.add_p, "add", "x + y with broadcasting. ``fx.add(fx.ones(2), 1)`` is ``[2. 2.]``.")
+subtract = _binary(P.sub_p, "subtract", "x - y with broadcasting.")
+multiply = _binary(P.mul_p, "multiply", "x * y with broadcasting.")
+divide = _binary(P.div_p, "divide", "True division; integers divide as floats.", floating=True)
+true_divide = divide
+power = _binary(P.pow_p, "power", "x ** y elementwise.")
+pow = power
+maximum = _binary(P.max_p, "maximum", "Elementwise maximum (ties share the gradient).")
+minimum = _binary(P.min_p, "minimum", "Elementwise minimum (ties share the gradient).")
+remainder = _binary(P.rem_p, "remainder", "x % y with the sign of y, like Python and NumPy.")
+mod = remainder
+floor_divide = _binary(P.floor_divide_p, "floor_divide", "x // y, like Python and NumPy.")
+equal = _binary(P.eq_p, "equal", "x == y elementwise (bool).")
+not_equal = _binary(P.ne_p, "not_equal", "x != y elementwise (bool).")
+less = _binary(P.lt_p, "less", "x < y elementwise (bool).")
+less_equal = _binary(P.le_p, "less_equal", "x <= y elementwise (bool).")
+greater = _binary(P.gt_p, "greater", "x > y elementwise (bool).")
+greater_equal = _binary(P.ge_p, "greater_equal", "x >= y elementwise (bool).")
+bitwise_and = _binary(P.and_p, "bitwise_and", "x & y on bools and integers.")
+bitwise_or = _binary(P.or_p, "bitwise_or", "x | y on bools and integers.")
+bitwise_xor = _binary(P.xor_p, "bitwise_xor", "x ^ y on bools and integers.")
+
+
+def negative(x) -> Tensor:
+    """-x."""
+    return bind(P.neg_p, to_tensor(x))
+
+
+def abs(x) -> Tensor:
+    """|x|; the gradient at 0 is 0."""
+    return bind(P.abs_p, to_tensor(x))
+
+
+def sign(x) -> Tensor:
+    """-1, 0 or 1 by the sign of x; its gradient is zero."""
+    return bind(P.sign_p, to_tensor(x))
+
+
+def invert(x) -> Tensor:
+    """~x: logical not on bools, bitwise not on integers."""
+    return bind(P.invert_p, to_tensor(x))
+
+
+def where(condition, x, y) -> Tensor:
+    """Pick from ``x`` where ``condition`` holds, else from ``y`` (broadcasting).
+
+    >>> fx.where(fx.tensor([True, False]), 1.0, fx.tensor([5.0, 6.0]))
+    [1. 6.]:f32[2]:cpu(0)
+    """
+    condition = astype(condition, bool)
+    x, y = _promoted(x, y)
+    return bind(P.select_p, condition, x, y)
+
+
+def stop_gradient(x) -> Tensor:
+    """The value of ``x``, through which no gradient flows (``detach``)."""
+    return bind(P.stop_gradient_p, to_tensor(x))
+
+
+# ----------------------------------------------------------------------------- composites
+
+
+def rsqrt(x) -> Tensor:
+    """1 / sqrt(x)."""
+    return 1.0 / sqrt(x)
+
+
+def square(x) -> Tensor:
+    """x * x."""
+    x = to_tensor(x)
+    return x * x
+
+
+def reciprocal(x) -> Tensor:
+    """1 / x."""
+    return 1.0 / _floating(x)
+
+
+def sigmoid(x) -> Tensor:
+    """1 / (1 + exp(-x)), written so that no branch overflows."""
+    x = _floating(x)
+    e = exp(-abs(x))
+    return where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def relu(x) -> Tensor:
+    """max(x, 0); the gradient at 0 is 0, as in PyTorch."""
+    x = to_tensor(x)
+    return where(x > 0, x, 0)
+
+
+def silu(x) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    x = _floating(x)
+    return x * sigmoid(x)
+
+
+def gelu(x, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit: exact (``"none"``, with erf) or the ``"tanh"`` form."""
+    x = _floating(x)
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        from fluxion.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}"
+        )
+    return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def clip(x, min=None, max=None) -> Tensor:
+    """Limit x to [min, max]; the gradient passes where min <= x <= max, as in PyTorch."""
+    x = to_tensor(x)
+    if min is not None:
+        x = where(x < min, min, x)
+    if max is not None:
+        x = where(x > max, max, x)
+    return x
+
+
+clamp = clip
+
+
+def logical_not(x) -> Tensor:
+    return invert(astype(x, bool))
+
+
+def logical_and(x, y) -> Tensor:
+    return bitwise_and(astype(x, bool), astype(y, bool))
+
+
+def logical_or(x, y) -> Tensor:
+    return bitwise_or(astype(x, bool), astype(y, bool))
+
+
+def logical_xor(x, y) -> Tensor:
+    return bitwise_xor(astype(x, bool), astype(y, bool))
+
+
+def isnan(x) -> Tensor:
+    x = to_tensor(x)
+    return x != x
+
+
+def isinf(x) -> Tensor:
+    x = to_tensor(x)
+    if not dtypes.is_float(x._np_dtype):
+        return x != x  # integers are never infinite
+    return abs(x) == np.inf
+
+
+def isfinite(x) -> Tensor:
+    return logical_not(logical_or(isnan(x), isinf(x)))

@@ -1,0 +1,281 @@
+"""Indexing: ``x[...]`` with NumPy semantics, take/gather, scatter-add, ``.at[]`` updates.
+
+Everything lowers to four primitives: slice (ints and slices), rev (negative
+steps), reshape (None, dropped int axes) and gather (integer arrays; boolean masks
+become integer arrays, which needs a concrete mask).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fluxion.core import dtypes
+from fluxion.core.tensor import Tensor, to_tensor
+from fluxion.core.trace import bind
+from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, ShapeError, TracerError
+from fluxion.ops import primitives as P
+from fluxion.ops.elementwise import astype, equal, where
+from fluxion.ops.shape import broadcast_to, reshape, transpose
+
+
+def _concrete_index(op, value) -> np.ndarray:
+    if isinstance(value, Tensor):
+        if value._trace is not None:
+            raise TracerError(
+                f"{op}: this index needs concrete values (a boolean mask, or .at[] with a traced "
+                "index); use fx.where(mask, x, y) or take/take_along_axis with integer tensors"
+            )
+        return value._value
+    return np.asarray(value)
+
+
+def _is_array_index(item) -> bool:
+    return isinstance(item, Tensor | np.ndarray | list)
+
+
+def _normalize_index(x, index) -> list:
+    """Expand Ellipsis, turn boolean masks into integer arrays; items: None/int/slice/Tensor."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    expanded = []
+    for item in items:
+        if _is_array_index(item):
+            array = item if isinstance(item, Tensor) else to_tensor(np.asarray(item))
+            if array._np_dtype == dtypes.BOOL:
+                expanded.extend(to_tensor(i) for i in np.nonzero(_concrete_index("getitem", array)))
+                continue
+            if array._np_dtype not in dtypes.INTEGERS:
+                raise InvalidArgumentError(
+                    f"getitem: index arrays must be integers or booleans, got {array.dtype}"
+                )
+            expanded.append(array)
+        elif (
+            isinstance(item, Tensor | np.integer)
+            or isinstance(item, int)
+            and not isinstance(item, bool)
+        ):
+            expanded.append(int(item))
+        elif item is None or item is Ellipsis or isinstance(item, slice):
+            expanded.append(item)
+        else:
+            raise InvalidArgumentError(
+                f"getitem: unsupported index {item!r}; use ints, slices, None, Ellipsis, "
+                "integer tensors or boolean masks"
+            )
+    consumed = sum(1 for i in expanded if i is not None and i is not Ellipsis)
+    ellipses = [k for k, i in enumerate(expanded) if i is Ellipsis]
+    if len(ellipses) > 1:
+        raise InvalidArgumentError("getitem: an index can only have a single ellipsis ('...')")
+    if consumed > x.ndim:
+        raise IndexOutOfRangeError(
+            f"getitem: too many indices ({consumed}) for a tensor of shape {x.shape}"
+        )
+    if ellipses:
+        expanded[ellipses[0] : ellipses[0] + 1] = [slice(None)] * (x.ndim - consumed)
+        return expanded
+    return expanded + [slice(None)] * (x.ndim - consumed)
+
+
+def getitem(x, index) -> Tensor:
+    """``x[index]`` with NumPy's basic and advanced indexing."""
+    x = to_tensor(x)
+    items = _normalize_index(x, index)
+    has_arrays = any(isinstance(i, Tensor) for i in items)
+    # 1. slices and ints become one slice; None becomes a size-1 axis (sliced whole)
+    starts, stops, steps, flips, shape_with_new, axis = [], [], [], [], [], 0
+    for item in items:
+        if item is None:
+            shape_with_new.append(None)
+            continue
+        n = x.shape[axis]
+        if isinstance(item, int):
+            if not -n <= item < n:
+                raise IndexOutOfRangeError(
+                    f"getitem: index {item} is out of range for axis {axis} of size {n}"
+                )
+            item %= n
+            starts.append(item), stops.append(item + 1), steps.append(1)
+        elif isinstance(item, slice):
+            b, e, s = item.indices(n)
+            if s < 0:  # a reversed slice is the forward slice of the same elements, flipped
+                count = P._slice_len(e, b, -s) if b > e else 0
+                b, e, s = (b - (count - 1) * -s, b + 1, -s) if count else (0, 0, 1)
+                flips.append(len(starts))
+            starts.append(b), stops.append(max(b, e)), steps.append(s)
+        else:
+            starts.append(0), stops.append(n), steps.append(1)
+        shape_with_new.append(axis)
+        axis += 1
+    y = x
+    if (tuple(starts), tuple(stops), tuple(steps)) != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
+        y = bind(P.slice_p, x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
+    if flips:
+        y = bind(P.rev_p, y, axes=tuple(flips))
+    # 2. None axes are inserted now, so they count as basic dims for advanced indexing
+    y = reshape(y, tuple(1 if a is None else y.shape[a] for a in shape_with_new))
+    full = [slice(None) if i is None else i for i in items]
+    if not has_arrays:
+        keep = tuple(d for d, i in zip(y.shape, full) if not isinstance(i, int))
+        return reshape(y, keep)
+    return _advanced(y, [(a, i) for a, i in enumerate(full) if not isinstance(i, slice)])
+
+
+def _advanced(y, adv) -> Tensor:
+    """Integer-array indexing of ``y`` at positions ``adv`` [(axis, int or int tensor)]."""
+    axes = [a for a, _ in adv]
+    arrays = []
+    for a, item in adv:
+        # ints were sliced to size 1 above; as index 0 they broadcast like NumPy's scalars
+        idx = (
+            P.constant(0, dtypes.DEFAULT_INT)
+            if isinstance(item, int)
+            else astype(item, dtypes.DEFAULT_INT)
+        )
+        arrays.append(_checked(idx, y.shape[a], a))
+    shape = P.broadcast_shapes(
+        "getitem", *[i.shape for i in arrays], names=[f"index {a}" for a in axes]
+    )
+    adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
+    rest = [a for a in range(y.ndim) if a not in axes]
+    at = axes[0] if adjacent else 0
+    moved = transpose(y, rest[:at] + axes + rest[at:])
+    dims = [y.shape[a] for a in axes]
+    merged = reshape(
+        moved, moved.shape[:at] + (int(np.prod(dims)),) + moved.shape[at + len(axes) :]
+    )
+    linear = P.constant(0, dtypes.DEFAULT_INT)
+    for idx, n in zip(arrays, dims):
+        linear = linear * n + broadcast_to(idx, shape)
+    return bind(P.gather_p, merged, broadcast_to(linear, shape), axis=at)
+
+
+def _checked(idx: Tensor, n: int, axis: int) -> Tensor:
+    """Wrap negative indices; check the range when the values are known."""
+    if idx._trace is None and idx.size:
+        lo, hi = int(idx._value.min()), int(idx._value.max())
+        if lo < -n or hi >= n:
+            bad = lo if lo < -n else hi
+            raise IndexOutOfRangeError(
+                f"index {bad} is out of range for axis {axis} of size {n}; indices must lie in [{-n}, {n})"
+            )
+    return where(idx < 0, idx + n, idx)
+
+
+def take(x, indices, axis=None) -> Tensor:
+    """Elements of ``x`` at ``indices`` along ``axis`` (the flattened tensor when None)."""
+    x, indices = to_tensor(x), to_tensor(indices)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    (axis,) = P.check_axes("take", axis, x.ndim)
+    if indices._np_dtype not in dtypes.INTEGERS:
+        raise InvalidArgumentError(f"take: indices must be integers, got {indices.dtype}")
+    return bind(P.gather_p, x, _checked(indices, x.shape[axis], axis), axis=axis)
+
+
+def _along_axis_linear(x, indices, axis, op):
+    """Flat positions in ``x`` of ``indices`` taken along ``axis`` (NumPy's take_along_axis)."""
+    if indices.ndim != x.ndim:
+        raise ShapeError(
+            f"{op}: indices of shape {indices.shape} need as many dimensions as x {x.shape}"
+        )
+    if indices._np_dtype not in dtypes.INTEGERS:
+        raise InvalidArgumentError(f"{op}: indices must be integers, got {indices.dtype}")
+    shape = tuple(
+        i
+        if k == axis
+        else P.broadcast_shapes(op, (d,), (i,), names=(f"x dim {k}", f"indices dim {k}"))[0]
+        for k, (d, i) in enumerate(zip(x.shape, indices.shape))
+    )
+    idx = broadcast_to(_checked(indices, x.shape[axis], axis), shape)
+    strides = np.cumprod((x.shape[1:] + (1,))[::-1])[::-1]
+    linear = P.constant(0, dtypes.DEFAULT_INT)
+    for k, stride in enumerate(strides):
+        coord = (
+            idx
+            if k == axis
+            else P.constant(
+                np.arange(shape[k]).reshape([-1 if j == k else 1 for j in range(len(shape))]),
+                dtypes.DEFAULT_INT,
+            )
+        )
+        linear = linear + coord * int(stride)
+    return broadcast_to(linear, shape)
+
+
+def take_along_axis(x, indices, axis: int) -> Tensor:
+    """NumPy's take_along_axis: ``out[..., i, ...] = x[..., indices[..., i, ...], ...]``."""
+    x, indices = to_tensor(x), to_tensor(indices)
+    (axis,) = P.check_axes("take_along_axis", axis, x.ndim)
+    linear = _along_axis_linear(x, indices, axis, "take_along_axis")
+    return bind(P.gather_p, reshape(x, (-1,)), linear, axis=0)
+
+
+def gather(x, dim: int, index) -> Tensor:
+    """PyTorch's gather(input, dim, index): the same as ``take_along_axis(x, index, dim)``."""
+    return take_along_axis(x, index, dim)
+
+
+def scatter_add(x, dim: int, index, src) -> Tensor:
+    """PyTorch's scatter_add: ``out[..., index[i], ...] += src[i]`` along ``dim`` (out of place)."""
+    x, index, src = to_tensor(x), to_tensor(index), to_tensor(src)
+    (dim,) = P.check_axes("scatter_add", dim, x.ndim)
+    linear = _along_axis_linear(x, index, dim, "scatter_add")
+    src = astype(broadcast_to(src, linear.shape), x._np_dtype)
+    flat = bind(
+        P.scatter_add_p, reshape(x, (-1,)), reshape(linear, (-1,)), reshape(src, (-1,)), axis=0
+    )
+    return reshape(flat, x.shape)
+
+
+def one_hot(indices, num_classes: int, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
+    """``indices[..., None] == arange(num_classes)`` as ``dtype``."""
+    indices = to_tensor(indices)
+    return astype(
+        equal(indices[..., None], P.constant(np.arange(num_classes), indices._np_dtype)), dtype
+    )
+
+
+def index_update(x, index, value, mode: str) -> Tensor:
+    """``x.at[index].set(value)`` / ``.add(value)``: a new tensor, differentiable in x and value.
+
+    The index must be concrete; repeated positions accumulate for ``add`` and the last
+    write wins for ``set``, as in NumPy.
+    """
+    x = to_tensor(x)
+    if (
+        isinstance(index, Tensor)
+        or isinstance(index, tuple)
+        and any(isinstance(i, Tensor) for i in index)
+    ):
+        parts = index if isinstance(index, tuple) else (index,)
+        index = tuple(_concrete_index("at[]", i) if isinstance(i, Tensor) else i for i in parts)
+        index = index if len(index) > 1 else index[0]
+    positions = np.arange(x.size).reshape(x.shape)
+    try:
+        selected = np.asarray(positions[index])
+    except IndexError as e:
+        raise IndexOutOfRangeError(f"at[]: {e} (tensor of shape {x.shape})") from None
+    value = (
+        to_tensor(value)
+        if not isinstance(value, bool | int | float)
+        else P.constant(value, x._np_dtype)
+    )
+    value = broadcast_to(astype(value, x._np_dtype), selected.shape)
+    linear, values = selected.reshape(-1), reshape(value, (-1,))
+    flat = reshape(x, (-1,))
+    if mode == "add":
+        out = bind(P.scatter_add_p, flat, P.constant(linear, dtypes.DEFAULT_INT), values, axis=0)
+    else:
+        last_of_each = len(linear) - 1 - np.unique(linear[::-1], return_index=True)[1]
+        keep = P.constant(last_of_each, dtypes.DEFAULT_INT)
+        kept = P.constant(linear[last_of_each], dtypes.DEFAULT_INT)
+        written = bind(
+            P.scatter_add_p,
+            P.zeros(flat.shape, x._np_dtype),
+            kept,
+            bind(P.gather_p, values, keep, axis=0),
+            axis=0,
+        )
+        mask = np.zeros(flat.shape, bool)
+        mask[linear] = True
+        out = where(P.constant(mask, bool), written, flat)
+    return reshape(out, x.shape)

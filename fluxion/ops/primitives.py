@@ -1,0 +1,1013 @@
+"""Every primitive of fluxion, each in one block with all of its rules.
+
+Conventions (STYLE.md points 1-3): arrays are positional, params keyword-only and
+hashable; public wrappers (``fluxion.ops.*``) normalise params and dtypes, so rules
+may assume equal dtypes and in-range, sorted, non-negative axes. Rules use fluxion
+ops (Tensor operators and the small binders below), so they can be differentiated
+again, batched and traced. ``xp`` is the backend's array module (NumPy's API).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fluxion.core.dtypes import BOOL, DEFAULT_INT, FLOATS, INTEGERS, is_float
+from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, ShapedArray
+from fluxion.core.tensor import Tensor
+from fluxion.core.trace import bind
+from fluxion.errors import AxisError, DTypeError, IndexOutOfRangeError, ShapeError
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def constant(value, dtype) -> Tensor:
+    return Tensor._from_array(np.asarray(value, dtype=dtype))
+
+
+def zeros(shape, dtype) -> Tensor:
+    return Tensor._from_array(np.zeros(shape, dtype))
+
+
+def broadcast_shapes(op: str, *shapes, names=None) -> tuple:
+    """NumPy broadcasting of ``shapes``; a ShapeError naming the arguments otherwise."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(-ndim, 0):
+        dims = {s[i] for s in shapes if len(s) >= -i} - {1}
+        if len(dims) > 1:
+            names = names or [f"argument {k}" for k in range(len(shapes))]
+            listing = " and ".join(f"{tuple(s)} ({n})" for s, n in zip(shapes, names))
+            raise ShapeError(
+                f"{op}: cannot broadcast shapes {listing}: dimension {i} is "
+                f"{' vs '.join(str(s[i]) if len(s) >= -i else '-' for s in shapes)}; "
+                "make those dimensions equal or 1 (reshape or expand_dims)"
+            )
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _same_dtypes(op, avals, names):
+    dts = {a.dtype for a in avals}
+    if len(dts) > 1:
+        listing = ", ".join(f"{n}: {a.dtype}" for a, n in zip(avals, names))
+        raise DTypeError(f"{op}: arguments must share one dtype ({listing}); cast with .astype")
+    return avals[0].dtype
+
+
+def unbroadcast(ct: Tensor, shape: tuple) -> Tensor:
+    """Sum ``ct`` down to ``shape``: the transpose of broadcasting."""
+    if ct.shape == shape:
+        return ct
+    lead = ct.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and ct.shape[lead + i] != 1
+    )
+    summed = bind(reduce_sum_p, ct, axes=axes) if axes else ct
+    return bind(reshape_p, summed, shape=shape) if summed.shape != shape else summed
+
+
+def moveaxis_to_front(x: Tensor, dim: int) -> Tensor:
+    if dim == 0:
+        return x
+    perm = (dim,) + tuple(i for i in range(x.ndim) if i != dim)
+    return bind(transpose_p, x, perm=perm)
+
+
+def batch_size(args, dims) -> int:
+    return next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+
+
+def all_batched(args, dims):
+    """Every argument with its batch dimension first (unbatched ones broadcast)."""
+    size = batch_size(args, dims)
+    out = []
+    for a, d in zip(args, dims):
+        if d is None:
+            a = bind(broadcast_to_p, a, shape=(size,) + a.shape)
+        out.append(moveaxis_to_front(a, d) if d else a)
+    return out
+
+
+def _batch_broadcasting(name):
+    """vmap rule of an op that broadcasts its arguments NumPy-style (elementwise, matmul)."""
+
+    def rule(args, dims, **params):
+        rank = max(a.ndim - (d is not None) for a, d in zip(args, dims))
+        moved = []
+        for a, d in zip(args, dims):
+            if d is not None:
+                a = moveaxis_to_front(a, d)
+                pad = rank - (a.ndim - 1)
+                if pad:
+                    a = bind(reshape_p, a, shape=a.shape[:1] + (1,) * pad + a.shape[1:])
+            moved.append(a)
+        return bind(PRIMITIVES[name], *moved, **params), 0
+
+    return rule
+
+
+def _batch_front(name, shift):
+    """vmap rule for a unary op whose params name axes: batch goes first, axes shift by one."""
+
+    def rule(args, dims, **params):
+        (x,), (d,) = args, dims
+        return bind(PRIMITIVES[name], moveaxis_to_front(x, d), **shift(params)), 0
+
+    return rule
+
+
+def _shift_axes(params):
+    return params | {"axes": tuple(a + 1 for a in params["axes"])}
+
+
+def _shift_axis(params):
+    return params | {"axis": params["axis"] + 1}
+
+
+# ----------------------------------------------------------------------------- elementwise unary
+
+
+def _same_aval(x, **_):
+    return x
+
+
+def _float_aval(op):
+    def rule(x, **_):
+        if x.dtype not in FLOATS:
+            raise DTypeError(f"{op}: needs a floating-point argument, got {x.dtype}")
+        return x
+
+    return rule
+
+
+def unary(name, impl, deriv, floats_only=True):
+    """An elementwise unary primitive; ``deriv(x, y)`` is dy/dx written with fluxion ops
+    (``None`` for piecewise-constant ops whose gradient is zero)."""
+
+    def jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        y = bind(PRIMITIVES[name], x)
+        return y, t * deriv(x, y)
+
+    def vjp(ct, primals, outputs):
+        (x,), (y,) = primals, outputs
+        return (ct * deriv(x, y),)
+
+    return Primitive(
+        name,
+        impl=impl,
+        abstract=_float_aval(name) if floats_only else _same_aval,
+        jvp=NOT_DIFFERENTIABLE if deriv is None else jvp,
+        vjp=NOT_DIFFERENTIABLE if deriv is None else vjp,
+        batch=_batch_broadcasting(name),
+    )
+
+
+def _erf_impl(xp, x):
+    if x.dtype == np.float64:  # exact to the last bit, where precision is asked for
+        return _erf_exact(x)
+    # float32 and narrower: a series near 0 (relative accuracy), Numerical Recipes'
+    # Chebyshev erfc fit elsewhere (relative error < 1.2e-7); computed in float64.
+    z = xp.abs(x.astype(np.float64))
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = [0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
+            0.09678418, 0.37409196, 1.00002368, -1.26551223]  # fmt: skip
+    acc = xp.zeros_like(t)
+    for c in poly:
+        acc = acc * t + c
+    far = 1.0 - t * xp.exp(-z * z + acc)
+    z2 = z * z
+    near, term = z.copy(), z.copy()
+    for n in range(1, 12):
+        term = term * -z2 / n
+        near = near + term / (2 * n + 1)
+    near = near * (2.0 / math.sqrt(math.pi))
+    return (xp.sign(x) * xp.where(z < 0.5, near, far)).astype(x.dtype)
+
+
+_erf_exact = np.vectorize(math.erf, otypes=[np.float64])
+
+neg_p = unary("neg", lambda xp, x: xp.negative(x), lambda x, y: -1.0, floats_only=False)
+exp_p = unary("exp", lambda xp, x: xp.exp(x), lambda x, y: y)
+log_p = unary("log", lambda xp, x: xp.log(x), lambda x, y: 1.0 / x)
+log1p_p = unary("log1p", lambda xp, x: xp.log1p(x), lambda x, y: 1.0 / (1.0 + x))
+expm1_p = unary("expm1", lambda xp, x: xp.expm1(x), lambda x, y: y + 1.0)
+sin_p = unary("sin", lambda xp, x: xp.sin(x), lambda x, y: bind(cos_p, x))
+cos_p = unary("cos", lambda xp, x: xp.cos(x), lambda x, y: -bind(sin_p, x))
+tanh_p = unary("tanh", lambda xp, x: xp.tanh(x), lambda x, y: 1.0 - y * y)
+sqrt_p = unary("sqrt", lambda xp, x: xp.sqrt(x), lambda x, y: 0.5 / y)
+erf_p = unary("erf", _erf_impl, lambda x, y: (2.0 / math.sqrt(math.pi)) * bind(exp_p, -(x * x)))
+abs_p = unary("abs", lambda xp, x: xp.abs(x), lambda x, y: bind(sign_p, x), floats_only=False)
+sign_p = unary("sign", lambda xp, x: xp.sign(x), None, floats_only=False)
+floor_p = unary("floor", lambda xp, x: xp.floor(x), None)
+ceil_p = unary("ceil", lambda xp, x: xp.ceil(x), None)
+round_p = unary("round", lambda xp, x: xp.round(x), None)  # half to even, like NumPy
+invert_p = unary("invert", lambda xp, x: xp.invert(x), None, floats_only=False)
+
+
+# ----------------------------------------------------------------------------- elementwise binary
+
+
+def _binary_aval(op, out_dtype=None):
+    def rule(x, y, **_):
+        dtype = _same_dtypes(op, (x, y), ("x", "y"))
+        shape = broadcast_shapes(op, x.shape, y.shape, names=("x", "y"))
+        return ShapedArray(shape, out_dtype or dtype)
+
+    return rule
+
+
+def binary(name, impl, jvp, vjp, out_dtype=None):
+    return Primitive(
+        name,
+        impl=impl,
+        abstract=_binary_aval(name, out_dtype),
+        jvp=jvp,
+        vjp=vjp,
+        batch=_batch_broadcasting(name),
+    )
+
+
+def _linear_jvp(name):
+    return lambda primals, tangents: (
+        bind(PRIMITIVES[name], *primals),
+        bind(PRIMITIVES[name], *tangents),
+    )
+
+
+def _add_vjp(ct, primals, outputs):
+    x, y = primals
+    return unbroadcast(ct, x.shape), unbroadcast(ct, y.shape)
+
+
+def _sub_vjp(ct, primals, outputs):
+    x, y = primals
+    return unbroadcast(ct, x.shape), unbroadcast(-ct, y.shape)
+
+
+def _mul_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    return x * y, tx * y + x * ty
+
+
+def _mul_vjp(ct, primals, outputs):
+    x, y = primals
+    return unbroadcast(ct * y, x.shape), unbroadcast(ct * x, y.shape)
+
+
+def _div_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    out = x / y
+    return out, (tx - ty * out) / y
+
+
+def _div_vjp(ct, primals, outputs):
+    (x, y), (out,) = primals, outputs
+    return unbroadcast(ct / y, x.shape), unbroadcast(-ct * out / y, y.shape)
+
+
+def _pow_partials(x, y, out):
+    # d/dx = y x^(y-1) (0 where y == 0); d/dy = out log x (0 where x == 0), as PyTorch
+    zero = constant(0, x._np_dtype)
+    dx = bind(select_p, y == 0, zero, y * bind(pow_p, x, y - 1.0))
+    safe_x = bind(select_p, x == 0, constant(1, x._np_dtype), x)
+    dy = bind(select_p, x == 0, zero, out * bind(log_p, safe_x))
+    return dx, dy
+
+
+def _pow_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    out = bind(pow_p, x, y)
+    dx, dy = _pow_partials(x, y, out)
+    return out, tx * dx + ty * dy
+
+
+def _pow_vjp(ct, primals, outputs):
+    (x, y), (out,) = primals, outputs
+    dx, dy = _pow_partials(x, y, out)
+    return unbroadcast(ct * dx, x.shape), unbroadcast(ct * dy, y.shape)
+
+
+def _extremum(name, pick):
+    """maximum/minimum: the gradient goes to the chosen argument, split evenly on ties."""
+
+    def weights(x, y):
+        chosen = pick(x, y).astype(x._np_dtype)
+        tie = bind(eq_p, x, y).astype(x._np_dtype)
+        return chosen + 0.5 * tie
+
+    def jvp(primals, tangents):
+        (x, y), (tx, ty) = primals, tangents
+        wx = weights(x, y)
+        return bind(PRIMITIVES[name], x, y), tx * wx + ty * (1.0 - wx)
+
+    def vjp(ct, primals, outputs):
+        x, y = primals
+        wx = weights(x, y)
+        return unbroadcast(ct * wx, x.shape), unbroadcast(ct * (1.0 - wx), y.shape)
+
+    return jvp, vjp
+
+
+def _rem_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    return bind(rem_p, x, y), tx - ty * bind(floor_divide_p, x, y)
+
+
+def _rem_vjp(ct, primals, outputs):
+    x, y = primals
+    return unbroadcast(ct, x.shape), unbroadcast(-ct * bind(floor_divide_p, x, y), y.shape)
+
+
+add_p = binary("add", lambda xp, x, y: xp.add(x, y), _linear_jvp("add"), _add_vjp)
+sub_p = binary("sub", lambda xp, x, y: xp.subtract(x, y), _linear_jvp("sub"), _sub_vjp)
+mul_p = binary("mul", lambda xp, x, y: xp.multiply(x, y), _mul_jvp, _mul_vjp)
+div_p = binary("div", lambda xp, x, y: xp.divide(x, y), _div_jvp, _div_vjp)
+pow_p = binary("pow", lambda xp, x, y: xp.power(x, y), _pow_jvp, _pow_vjp)
+max_p = binary("max", lambda xp, x, y: xp.maximum(x, y), *_extremum("max", lambda x, y: x > y))
+min_p = binary("min", lambda xp, x, y: xp.minimum(x, y), *_extremum("min", lambda x, y: x < y))
+rem_p = binary("rem", lambda xp, x, y: xp.remainder(x, y), _rem_jvp, _rem_vjp)
+floor_divide_p = binary(
+    "floor_divide", lambda xp, x, y: xp.floor_divide(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE
+)
+and_p = binary("and", lambda xp, x, y: xp.bitwise_and(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+or_p = binary("or", lambda xp, x, y: xp.bitwise_or(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+xor_p = binary("xor", lambda xp, x, y: xp.bitwise_xor(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+
+
+def compare(name, impl):
+    return binary(name, impl, NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, out_dtype=BOOL)
+
+
+eq_p = compare("eq", lambda xp, x, y: xp.equal(x, y))
+ne_p = compare("ne", lambda xp, x, y: xp.not_equal(x, y))
+lt_p = compare("lt", lambda xp, x, y: xp.less(x, y))
+le_p = compare("le", lambda xp, x, y: xp.less_equal(x, y))
+gt_p = compare("gt", lambda xp, x, y: xp.greater(x, y))
+ge_p = compare("ge", lambda xp, x, y: xp.greater_equal(x, y))
+
+
+# ----------------------------------------------------------------------------- select, convert
+
+
+def _select_aval(c, x, y):
+    if c.dtype != BOOL:
+        raise DTypeError(f"where: the condition must be bool, got {c.dtype}; compare first (x > 0)")
+    dtype = _same_dtypes("where", (x, y), ("x", "y"))
+    return ShapedArray(
+        broadcast_shapes("where", c.shape, x.shape, y.shape, names=("condition", "x", "y")), dtype
+    )
+
+
+def _select_vjp(ct, primals, outputs):
+    c, x, y = primals
+    zero = constant(0, ct._np_dtype)
+    return (
+        None,
+        unbroadcast(bind(select_p, c, ct, zero), x.shape),
+        unbroadcast(bind(select_p, c, zero, ct), y.shape),
+    )
+
+
+select_p = Primitive(
+    "select",
+    impl=lambda xp, c, x, y: xp.where(c, x, y),
+    abstract=_select_aval,
+    jvp=lambda primals, tangents: (
+        bind(select_p, *primals),
+        bind(select_p, primals[0], *tangents[1:]),
+    ),
+    vjp=_select_vjp,
+    batch=_batch_broadcasting("select"),
+)
+
+
+def _convert_jvp(primals, tangents, *, dtype):
+    (x,), (t,) = primals, tangents
+    out = bind(convert_p, x, dtype=dtype)
+    if not is_float(dtype):
+        return out, None
+    return out, bind(convert_p, t, dtype=dtype) if t is not None else zeros(x.shape, dtype)
+
+
+def _convert_vjp(ct, primals, outputs, *, dtype):
+    (x,) = primals
+    return (bind(convert_p, ct, dtype=x._np_dtype) if is_float(x._np_dtype) else None,)
+
+
+convert_p = Primitive(
+    "convert",
+    impl=lambda xp, x, *, dtype: x.astype(dtype),
+    abstract=lambda x, *, dtype: ShapedArray(x.shape, dtype),
+    jvp=_convert_jvp,
+    vjp=_convert_vjp,
+    batch=lambda args, dims, *, dtype: (bind(convert_p, args[0], dtype=dtype), dims[0]),
+)
+
+stop_gradient_p = Primitive(
+    "stop_gradient",
+    impl=lambda xp, x: x,
+    abstract=_same_aval,
+    jvp=NOT_DIFFERENTIABLE,
+    vjp=NOT_DIFFERENTIABLE,
+    batch=lambda args, dims: (bind(stop_gradient_p, args[0]), dims[0]),
+)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+
+def check_axes(op: str, axes, ndim: int) -> tuple:
+    """Normalise ``axes`` (int, tuple or None=all) to a sorted tuple of non-negative ints."""
+    if axes is None:
+        return tuple(range(ndim))
+    axes = (axes,) if isinstance(axes, int | np.integer) else tuple(axes)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim and not (ndim == 0 and a in (0, -1)):
+            raise AxisError(
+                f"{op}: axis {a} is out of range for a tensor of {ndim} dimension(s); "
+                f"use an axis in [{-ndim}, {ndim})"
+            )
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise AxisError(f"{op}: axis repeated in {axes}; name each axis once")
+    return tuple(sorted(out))
+
+
+def _reduce_aval(op, has_identity=True):
+    def rule(x, *, axes):
+        check_axes(op, axes, x.ndim)
+        if not has_identity and any(x.shape[a] == 0 for a in axes):
+            raise ShapeError(
+                f"{op}: cannot reduce over an empty axis (shape {x.shape}, axes {axes})"
+            )
+        return ShapedArray(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)
+
+    return rule
+
+
+def expand_reduced(ct: Tensor, shape: tuple, axes: tuple) -> Tensor:
+    """Broadcast a reduction's cotangent back over the reduced axes of ``shape``."""
+    kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return bind(broadcast_to_p, bind(reshape_p, ct, shape=kept), shape=shape)
+
+
+reduce_sum_p = Primitive(
+    "reduce_sum",
+    impl=lambda xp, x, *, axes: xp.sum(x, axis=axes, dtype=x.dtype),
+    abstract=_reduce_aval("sum"),
+    jvp=lambda primals, tangents, *, axes: (
+        bind(reduce_sum_p, primals[0], axes=axes),
+        bind(reduce_sum_p, tangents[0], axes=axes),
+    ),
+    vjp=lambda ct, primals, outputs, *, axes: (expand_reduced(ct, primals[0].shape, axes),),
+    batch=_batch_front("reduce_sum", _shift_axes),
+)
+
+
+def reduce_extremum(name, impl):
+    """reduce_max / reduce_min: the gradient is shared evenly by the positions attaining it."""
+
+    def weights(x, out, axes):
+        hit = (x == expand_reduced(out, x.shape, axes)).astype(x._np_dtype)
+        return hit / expand_reduced(bind(reduce_sum_p, hit, axes=axes), x.shape, axes)
+
+    def jvp(primals, tangents, *, axes):
+        (x,), (t,) = primals, tangents
+        out = bind(PRIMITIVES[name], x, axes=axes)
+        return out, bind(reduce_sum_p, t * weights(x, out, axes), axes=axes)
+
+    def vjp(ct, primals, outputs, *, axes):
+        (x,), (out,) = primals, outputs
+        return (expand_reduced(ct, x.shape, axes) * weights(x, out, axes),)
+
+    return Primitive(
+        name,
+        impl=impl,
+        abstract=_reduce_aval(name, has_identity=False),
+        jvp=jvp,
+        vjp=vjp,
+        batch=_batch_front(name, _shift_axes),
+    )
+
+
+reduce_max_p = reduce_extremum("reduce_max", lambda xp, x, *, axes: xp.max(x, axis=axes))
+reduce_min_p = reduce_extremum("reduce_min", lambda xp, x, *, axes: xp.min(x, axis=axes))
+
+
+def _prod_partials(x, out, axes):
+    # d prod / d x_i = product of the others; exact with zeros: where x_i is the only
+    # zero it is the product of the non-zeros, elsewhere out / x_i (0 when out is 0).
+    is_zero = x == 0
+    zero_count = bind(reduce_sum_p, is_zero.astype(x._np_dtype), axes=axes)
+    nonzero_prod = bind(
+        reduce_prod_p, bind(select_p, is_zero, constant(1, x._np_dtype), x), axes=axes
+    )
+    others_if_zero = expand_reduced(
+        nonzero_prod * (zero_count == 1).astype(x._np_dtype), x.shape, axes
+    )
+    safe_x = bind(select_p, is_zero, constant(1, x._np_dtype), x)
+    return bind(select_p, is_zero, others_if_zero, expand_reduced(out, x.shape, axes) / safe_x)
+
+
+def _reduce_prod_jvp(primals, tangents, *, axes):
+    (x,), (t,) = primals, tangents
+    out = bind(reduce_prod_p, x, axes=axes)
+    return out, bind(reduce_sum_p, t * _prod_partials(x, out, axes), axes=axes)
+
+
+reduce_prod_p = Primitive(
+    "reduce_prod",
+    impl=lambda xp, x, *, axes: xp.prod(x, axis=axes, dtype=x.dtype),
+    abstract=_reduce_aval("prod"),
+    jvp=_reduce_prod_jvp,
+    vjp=lambda ct, primals, outputs, *, axes: (
+        expand_reduced(ct, primals[0].shape, axes) * _prod_partials(primals[0], outputs[0], axes),
+    ),
+    batch=_batch_front("reduce_prod", _shift_axes),
+)
+
+
+def arg_extremum(name, impl):
+    def abstract(x, *, axis):
+        _reduce_aval(name, has_identity=False)(x, axes=(axis,))
+        return ShapedArray(x.shape[:axis] + x.shape[axis + 1 :], DEFAULT_INT)
+
+    return Primitive(
+        name,
+        impl=lambda xp, x, *, axis: impl(xp, x, axis=axis).astype(np.int64),
+        abstract=abstract,
+        jvp=NOT_DIFFERENTIABLE,
+        vjp=NOT_DIFFERENTIABLE,
+        batch=_batch_front(name, _shift_axis),
+    )
+
+
+argmax_p = arg_extremum("argmax", lambda xp, x, *, axis: xp.argmax(x, axis=axis))
+argmin_p = arg_extremum("argmin", lambda xp, x, *, axis: xp.argmin(x, axis=axis))
+
+
+def _cumsum_impl(xp, x, *, axis, reverse):
+    if reverse:
+        return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis, dtype=x.dtype), axis)
+    return xp.cumsum(x, axis=axis, dtype=x.dtype)
+
+
+cumsum_p = Primitive(
+    "cumsum",
+    impl=_cumsum_impl,
+    abstract=lambda x, *, axis, reverse: (check_axes("cumsum", axis, x.ndim), x)[1],
+    jvp=lambda primals, tangents, *, axis, reverse: (
+        bind(cumsum_p, primals[0], axis=axis, reverse=reverse),
+        bind(cumsum_p, tangents[0], axis=axis, reverse=reverse),
+    ),
+    vjp=lambda ct, primals, outputs, *, axis, reverse: (
+        bind(cumsum_p, ct, axis=axis, reverse=not reverse),
+    ),
+    batch=_batch_front("cumsum", _shift_axis),
+)
+
+
+# ----------------------------------------------------------------------------- linear algebra
+
+
+def _matmul_aval(a, b):
+    if a.ndim < 2 or b.ndim < 2:
+        raise ShapeError(
+            f"matmul: the primitive needs 2-d or batched operands, got {a.shape} and {b.shape}"
+        )
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(
+            f"matmul: inner dimensions differ: x is {a.shape} (last dim {a.shape[-1]}) and "
+            f"y is {b.shape} (second-to-last dim {b.shape[-2]}); transpose one of them or fix the shapes"
+        )
+    dtype = _same_dtypes("matmul", (a, b), ("x", "y"))
+    if dtype == BOOL:
+        raise DTypeError("matmul: bool operands are not supported; cast them to a number type")
+    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2], names=("x batch", "y batch"))
+    return ShapedArray(batch + (a.shape[-2], b.shape[-1]), dtype)
+
+
+def _mT(x):
+    return bind(transpose_p, x, perm=tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
+
+
+matmul_p = Primitive(
+    "matmul",
+    impl=lambda xp, a, b: xp.matmul(a, b),
+    abstract=_matmul_aval,
+    jvp=lambda primals, tangents: (
+        bind(matmul_p, *primals),
+        bind(matmul_p, tangents[0], primals[1]) + bind(matmul_p, primals[0], tangents[1]),
+    ),
+    vjp=lambda ct, primals, outputs: (
+        unbroadcast(bind(matmul_p, ct, _mT(primals[1])), primals[0].shape),
+        unbroadcast(bind(matmul_p, _mT(primals[0]), ct), primals[1].shape),
+    ),
+    batch=_batch_broadcasting("matmul"),
+)
+
+
+# ----------------------------------------------------------------------------- shape primitives
+
+
+def _reshape_aval(x, *, shape):
+    if math.prod(shape) != math.prod(x.shape):
+        raise ShapeError(
+            f"reshape: cannot reshape {x.shape} ({math.prod(x.shape)} elements) into {shape} "
+            f"({math.prod(shape)} elements); the sizes must match (use -1 for one inferred dimension)"
+        )
+    return ShapedArray(tuple(shape), x.dtype)
+
+
+reshape_p = Primitive(
+    "reshape",
+    impl=lambda xp, x, *, shape: xp.reshape(x, shape),
+    abstract=_reshape_aval,
+    jvp=lambda primals, tangents, *, shape: (
+        bind(reshape_p, primals[0], shape=shape),
+        bind(reshape_p, tangents[0], shape=shape),
+    ),
+    vjp=lambda ct, primals, outputs, *, shape: (bind(reshape_p, ct, shape=primals[0].shape),),
+    batch=lambda args, dims, *, shape: (
+        bind(
+            reshape_p,
+            moveaxis_to_front(args[0], dims[0]),
+            shape=args[0].shape[dims[0] : dims[0] + 1] + shape,
+        ),
+        0,
+    ),
+)
+
+
+def _broadcast_to_aval(x, *, shape):
+    if len(shape) < x.ndim or any(d not in (1, s) for d, s in zip(x.shape[::-1], shape[::-1])):
+        raise ShapeError(
+            f"broadcast_to: cannot broadcast shape {x.shape} to {shape}; each dimension must be "
+            "1 or equal to the target's, counting from the right"
+        )
+    return ShapedArray(tuple(shape), x.dtype)
+
+
+def _broadcast_to_batch(args, dims, *, shape):
+    (x,), (d,) = args, dims
+    x = moveaxis_to_front(x, d)
+    pad = len(shape) - (x.ndim - 1)
+    if pad:
+        x = bind(reshape_p, x, shape=x.shape[:1] + (1,) * pad + x.shape[1:])
+    return bind(broadcast_to_p, x, shape=x.shape[:1] + shape), 0
+
+
+broadcast_to_p = Primitive(
+    "broadcast_to",
+    impl=lambda xp, x, *, shape: xp.broadcast_to(x, shape),
+    abstract=_broadcast_to_aval,
+    jvp=lambda primals, tangents, *, shape: (
+        bind(broadcast_to_p, primals[0], shape=shape),
+        bind(broadcast_to_p, tangents[0], shape=shape),
+    ),
+    vjp=lambda ct, primals, outputs, *, shape: (unbroadcast(ct, primals[0].shape),),
+    batch=_broadcast_to_batch,
+)
+
+
+def _transpose_aval(x, *, perm):
+    if sorted(perm) != list(range(x.ndim)):
+        raise AxisError(
+            f"transpose: axes {perm} are not a permutation of the {x.ndim} axes of a tensor of "
+            f"shape {x.shape}; name each axis in range(0, {x.ndim}) exactly once"
+        )
+    return ShapedArray(tuple(x.shape[p] for p in perm), x.dtype)
+
+
+transpose_p = Primitive(
+    "transpose",
+    impl=lambda xp, x, *, perm: xp.transpose(x, perm),
+    abstract=_transpose_aval,
+    jvp=lambda primals, tangents, *, perm: (
+        bind(transpose_p, primals[0], perm=perm),
+        bind(transpose_p, tangents[0], perm=perm),
+    ),
+    vjp=lambda ct, primals, outputs, *, perm: (
+        bind(transpose_p, ct, perm=tuple(np.argsort(perm).tolist())),
+    ),
+    batch=lambda args, dims, *, perm: (
+        bind(
+            transpose_p, moveaxis_to_front(args[0], dims[0]), perm=(0,) + tuple(p + 1 for p in perm)
+        ),
+        0,
+    ),
+)
+
+
+def _slice_len(start, stop, step) -> int:
+    return max(0, -(-(stop - start) // step))
+
+
+def _slice_aval(x, *, starts, stops, steps):
+    if not len(starts) == len(stops) == len(steps) == x.ndim:
+        raise ShapeError(f"slice: {len(starts)} start(s) for a tensor of {x.ndim} dimension(s)")
+    for a, (b, e, s, n) in enumerate(zip(starts, stops, steps, x.shape)):
+        if not (0 <= b <= n and b <= e <= n and s >= 1):
+            raise IndexOutOfRangeError(
+                f"slice: start {b}, stop {e}, step {s} do not fit axis {a} of size {n}; "
+                "need 0 <= start <= stop <= size and step >= 1"
+            )
+    return ShapedArray(tuple(map(_slice_len, starts, stops, steps)), x.dtype)
+
+
+def _slice_vjp(ct, primals, outputs, *, starts, stops, steps):
+    (x,) = primals
+    widths = []
+    for b, s, n, m in zip(starts, steps, x.shape, ct.shape):
+        used = (m - 1) * s + 1 if m else 0
+        widths.append((b, n - b - used, s - 1))
+    return (bind(pad_p, ct, widths=tuple(widths), value=0),)
+
+
+slice_p = Primitive(
+    "slice",
+    impl=lambda xp, x, *, starts, stops, steps: x[tuple(map(slice, starts, stops, steps))],
+    abstract=_slice_aval,
+    jvp=lambda primals, tangents, **p: (
+        bind(slice_p, primals[0], **p),
+        bind(slice_p, tangents[0], **p),
+    ),
+    vjp=_slice_vjp,
+    batch=lambda args, dims, *, starts, stops, steps: (
+        bind(
+            slice_p,
+            moveaxis_to_front(args[0], dims[0]),
+            starts=(0,) + starts,
+            stops=(args[0].shape[dims[0]],) + stops,
+            steps=(1,) + steps,
+        ),
+        0,
+    ),
+)
+
+
+def _padded_len(n, lo, hi, interior) -> int:
+    return lo + hi + n + max(n - 1, 0) * interior
+
+
+def _pad_aval(x, *, widths, value):
+    if len(widths) != x.ndim or any(min(w) < 0 for w in widths):
+        raise ShapeError(
+            f"pad: need one (before, after) pair of non-negative widths per dimension of "
+            f"shape {x.shape}, got {widths}"
+        )
+    return ShapedArray(tuple(_padded_len(n, *w) for n, w in zip(x.shape, widths)), x.dtype)
+
+
+def _pad_impl(xp, x, *, widths, value):
+    out = xp.full(_pad_aval(x, widths=widths, value=value).shape, value, dtype=x.dtype)
+    out[
+        tuple(
+            slice(lo, lo + _padded_len(n, 0, 0, i), i + 1) for n, (lo, _, i) in zip(x.shape, widths)
+        )
+    ] = x
+    return out
+
+
+def _pad_vjp(ct, primals, outputs, *, widths, value):
+    (x,) = primals
+    starts = tuple(lo for lo, _, _ in widths)
+    stops = tuple(lo + _padded_len(n, 0, 0, i) for n, (lo, _, i) in zip(x.shape, widths))
+    return (
+        bind(slice_p, ct, starts=starts, stops=stops, steps=tuple(i + 1 for _, _, i in widths)),
+    )
+
+
+pad_p = Primitive(
+    "pad",
+    impl=_pad_impl,
+    abstract=_pad_aval,
+    jvp=lambda primals, tangents, *, widths, value: (
+        bind(pad_p, primals[0], widths=widths, value=value),
+        bind(pad_p, tangents[0], widths=widths, value=0),
+    ),
+    vjp=_pad_vjp,
+    batch=lambda args, dims, *, widths, value: (
+        bind(pad_p, moveaxis_to_front(args[0], dims[0]), widths=((0, 0, 0),) + widths, value=value),
+        0,
+    ),
+)
+
+
+def _concatenate_aval(*xs, axis):
+    dtype = _same_dtypes("concatenate", xs, [f"tensor {i}" for i in range(len(xs))])
+    first = xs[0].shape
+    for i, x in enumerate(xs):
+        if x.ndim != len(first) or any(
+            a != b for k, (a, b) in enumerate(zip(x.shape, first)) if k != axis
+        ):
+            raise ShapeError(
+                f"concatenate: tensor {i} has shape {x.shape} but tensor 0 has {first}; all "
+                f"dimensions except axis {axis} must match"
+            )
+    return ShapedArray(first[:axis] + (sum(x.shape[axis] for x in xs),) + first[axis + 1 :], dtype)
+
+
+def _concatenate_vjp(ct, primals, outputs, *, axis):
+    cts, start = [], 0
+    for x in primals:
+        starts = tuple(start if k == axis else 0 for k in range(ct.ndim))
+        stops = tuple(start + x.shape[axis] if k == axis else d for k, d in enumerate(ct.shape))
+        cts.append(bind(slice_p, ct, starts=starts, stops=stops, steps=(1,) * ct.ndim))
+        start += x.shape[axis]
+    return tuple(cts)
+
+
+concatenate_p = Primitive(
+    "concatenate",
+    impl=lambda xp, *xs, axis: xp.concatenate(xs, axis=axis),
+    abstract=_concatenate_aval,
+    jvp=lambda primals, tangents, *, axis: (
+        bind(concatenate_p, *primals, axis=axis),
+        bind(concatenate_p, *tangents, axis=axis),
+    ),
+    vjp=_concatenate_vjp,
+    batch=lambda args, dims, *, axis: (
+        bind(concatenate_p, *all_batched(args, dims), axis=axis + 1),
+        0,
+    ),
+)
+
+rev_p = Primitive(
+    "rev",
+    impl=lambda xp, x, *, axes: xp.flip(x, axes),
+    abstract=lambda x, *, axes: (check_axes("flip", axes, x.ndim), x)[1],
+    jvp=lambda primals, tangents, *, axes: (
+        bind(rev_p, primals[0], axes=axes),
+        bind(rev_p, tangents[0], axes=axes),
+    ),
+    vjp=lambda ct, primals, outputs, *, axes: (bind(rev_p, ct, axes=axes),),
+    batch=_batch_front("rev", _shift_axes),
+)
+
+
+# ----------------------------------------------------------------------------- gather / scatter-add
+
+
+def _index_check(op, idx):
+    if idx.dtype not in INTEGERS:
+        raise DTypeError(
+            f"{op}: indices must be integers, got {idx.dtype}; cast with .astype(fx.int64)"
+        )
+
+
+def _gather_aval(x, idx, *, axis):
+    _index_check("gather", idx)
+    check_axes("gather", axis, x.ndim)
+    return ShapedArray(x.shape[:axis] + idx.shape + x.shape[axis + 1 :], x.dtype)
+
+
+def _flat_batched_index(x, idx, axis):
+    """Turn a per-example gather along ``axis`` into one gather on a flattened axis 0.
+
+    ``x`` and ``idx`` are batched at 0. Returns ``(flat, lin, restore)``: ``flat`` has the
+    batch and indexed axes merged first, ``lin`` the matching indices, and
+    ``restore(y)`` puts a gathered ``(B, *idx, *pre, *post)`` into ``(B, *pre, *idx, *post)``.
+    """
+    size, n = x.shape[0], x.shape[axis + 1]
+    moved = bind(
+        transpose_p, x, perm=(0, axis + 1) + tuple(k for k in range(1, x.ndim) if k != axis + 1)
+    )
+    flat = bind(reshape_p, moved, shape=(size * n,) + moved.shape[2:])
+    offsets = constant(np.arange(size).reshape((size,) + (1,) * (idx.ndim - 1)) * n, idx._np_dtype)
+    lin = idx + offsets
+    k, pre = idx.ndim - 1, axis
+
+    def restore(y):
+        perm = (
+            (0,)
+            + tuple(range(1 + k, 1 + k + pre))
+            + tuple(range(1, 1 + k))
+            + tuple(range(1 + k + pre, y.ndim))
+        )
+        return bind(transpose_p, y, perm=perm)
+
+    return flat, lin, restore
+
+
+def _gather_batch(args, dims, *, axis):
+    (x, idx), (dx, di) = args, dims
+    if di is None:
+        return bind(gather_p, moveaxis_to_front(x, dx), idx, axis=axis + 1), 0
+    if dx is None:
+        return bind(gather_p, x, idx, axis=axis), axis + di
+    x, idx = moveaxis_to_front(x, dx), moveaxis_to_front(idx, di)
+    flat, lin, restore = _flat_batched_index(x, idx, axis)
+    return restore(bind(gather_p, flat, lin, axis=0)), 0
+
+
+def _take_impl(xp, x, idx, *, axis):
+    return xp.take(x, idx, axis=axis)
+
+
+gather_p = Primitive(
+    "gather",
+    impl=_take_impl,
+    abstract=_gather_aval,
+    jvp=lambda primals, tangents, *, axis: (
+        bind(gather_p, *primals, axis=axis),
+        bind(gather_p, tangents[0], primals[1], axis=axis),
+    ),
+    vjp=lambda ct, primals, outputs, *, axis: (
+        bind(scatter_add_p, zeros(primals[0].shape, ct._np_dtype), primals[1], ct, axis=axis),
+        None,
+    ),
+    batch=_gather_batch,
+)
+
+
+def _scatter_add_aval(x, idx, updates, *, axis):
+    _index_check("scatter_add", idx)
+    want = x.shape[:axis] + idx.shape + x.shape[axis + 1 :]
+    if updates.shape != want:
+        raise ShapeError(
+            f"scatter_add: updates have shape {updates.shape} but indices {idx.shape} into "
+            f"axis {axis} of {x.shape} need {want}"
+        )
+    _same_dtypes("scatter_add", (x, updates), ("operand", "updates"))
+    return x
+
+
+def _scatter_add_impl(xp, x, idx, updates, *, axis):
+    out = x.copy()
+    xp.add.at(out, (slice(None),) * axis + (idx,), updates)
+    return out
+
+
+def _scatter_add_batch(args, dims, *, axis):
+    x, idx, updates = all_batched(args, dims)
+    flat, lin, _ = _flat_batched_index(x, idx, axis)
+    # updates are (B, *pre, *idx, *post); the flat scatter wants (B, *idx, *pre, *post)
+    k, pre = idx.ndim - 1, axis
+    perm = (
+        (0,)
+        + tuple(range(1 + pre, 1 + pre + k))
+        + tuple(range(1, 1 + pre))
+        + tuple(range(1 + pre + k, updates.ndim))
+    )
+    out = bind(scatter_add_p, flat, lin, bind(transpose_p, updates, perm=perm), axis=0)
+    moved_shape = (x.shape[0], x.shape[axis + 1]) + tuple(
+        d for k2, d in enumerate(x.shape) if k2 not in (0, axis + 1)
+    )
+    out = bind(reshape_p, out, shape=moved_shape)
+    back = (0,) + tuple(range(2, axis + 2)) + (1,) + tuple(range(axis + 2, x.ndim))
+    return bind(transpose_p, out, perm=back), 0
+
+
+scatter_add_p = Primitive(
+    "scatter_add",
+    impl=_scatter_add_impl,
+    abstract=_scatter_add_aval,
+    jvp=lambda primals, tangents, *, axis: (
+        bind(scatter_add_p, *primals, axis=axis),
+        bind(scatter_add_p, tangents[0], primals[1], tangents[2], axis=axis),
+    ),
+    vjp=lambda ct, primals, outputs, *, axis: (ct, None, bind(gather_p, ct, primals[1], axis=axis)),
+    batch=_scatter_add_batch,
+)
+
+
+# ----------------------------------------------------------------------------- random bits
+
+
+def _random_bits_impl(xp, key, *, shape):
+    # NumPy's Philox is counter-based: the key alone fixes the stream, as in JAX.
+    keys = key.reshape(-1, 2).astype(np.uint64)
+    draws = [
+        np.random.Generator(np.random.Philox(key=int(k[0]) << 32 | int(k[1]))).integers(
+            0, 2**32, size=shape, dtype=np.uint32
+        )
+        for k in keys
+    ]
+    return xp.stack(draws).reshape(key.shape[:-1] + tuple(shape))
+
+
+def _random_bits_aval(key, *, shape):
+    if key.dtype != np.uint32 or key.shape[-1:] != (2,):
+        raise DTypeError(
+            f"random: a key is a uint32 tensor of shape (2,), got {key.dtype}{list(key.shape)}; "
+            "make one with fx.random.key(seed)"
+        )
+    return ShapedArray(key.shape[:-1] + tuple(shape), np.dtype(np.uint32))
+
+
+random_bits_p = Primitive(
+    "random_bits",
+    impl=_random_bits_impl,
+    abstract=_random_bits_aval,
+    jvp=NOT_DIFFERENTIABLE,
+    vjp=NOT_DIFFERENTIABLE,
+    batch=lambda args, dims, *, shape: (
+        bind(random_bits_p, moveaxis_to_front(args[0], dims[0]), shape=shape),
+        0,
+    ),
+)

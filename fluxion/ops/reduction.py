@@ -1,0 +1,180 @@
+"""Reductions with NumPy's names; ``axis=`` and ``axes=`` are both accepted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fluxion.core import dtypes
+from fluxion.core.tensor import Tensor, to_tensor
+from fluxion.core.trace import bind
+from fluxion.errors import InvalidArgumentError
+from fluxion.ops import primitives as P
+from fluxion.ops.elementwise import _floating, astype, exp, log, sqrt, stop_gradient, where
+
+
+def _axes(op, x, axis, axes):
+    if axis is not None and axes is not None:
+        raise InvalidArgumentError(f"{op}: give axis= or axes=, not both")
+    return P.check_axes(op, axes if axes is not None else axis, x.ndim)
+
+
+def _keep(x: Tensor, reduced: Tensor, axes, keepdims) -> Tensor:
+    if not keepdims:
+        return reduced
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    return bind(P.reshape_p, reduced, shape=shape)
+
+
+def _reduce(prim, x, axes, keepdims):
+    return _keep(x, bind(prim, x, axes=axes), axes, keepdims)
+
+
+def sum(x, axis=None, keepdims: bool = False, dtype=None, *, axes=None) -> Tensor:
+    """Sum over ``axis`` (all axes by default); bools and integers sum as int64.
+
+    >>> fx.sum(fx.ones((2, 3)), axis=0)
+    [2. 2. 2.]:f32[3]:cpu(0)
+    """
+    x = to_tensor(x)
+    if dtype is not None:
+        x = astype(x, dtype)
+    elif not dtypes.is_float(x._np_dtype):
+        x = astype(x, dtypes.DEFAULT_INT)
+    return _reduce(P.reduce_sum_p, x, _axes("sum", x, axis, axes), keepdims)
+
+
+def mean(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+    """Arithmetic mean; integers average as float32."""
+    x = _floating(x)
+    axes = _axes("mean", x, axis, axes)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    return _reduce(P.reduce_sum_p, x, axes, keepdims) / float(count)
+
+
+def var(
+    x, axis=None, keepdims: bool = False, ddof: int = 0, *, axes=None, correction=None
+) -> Tensor:
+    """Variance with NumPy's ``ddof`` (PyTorch's ``correction`` is accepted too)."""
+    x = _floating(x)
+    axes = _axes("var", x, axis, axes)
+    ddof = ddof if correction is None else correction
+    count = int(np.prod([x.shape[a] for a in axes]))
+    centered = x - mean(x, axes=axes, keepdims=True)
+    return _reduce(P.reduce_sum_p, centered * centered, axes, keepdims) / float(
+        max(count - ddof, 0)
+    )
+
+
+def std(
+    x, axis=None, keepdims: bool = False, ddof: int = 0, *, axes=None, correction=None
+) -> Tensor:
+    """Standard deviation: ``sqrt(var(...))``."""
+    return sqrt(var(x, axis, keepdims, ddof, axes=axes, correction=correction))
+
+
+def max(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+    """Largest element (``amax``); ties share the gradient evenly."""
+    x = to_tensor(x)
+    return _reduce(P.reduce_max_p, x, _axes("max", x, axis, axes), keepdims)
+
+
+def min(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+    """Smallest element (``amin``); ties share the gradient evenly."""
+    x = to_tensor(x)
+    return _reduce(P.reduce_min_p, x, _axes("min", x, axis, axes), keepdims)
+
+
+amax, amin = max, min
+
+
+def prod(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+    """Product of elements; the gradient is exact even where elements are zero."""
+    x = to_tensor(x)
+    if not dtypes.is_float(x._np_dtype):
+        x = astype(x, dtypes.DEFAULT_INT)
+    return _reduce(P.reduce_prod_p, x, _axes("prod", x, axis, axes), keepdims)
+
+
+def _arg(prim, op, x, axis, keepdims):
+    x = to_tensor(x)
+    if axis is None:
+        out = bind(prim, bind(P.reshape_p, x, shape=(x.size,)), axis=0)
+        return bind(P.reshape_p, out, shape=(1,) * x.ndim) if keepdims else out
+    (axis,) = P.check_axes(op, axis, x.ndim)
+    return _keep(x, bind(prim, x, axis=axis), (axis,), keepdims)
+
+
+def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
+    """Index of the largest element (first on ties), as int64."""
+    return _arg(P.argmax_p, "argmax", x, axis, keepdims)
+
+
+def argmin(x, axis=None, keepdims: bool = False) -> Tensor:
+    """Index of the smallest element (first on ties), as int64."""
+    return _arg(P.argmin_p, "argmin", x, axis, keepdims)
+
+
+def _logical(prim, identity, x, axis, keepdims, axes):
+    x = astype(x, bool)
+    axes = _axes(prim.name, x, axis, axes)
+    if any(x.shape[a] == 0 for a in axes):
+        shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        out = P.constant(np.full(shape, identity), bool)
+        return (
+            out
+            if keepdims
+            else bind(
+                P.reshape_p, out, shape=tuple(d for i, d in enumerate(x.shape) if i not in axes)
+            )
+        )
+    return _reduce(prim, x, axes, keepdims)
+
+
+def all(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+    """True where every element is truthy (True over an empty axis)."""
+    return _logical(P.reduce_min_p, True, x, axis, keepdims, axes)
+
+
+def any(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+    """True where some element is truthy (False over an empty axis)."""
+    return _logical(P.reduce_max_p, False, x, axis, keepdims, axes)
+
+
+def cumsum(x, axis=None, dtype=None) -> Tensor:
+    """Running sum along ``axis`` (of the flattened tensor when ``axis`` is None)."""
+    x = to_tensor(x)
+    if dtype is not None:
+        x = astype(x, dtype)
+    elif not dtypes.is_float(x._np_dtype):
+        x = astype(x, dtypes.DEFAULT_INT)
+    if axis is None:
+        x, axis = bind(P.reshape_p, x, shape=(x.size,)), 0
+    (axis,) = P.check_axes("cumsum", axis, x.ndim)
+    return bind(P.cumsum_p, x, axis=axis, reverse=False)
+
+
+def logsumexp(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+    """log(sum(exp(x))) computed stably (the max is subtracted first)."""
+    x = _floating(x)
+    axes = _axes("logsumexp", x, axis, axes)
+    shift = stop_gradient(max(x, axes=axes, keepdims=True))
+    shift = where(shift == shift * 2, 0.0, shift)  # 0 and +-inf give no useful shift
+    out = log(sum(exp(x - shift), axes=axes, keepdims=True)) + shift
+    return (
+        out
+        if keepdims
+        else bind(P.reshape_p, out, shape=tuple(d for i, d in enumerate(x.shape) if i not in axes))
+    )
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, stable for large inputs."""
+    x = _floating(x)
+    e = exp(x - stop_gradient(max(x, axis=axis, keepdims=True)))
+    return e / sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``axis``."""
+    x = _floating(x)
+    return x - logsumexp(x, axis=axis, keepdims=True)

@@ -1,0 +1,273 @@
+"""Shape ops with NumPy's names and semantics, all composites of a few primitives."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from fluxion.core import dtypes
+from fluxion.core.tensor import Tensor, to_tensor
+from fluxion.core.trace import bind
+from fluxion.errors import AxisError, InvalidArgumentError, ShapeError
+from fluxion.ops import primitives as P
+from fluxion.ops.elementwise import astype
+
+
+def _shape_arg(shape) -> tuple:
+    if isinstance(shape, int):
+        return (shape,)
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        return tuple(shape[0])
+    return tuple(int(d) for d in shape)
+
+
+def reshape(x, shape, *more) -> Tensor:
+    """Same elements, new shape; one dimension may be -1 (inferred).
+
+    >>> fx.reshape(fx.arange(6), (2, -1)).shape
+    (2, 3)
+    """
+    x = to_tensor(x)
+    shape = _shape_arg((shape,) + more if more else shape)
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: only one dimension can be -1, got {shape}")
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        if known == 0 or x.size % known:
+            raise ShapeError(
+                f"reshape: cannot reshape {x.shape} ({x.size} elements) into {shape}; the known "
+                f"dimensions ({known} elements) must divide the size"
+            )
+        shape = tuple(x.size // known if d == -1 else d for d in shape)
+    return x if shape == x.shape else bind(P.reshape_p, x, shape=shape)
+
+
+def ravel(x) -> Tensor:
+    return reshape(x, (-1,))
+
+
+def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dimensions ``start_dim..end_dim`` (all of them by default)."""
+    x = to_tensor(x)
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = (
+        P.check_axes("flatten", start_dim, x.ndim)[0],
+        P.check_axes("flatten", end_dim, x.ndim)[0],
+    )
+    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1 :])
+
+
+def expand_dims(x, axis) -> Tensor:
+    """Insert size-1 dimensions at ``axis`` (int or tuple) of the result."""
+    x = to_tensor(x)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = P.check_axes("expand_dims", axes, x.ndim + len(axes))
+    shape, rest = [], iter(x.shape)
+    for i in range(x.ndim + len(axes)):
+        shape.append(1 if i in axes else next(rest))
+    return bind(P.reshape_p, x, shape=tuple(shape))
+
+
+unsqueeze = expand_dims
+
+
+def squeeze(x, axis=None) -> Tensor:
+    """Remove size-1 dimensions (all of them, or those named by ``axis``)."""
+    x = to_tensor(x)
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = P.check_axes("squeeze", axis, x.ndim)
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ShapeError(
+                    f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1"
+                )
+    return bind(P.reshape_p, x, shape=tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+def broadcast_to(x, shape) -> Tensor:
+    """View ``x`` with ``shape`` by NumPy broadcasting."""
+    x = to_tensor(x)
+    shape = _shape_arg(shape)
+    return x if x.shape == shape else bind(P.broadcast_to_p, x, shape=shape)
+
+
+def broadcast_arrays(*xs) -> list[Tensor]:
+    xs = [to_tensor(x) for x in xs]
+    shape = P.broadcast_shapes("broadcast_arrays", *[x.shape for x in xs])
+    return [broadcast_to(x, shape) for x in xs]
+
+
+def transpose(x, axes=None) -> Tensor:
+    """Permute dimensions (reverse them when ``axes`` is None)."""
+    x = to_tensor(x)
+    if axes is None:
+        perm = tuple(range(x.ndim))[::-1]
+    else:
+        perm = tuple(int(a) % x.ndim if -x.ndim <= a < x.ndim else a for a in axes)
+    return x if perm == tuple(range(x.ndim)) else bind(P.transpose_p, x, perm=perm)
+
+
+permute = transpose
+
+
+def moveaxis(x, source, destination) -> Tensor:
+    x = to_tensor(x)
+    src = (
+        list(P.check_axes("moveaxis", source, x.ndim))
+        if isinstance(source, int)
+        else [P.check_axes("moveaxis", s, x.ndim)[0] for s in source]
+    )
+    dst = [
+        P.check_axes("moveaxis", d, x.ndim)[0]
+        for d in ((destination,) if isinstance(destination, int) else destination)
+    ]
+    if len(src) != len(dst):
+        raise AxisError(f"moveaxis: {len(src)} source axes but {len(dst)} destinations")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+def swapaxes(x, axis1: int, axis2: int) -> Tensor:
+    x = to_tensor(x)
+    a, b = P.check_axes("swapaxes", axis1, x.ndim)[0], P.check_axes("swapaxes", axis2, x.ndim)[0]
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(x, perm)
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis; dtypes are promoted."""
+    tensors = [to_tensor(t) for t in tensors]
+    if not tensors:
+        raise InvalidArgumentError("concatenate: needs at least one tensor")
+    dtype = functools.reduce(dtypes.promote, [t._np_dtype for t in tensors])
+    tensors = [astype(t, dtype) for t in tensors]
+    (axis,) = P.check_axes("concatenate", axis, tensors[0].ndim)
+    if len(tensors) == 1:
+        return tensors[0]
+    return bind(P.concatenate_p, *tensors, axis=axis)
+
+
+cat = concatenate
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis."""
+    tensors = [to_tensor(t) for t in tensors]
+    if not tensors:
+        raise InvalidArgumentError("stack: needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ShapeError(
+                f"stack: tensor {i} has shape {t.shape} but tensor 0 has {tensors[0].shape}; all must match"
+            )
+    return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
+
+
+def slice_tensor(x, start, size) -> Tensor:
+    """The block of ``size`` starting at ``start`` (one entry per dimension)."""
+    x = to_tensor(x)
+    start, size = tuple(start), tuple(size)
+    if len(start) != x.ndim or len(size) != x.ndim:
+        raise ShapeError(
+            f"slice_tensor: start {start} and size {size} need one entry per dimension of {x.shape}"
+        )
+    stops = tuple(b + n for b, n in zip(start, size))
+    return bind(P.slice_p, x, starts=start, stops=stops, steps=(1,) * x.ndim)
+
+
+def _slice_axis(x, axis, start, stop):
+    starts = tuple(start if k == axis else 0 for k in range(x.ndim))
+    stops = tuple(stop if k == axis else d for k, d in enumerate(x.shape))
+    return bind(P.slice_p, x, starts=starts, stops=stops, steps=(1,) * x.ndim)
+
+
+def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
+    """NumPy's split: a number of equal sections, or the indices to cut at."""
+    x = to_tensor(x)
+    (axis,) = P.check_axes("split", axis, x.ndim)
+    n = x.shape[axis]
+    if isinstance(indices_or_sections, int):
+        if indices_or_sections <= 0 or n % indices_or_sections:
+            raise ShapeError(
+                f"split: axis {axis} of size {n} does not split into {indices_or_sections} equal "
+                "sections; use array_split semantics via explicit indices, or chunk"
+            )
+        step = n // indices_or_sections
+        cuts = list(range(step, n, step))[: indices_or_sections - 1]
+    else:
+        cuts = [int(c) for c in indices_or_sections]
+    bounds = [0] + [min(c, n) for c in cuts] + [n]
+    return [_slice_axis(x, axis, a, max(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def chunk(x, chunks: int, axis: int = 0) -> list[Tensor]:
+    """PyTorch's chunk: pieces of ceil(n / chunks) along ``axis`` (the last may be smaller)."""
+    x = to_tensor(x)
+    (axis,) = P.check_axes("chunk", axis, x.ndim)
+    n = x.shape[axis]
+    step = max(1, -(-n // chunks))
+    return [_slice_axis(x, axis, a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Tensor:
+    """NumPy's constant pad: ``pad_width`` is an int, a (before, after) pair, or one per axis."""
+    x = to_tensor(x)
+    if mode != "constant":
+        raise InvalidArgumentError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if isinstance(pad_width, int):
+        widths = [(pad_width, pad_width)] * x.ndim
+    elif len(pad_width) == 2 and all(isinstance(w, int) for w in pad_width):
+        widths = [tuple(pad_width)] * x.ndim
+    else:
+        widths = [tuple(w) for w in pad_width]
+    if len(widths) != x.ndim or any(len(w) != 2 for w in widths):
+        raise ShapeError(
+            f"pad: pad_width {pad_width} does not give (before, after) for each of the {x.ndim} dimensions"
+        )
+    return bind(
+        P.pad_p, x, widths=tuple((int(a), int(b), 0) for a, b in widths), value=constant_values
+    )
+
+
+def flip(x, axis=None) -> Tensor:
+    """Reverse the order of elements along ``axis`` (all axes by default)."""
+    x = to_tensor(x)
+    return bind(P.rev_p, x, axes=P.check_axes("flip", axis, x.ndim))
+
+
+def tile(x, reps) -> Tensor:
+    """Repeat the whole tensor ``reps`` times along each axis (NumPy's tile)."""
+    x = to_tensor(x)
+    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    ndim = max(x.ndim, len(reps))
+    reps = (1,) * (ndim - len(reps)) + reps
+    x = reshape(x, (1,) * (ndim - x.ndim) + x.shape)
+    expanded = broadcast_to(
+        reshape(x, sum(((1, d) for d in x.shape), ())),
+        sum(((r, d) for r, d in zip(reps, x.shape)), ()),
+    )
+    return reshape(expanded, tuple(r * d for r, d in zip(reps, x.shape)))
+
+
+def repeat(x, repeats: int, axis=None) -> Tensor:
+    """Repeat each element ``repeats`` times along ``axis`` (NumPy's repeat)."""
+    x = to_tensor(x)
+    if not isinstance(repeats, int):
+        raise InvalidArgumentError(
+            "repeat: repeats must be an int (per-element counts are not supported)"
+        )
+    if axis is None:
+        x, axis = ravel(x), 0
+    (axis,) = P.check_axes("repeat", axis, x.ndim)
+    expanded = expand_dims(x, axis + 1)
+    target = x.shape[: axis + 1] + (repeats,) + x.shape[axis + 1 :]
+    return reshape(
+        broadcast_to(expanded, target),
+        x.shape[:axis] + (x.shape[axis] * repeats,) + x.shape[axis + 1 :],
+    )
