@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core import trace as _trace
 from fluxion.core.trace import ctx
 from fluxion.errors import GradError, InvalidArgumentError, TracerError
 
@@ -505,5 +506,7 @@ def to_tensor(x) -> Tensor:
         return x
     return Tensor._from_array(_to_array(x, None, copy=False))
 
+
+_trace.from_array = Tensor._from_array
 
 from fluxion import ops as _ops  # noqa: E402  (ops import Tensor; operators need ops)

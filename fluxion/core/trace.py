@@ -135,10 +135,10 @@ def bind(prim, *args, **params):
             if a.requires_grad and ctx.grad_enabled:
                 break
         else:
-            return _wrap(prim, _run_impl(prim, [a._value for a in args], params))
+            return _run_impl(prim, [a._value for a in args], params)
     trace = top_trace(args)
     if trace is None:
-        out = _wrap(prim, _run_impl(prim, [a._concrete() for a in args], params))
+        out = _run_impl(prim, [a._concrete() for a in args], params)
     else:
         out = trace.process_primitive(prim, args, params)
     if ctx.grad_enabled:
@@ -151,22 +151,20 @@ def bind(prim, *args, **params):
 
 
 def _run_impl(prim, arrays, params):
+    """Run the kernel and wrap its result(s) as tensors."""
     try:
-        return prim.impl(ctx.xp, *arrays, **params)
+        out = prim.impl(ctx.xp, *arrays, **params)
     except Exception:
         # The kernel failed: let the shape/dtype rule explain why in fluxion's words.
         prim.abstract(*[ShapedArray(a.shape, a.dtype) for a in arrays], **params)
         raise
-
-
-def _wrap(prim, out):
-    from fluxion.core.tensor import Tensor
-
     if prim.multiple_results:
-        return tuple(Tensor._from_array(np.asarray(o)) for o in out)
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)
-    return Tensor._from_array(out)
+        return tuple(from_array(np.asarray(o)) for o in out)
+    return from_array(out if type(out) is np.ndarray else np.asarray(out))
+
+
+# Set by fluxion.core.tensor: Tensor needs bind for its operators, bind makes Tensors.
+from_array = None
 
 
 # ----------------------------------------------------------------------------- the tape
