@@ -57,6 +57,8 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self._value = _to_array(data, dtype, copy=True)
         self.requires_grad, self.grad, self._node, self._out_index = False, None, None, 0
+        if ctx.dynamic is not None:
+            ctx.dynamic.born.add(id(self))
         if requires_grad:
             self.requires_grad_(True)
 
@@ -64,6 +66,8 @@ class Tensor:
     def _from_array(cls, array: np.ndarray) -> Tensor:
         t = object.__new__(Tensor)
         t._value, t.requires_grad, t.grad, t._node, t._out_index = array, False, None, None, 0
+        if ctx.dynamic is not None:
+            ctx.dynamic.born.add(id(t))  # made while tracing: a constant of the graph
         return t
 
     def _alias(self) -> Tensor:
@@ -131,8 +135,8 @@ class Tensor:
         return self._concrete().tolist()
 
     def __array__(self, dtype=None, copy=None):
-        array = self._concrete()
-        return array if dtype is None else array.astype(dtype, copy=False)
+        # NumPy 2 passes copy=True for np.array(t): hand back a copy, never our buffer
+        return np.array(self._concrete(), dtype=dtype, copy=copy)
 
     def __dlpack__(self, **kwargs):
         return self._concrete().__dlpack__(**kwargs)
@@ -193,22 +197,28 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        self._value = _to_array(value, self._np_dtype, copy=False)
+        self._assign(to_tensor(value), "data", check_grad=False)
 
     # ------------------------------------------------------------------ in place
-    def _assign(self, result: Tensor, op: str) -> Tensor:
-        """Write ``result`` into this tensor (``x[...] = v``, ``x += v``)."""
+    def _assign(self, result: Tensor, op: str, check_grad: bool = True) -> Tensor:
+        """Write ``result`` into this tensor (``x[...] = v``, ``x += v``, ``p.data = v``)."""
         if self._trace is not None:
             raise TracerError(
                 f"{op}: in-place update of a traced tensor; use the out-of-place form "
                 "(x = x.at[idx].set(v), or x = x + v)"
             )
-        if ctx.grad_enabled and (self.requires_grad or result.requires_grad):
+        if check_grad and ctx.grad_enabled and (self.requires_grad or result.requires_grad):
             raise GradError(
                 f"{op}: in-place update of a tensor that requires grad would lose its "
                 "gradient; use x.at[idx].set(v) (out of place) or wrap it in fx.no_grad()"
             )
-        self._value = np.asarray(result._concrete(), dtype=self._np_dtype)
+        if result._trace is not None:
+            if result._trace is not ctx.dynamic:
+                raise TracerError(f"{op}: cannot store a traced value into a concrete tensor here")
+            # Inside jit: the compiled function writes the value back after each call.
+            ctx.dynamic.write(self, _ops.astype(result, self._np_dtype))
+            return self
+        self._value = np.asarray(result._value, dtype=self._np_dtype)
         return self
 
     def __setitem__(self, index, value):

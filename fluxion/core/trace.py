@@ -29,10 +29,13 @@ from fluxion.errors import FloatingPointCheckError
 class _Context:
     """Process-wide state. ``fast`` caches "nothing special is going on"."""
 
-    __slots__ = ("stack", "grad_enabled", "debug_nans", "fast", "xp")
+    __slots__ = ("stack", "grad_enabled", "debug_nans", "fast", "xp", "dynamic")
 
     def __init__(self):
         self.stack: list[Trace] = []
+        # The jit trace being built, if any: every op inside jit is staged into it, even
+        # one on concrete tensors only (so closures' tensors become inputs, not constants).
+        self.dynamic: Trace | None = None
         self.grad_enabled = True
         self.debug_nans = bool(os.environ.get("FLUXION_DEBUG_NANS"))
         self.xp = np
@@ -137,13 +140,18 @@ def bind(prim, *args, **params):
         else:
             return _run_impl(prim, [a._value for a in args], params)
     trace = top_trace(args)
+    if ctx.dynamic is not None and (trace is None or trace.level < ctx.dynamic.level):
+        trace = ctx.dynamic
     if trace is None:
         out = _run_impl(prim, [a._concrete() for a in args], params)
     else:
         out = trace.process_primitive(prim, args, params)
     if ctx.grad_enabled:
+        # The tape records at the level its tensors live on; jit stages concrete tensors
+        # (a closure's parameters) into its graph, so they record at jit's level.
         level = 0 if trace is None else trace.level
-        if any(a.requires_grad and level_of(a) == level for a in args):
+        staged = trace is not None and trace is ctx.dynamic
+        if any(a.requires_grad and (staged or level_of(a) == level) for a in args):
             record(prim, params, args, out)
     if ctx.debug_nans:
         _check_finite(prim, out)

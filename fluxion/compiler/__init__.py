@@ -1,0 +1,1 @@
+"""The IR, its passes and code generation."""
