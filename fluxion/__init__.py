@@ -21,6 +21,7 @@ from fluxion.core.pytree import (
 from fluxion.core.tensor import Device, Tensor, devices
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fluxion.ops import random
+from fluxion.ops.control import cond, fori_loop, scan, while_loop
 from fluxion.ops.creation import (
     arange,
     asarray,
@@ -162,6 +163,7 @@ from fluxion.transforms.autodiff import (
     vjp,
 )
 from fluxion.transforms.batching import vmap
+from fluxion.transforms.jit import compile, jit, make_graph, xpr
 
 for _name in (
     "bool",

@@ -53,10 +53,19 @@ class Eqn:
 
 
 class Graph:
-    __slots__ = ("invars", "eqns", "outvars")
+    __slots__ = ("invars", "eqns", "outvars", "compiled")
 
     def __init__(self, invars, eqns, outvars):
         self.invars, self.eqns, self.outvars = list(invars), list(eqns), list(outvars)
+        self.compiled = None  # the generated function, made on first run (control-flow bodies)
+
+    @property
+    def in_avals(self):
+        return [v.aval for v in self.invars]
+
+    @property
+    def out_avals(self):
+        return [v.aval for v in self.outvars]
 
     def __repr__(self) -> str:
         return pp_graph(self)
@@ -87,6 +96,8 @@ def _names():
 def _param_string(value, indent) -> str:
     if isinstance(value, Graph):
         return "\n" + pp_graph(value, indent + 4)
+    if isinstance(value, tuple) and value and all(isinstance(g, Graph) for g in value):
+        return "(" + ",".join("\n" + pp_graph(g, indent + 4) for g in value) + ")"
     if isinstance(value, np.dtype):
         return SHORT_NAMES.get(value, str(value))
     return repr(value)

@@ -58,9 +58,10 @@ class GraphTracer(Tracer):
 class GraphTrace(Trace):
     """Builds a Graph: one equation per primitive applied to its tracers."""
 
-    def __init__(self, level, fn_name):
+    def __init__(self, level, fn_name, nested=False):
         super().__init__(level)
         self.fn_name = fn_name
+        self.nested = nested  # a control-flow body: values from outside become inputs
         self.invars, self.eqns = [], []
         self.born: set[int] = set()  # ids of tensors created while tracing: constants
         self.captured: dict[int, tuple] = {}  # id -> (tensor, var): closure inputs
@@ -165,6 +166,36 @@ def _collect_effects(trace, holders, saved):
             effects.append((holder, attr))
             effect_vars.append(trace.to_var(value))
     return effects, effect_vars
+
+
+def trace_subgraph(fn, in_avals, name):
+    """Trace a control-flow body: ``(graph, captured, out_tree)``.
+
+    The graph's inputs are the body's arguments followed by the values it closes over
+    (``captured``: tensors or tracers of enclosing transforms, passed in by the caller).
+    """
+    holders = _state_holders()
+    saved = [getattr(h, a) for h, a in holders]
+    previous = ctx.dynamic
+    with new_trace(GraphTrace, name, True) as trace:
+        ctx.dynamic = trace
+        try:
+            tracers = [trace.new_input(a) for a in in_avals]
+            out_leaves, out_tree = tree_flatten(fn(*tracers))
+            outvars = [trace.to_var(to_tensor(o)) for o in out_leaves]
+            changed = [getattr(h, a) is not v for (h, a), v in zip(holders, saved)]
+        finally:
+            ctx.dynamic = previous
+            for (holder, attr), value in zip(holders, saved):
+                setattr(holder, attr, value)
+    if any(changed) or trace.writes:
+        raise TracerError(
+            f"{name}: the body draws from the global random generator or updates tensors in "
+            "place; pass a key (fx.random) as an argument and return new values instead"
+        )
+    captured = [t for t, _, _ in trace.captured.values()]
+    graph = Graph(trace.invars + [v for _, v, _ in trace.captured.values()], trace.eqns, outvars)
+    return graph, captured, out_tree
 
 
 # ----------------------------------------------------------------------------- jit
