@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from fluxion import errors
+from fluxion import errors, nn, optim
 from fluxion.core.dtypes import DType
 from fluxion.core.pytree import (
     PyTreeDef,
@@ -148,6 +148,7 @@ from fluxion.ops.shape import (
     transpose,
     unsqueeze,
 )
+from fluxion.serialization import load, save
 from fluxion.transforms import autodiff as _autodiff
 from fluxion.transforms.autodiff import (
     checkpoint,

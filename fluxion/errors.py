@@ -42,3 +42,7 @@ class TracerError(FluxionError, TypeError):
 
 class FloatingPointCheckError(FluxionError, FloatingPointError):
     """Raised by ``fx.debug_nans()`` at the first op that produces a NaN or an inf."""
+
+
+class CheckpointError(FluxionError, ValueError):
+    """A checkpoint file that is missing, truncated, corrupted or not a fluxion/safetensors file."""

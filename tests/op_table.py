@@ -10,14 +10,30 @@ arguments. Test modules consume the table:
 * ``test_ops_autodiff.py``: jvp vs central differences, vjp by the inner-product
   identity, second order, backward() == grad, for ``differentiable`` cases.
 * ``test_ops_vmap.py``: vmap vs a Python loop for batch sizes 0, 1, 3, every axis.
-* (later) jit vs eager.
+* ``test_ops_jit.py``: jit vs eager.
+
+Conventions the consumers rely on:
+
+* ``Sample.args`` are the tensor arguments. Float arrays are cast to the dtype under
+  test; integer arrays (indices, integer inputs) and bool arrays (conditions) keep
+  their dtype, except that integer arrays are cast to an integer dtype under test.
+  Indices that must stay fixed are closed over or passed in ``kwargs``.
+* Shapes and ``kwargs`` of a sample never depend on the rng (only the values do):
+  vmap stacks independent draws of one sample. Index arrays in ``kwargs`` are literals.
+* Differentiable samples keep away from kinks and poles (abs/relu at 0, ties in
+  max/min, the bounds of clip, the jumps of remainder), so that central finite
+  differences with eps ~ 1e-6 are exact to ~1e-8.
+* ``name`` is the public op name, optionally followed by ``_variant`` (``gelu_tanh``,
+  ``getitem_mask``); the meta-test in ``test_ops_forward.py`` resolves it to ``fx.<op>``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import ml_dtypes
 import numpy as np
 
 import fluxion as fx
@@ -30,12 +46,26 @@ class Sample:
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(np.shape(a)) for a in self.args)
-        return f"Sample({shapes}, {self.kwargs})"
+        kwargs = ", ".join(f"{k}={_short(v)}" for k, v in self.kwargs.items())
+        return f"Sample({shapes}; {kwargs})"
+
+
+def _short(value) -> str:
+    """A compact, deterministic repr for ids: arrays by dtype and shape."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{list(value.shape)}"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_short(v) for v in value) + ")"
+    if isinstance(value, slice):
+        return ":".join("" if v is None else str(v) for v in (value.start, value.stop, value.step))
+    if value is Ellipsis:
+        return "..."
+    return repr(value)
 
 
 @dataclass
 class OpCase:
-    name: str  # the public name: fx.<name>
+    name: str  # the public name: fx.<name>, optionally with a "_variant" suffix
     fx_fn: Callable  # (*tensors, **kwargs) -> Tensor (or tuple/list of Tensors)
     np_fn: Callable  # (*ndarrays, **kwargs) -> ndarray (or tuple/list), the reference
     samples: Callable[[np.random.Generator], list[Sample]]
@@ -46,6 +76,20 @@ class OpCase:
     rtol: dict = field(default_factory=lambda: {"float64": 1e-12, "float32": 1e-5})
     batchable: bool = True
     notes: str = ""
+    # The result dtype for a run in dtype ``d``: None means ``d`` itself (float64 stays
+    # float64, int8 stays int8); a name ("bool", "int64"); or ``f(d, kwargs) -> name``.
+    out_dtype: str | Callable | None = None
+    atol: dict = field(default_factory=lambda: {"float64": 1e-12, "float32": 1e-6})
+
+    def expected_dtype(self, dtype: str, kwargs: dict) -> str:
+        if self.out_dtype is None:
+            return dtype
+        if callable(self.out_dtype):
+            return self.out_dtype(dtype, kwargs)
+        return self.out_dtype
+
+
+# ----------------------------------------------------------------------------- sample makers
 
 
 def sample_array(rng, shape, domain="real") -> np.ndarray:
@@ -61,8 +105,22 @@ def sample_array(rng, shape, domain="real") -> np.ndarray:
     return rng.normal(size=shape)
 
 
+def away(x, points=(0.0,), gap=0.1) -> np.ndarray:
+    """``x`` with entries closer than ``gap`` to one of ``points`` pushed out to ``gap``."""
+    x = np.array(x, dtype=np.float64)
+    for p in points:
+        d = x - p
+        x = np.where(np.abs(d) < gap, p + np.where(d >= 0, gap, -gap), x)
+    return x
+
+
+def strided(a) -> np.ndarray:
+    """A non-contiguous view holding ``a``'s values (every other element of a bigger array)."""
+    return np.repeat(a, 2, axis=-1)[..., ::2]
+
+
 def unary_samples(domain="real"):
-    """0-d, vector, matrix, size-0 and a non-contiguous (transposed) view."""
+    """0-d, vector, matrix, size-0, a transposed view and a strided view."""
 
     def make(rng):
         return [
@@ -71,46 +129,1159 @@ def unary_samples(domain="real"):
             Sample((sample_array(rng, (3, 4), domain),)),
             Sample((sample_array(rng, (0, 3), domain),)),
             Sample((sample_array(rng, (4, 3), domain).T,)),
+            Sample((strided(sample_array(rng, (2, 3), domain)),)),
         ]
 
     return make
+
+
+BINARY_SHAPES = [
+    ((), ()),
+    ((4,), (4,)),
+    ((3, 1), (1, 4)),
+    ((2, 3, 4), (4,)),
+    ((3, 4), ()),
+    ((), (2, 3)),
+    ((0, 2), (2,)),
+]
 
 
 def binary_samples(domain_x="real", domain_y="real"):
-    """Equal shapes, scalar with tensor, and the broadcasting pairs."""
-    pairs = [
-        ((), ()),
-        ((4,), (4,)),
-        ((3, 1), (1, 4)),
-        ((2, 3, 4), (4,)),
-        ((3, 4), ()),
-        ((0, 2), (2,)),
-    ]
+    """Equal shapes, scalar with tensor, the broadcasting pairs, and non-contiguous views."""
 
     def make(rng):
-        return [
+        out = [
             Sample((sample_array(rng, a, domain_x), sample_array(rng, b, domain_y)))
-            for a, b in pairs
+            for a, b in BINARY_SHAPES
         ]
+        out.append(
+            Sample(
+                (
+                    sample_array(rng, (4, 3), domain_x).T,
+                    strided(sample_array(rng, (3, 4), domain_y)),
+                )
+            )
+        )
+        return out
 
     return make
 
 
+def _map_samples(make, fn):
+    """Samples of ``make`` with every arg passed through ``fn`` (shape-preserving)."""
+    return lambda rng: [Sample(tuple(fn(a) for a in s.args), s.kwargs) for s in make(rng)]
+
+
+def _with_zeros(rng, shape):
+    """Floats of which about a third are exactly zero (for truthiness ops)."""
+    return rng.normal(size=shape) * (rng.uniform(size=shape) > 0.35)
+
+
+def _ties(rng, shape):
+    """Values on a grid of halves, so that comparisons meet ties."""
+    return np.round(rng.normal(size=shape) * 2) / 2
+
+
+def _special_samples(rng):
+    """nan, +-inf and -0.0 among normal values (for isnan/isinf/isfinite)."""
+
+    def x(shape):
+        a = rng.normal(size=shape)
+        flat = a.reshape(-1)  # a view: a is contiguous
+        for k, v in zip(range(flat.size), (np.nan, np.inf, -np.inf, -0.0)):
+            flat[(3 * k) % flat.size] = v
+        return a
+
+    return [Sample((x(s),)) for s in [(), (5,), (3, 4), (0, 3)]] + [Sample((x((4, 3)).T,))]
+
+
+# ----------------------------------------------------------------------------- references
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def np_erf(x):
+    return _erf(x)
+
+
+def np_sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_gelu(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + np_erf(x / math.sqrt(2.0)))
+
+
+def np_relu(x):
+    return np.maximum(x, 0)
+
+
+def np_silu(x):
+    return x * np_sigmoid(x)
+
+
+def np_logsumexp(x, axis=None, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf over an empty axis
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def np_softmax(x, axis=-1):
+    axis = axis if np.ndim(x) else None  # a 0-d tensor has axis 0/-1, as in PyTorch
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def np_log_softmax(x, axis=-1):
+    axis = axis if np.ndim(x) else None
+    return x - np_logsumexp(x, axis=axis, keepdims=True)
+
+
+def np_flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return x.reshape(1)
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    return x.reshape(x.shape[:s] + (math.prod(x.shape[s : e + 1]),) + x.shape[e + 1 :])
+
+
+def np_chunk(x, chunks, axis=0):
+    """PyTorch's chunk: pieces of ceil(n / chunks); ``chunks`` empty pieces of an empty axis."""
+    n = x.shape[axis]
+    if n == 0:
+        return [x] * chunks
+    step = -(-n // chunks)
+    return np.split(x, list(range(step, n, step)), axis=axis)
+
+
+def np_slice_tensor(x, start, size):
+    return x[tuple(slice(b, b + n) for b, n in zip(start, size))]
+
+
+def np_scatter_add(x, src, dim, index):
+    out = x.copy()
+    where = list(np.indices(index.shape, sparse=True))
+    where[dim] = index
+    np.add.at(out, tuple(where), src)
+    return out
+
+
+def np_one_hot(indices, num_classes, dtype="float32"):
+    return (indices[..., None] == np.arange(num_classes)).astype(_np_dtype(dtype))
+
+
+def _np_dtype(name):
+    return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+
+
+def _is_int(dtype: str) -> bool:
+    return "int" in dtype or dtype == "bool"
+
+
+def _int_to_int64(dtype, kwargs):
+    """sum/prod/cumsum: bools and integers accumulate as int64."""
+    return "int64" if _is_int(dtype) else dtype
+
+
+def _kwarg_dtype(dtype, kwargs):
+    return str(kwargs["dtype"])
+
+
+# ----------------------------------------------------------------------------- sample tables
+
+
+def _unary(name, fx_fn, np_fn, domain="real", **kw):
+    return OpCase(name, fx_fn, np_fn, unary_samples(domain), domain=domain, **kw)
+
+
+def _binary(name, fx_fn, np_fn, domain_x="real", domain_y="real", domain="real", **kw):
+    return OpCase(name, fx_fn, np_fn, binary_samples(domain_x, domain_y), domain=domain, **kw)
+
+
+FLOAT_AND_INT = ("float64", "float32", "int64", "int32", "int8")
+NONDIFF = {"differentiable": False}
+
+
+def _remainder_samples(rng):
+    # y in +-{0.5, 1, 2} and x away from the multiples of 0.5, so that x / y is never near
+    # an integer (where remainder jumps)
+    out = []
+    for s in binary_samples("real", "nonzero")(rng):
+        x, y = s.args
+        y = np.sign(y) * np.array([0.5, 1.0, 2.0])[rng.integers(0, 3, np.shape(y))]
+        out.append(Sample((away(2 * x, np.arange(-12.0, 13.0), 0.2) / 2, y)))
+    return out
+
+
+def _clip_samples(rng):
+    def x(shape):
+        return away(rng.normal(size=shape), (-0.5, 0.5))
+
+    return [
+        Sample((x(()),), {"min": -0.5, "max": 0.5}),
+        Sample((x((5,)),), {"min": -0.5, "max": 0.5}),
+        Sample((x((3, 4)),), {"min": -0.5}),
+        Sample((x((3, 4)),), {"max": 0.5}),
+        Sample((x((0, 3)),), {"min": -0.5, "max": 0.5}),
+        Sample((x((4, 3)).T,), {"min": -0.5, "max": 0.5}),
+    ]
+
+
+def _clip_tensor_samples(rng):
+    def bounds(shape):
+        lo = -0.5 - rng.uniform(0, 0.5, shape)
+        return lo, lo + 1.0 + rng.uniform(0, 0.5, shape)
+
+    out = []
+    for xs, bs in [((3, 4), (4,)), ((5,), ()), ((2, 3), (2, 1)), ((0, 2), (2,))]:
+        lo, hi = bounds(bs)
+        x = rng.normal(size=xs)
+        x = np.where(np.abs(x - lo) < 0.1, lo + 0.1, x)
+        x = np.where(np.abs(x - hi) < 0.1, hi - 0.1, x)
+        out.append(Sample((x, lo, hi)))
+    return out
+
+
+def _where_samples(rng):
+    shapes = [((), (), ()), ((4,), (4,), (4,)), ((3, 1), (1, 4), ()), ((2, 3), (3,), (2, 1)),
+              ((0, 3), (3,), ()), ((4,), (3, 4), (3, 1))]  # fmt: skip
+    out = [
+        Sample((rng.uniform(size=c) > 0.5, rng.normal(size=a), rng.normal(size=b)))
+        for c, a, b in shapes
+    ]
+    out.append(
+        Sample(
+            ((rng.uniform(size=(3, 4)) > 0.5).T, rng.normal(size=(3, 4)).T, rng.normal(size=(4, 3)))
+        )
+    )
+    return out
+
+
+def _scalar_samples(value, domain="real"):
+    def make(rng):
+        return [
+            Sample((sample_array(rng, s, domain),), {"c": value})
+            for s in [(), (5,), (3, 4), (0, 2)]
+        ] + [Sample((sample_array(rng, (4, 3), domain).T,), {"c": value})]
+
+    return make
+
+
+def _reduce_samples(axes_list, domain="real", empty=True, shape=(3, 4)):
+    """A matrix with each of ``axes_list`` (axis=..., keepdims), 3-d with tuple axes, 0-d,
+    size-0 (reduced along the non-empty axis) and a transposed view."""
+
+    def make(rng):
+        def x(s):
+            return sample_array(rng, s, domain)
+
+        out = [Sample((x(shape),), kw) for kw in axes_list]
+        out += [
+            Sample((x((2, 3, 4)),), {"axis": (0, 2)}),
+            Sample((x((2, 3, 4)),), {"axis": (-1, 1), "keepdims": True}),
+            Sample((x(()),), {}),
+            Sample((x((4, 3)).T,), {"axis": 1}),
+        ]
+        if empty:
+            out.append(Sample((x((0, 4)),), {"axis": 1}))
+        return out
+
+    return make
+
+
+AXES = [{}, {"axis": 0}, {"axis": -1, "keepdims": True}, {"axis": None, "keepdims": True}]
+
+
+def _arg_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 4)),), {}),
+        Sample((rng.normal(size=(3, 4)),), {"axis": 0}),
+        Sample((rng.normal(size=(3, 4)),), {"axis": -1, "keepdims": True}),
+        Sample((rng.normal(size=(2, 3, 4)),), {"axis": 1}),
+        Sample((rng.normal(size=(2, 3)),), {"axis": None, "keepdims": True}),
+        Sample((rng.normal(size=()),), {}),
+        Sample((rng.normal(size=(0, 4)),), {"axis": 1}),
+        Sample((rng.normal(size=(4, 3)).T,), {"axis": 1}),
+        Sample((np.array([1.0, 3.0, 3.0, -2.0, -2.0]),), {}),  # ties: the first index wins
+    ]
+
+
+def _logical_reduce_samples(rng):
+    return [
+        Sample((_with_zeros(rng, (3, 4)),), {}),
+        Sample((_with_zeros(rng, (3, 4)),), {"axis": 0}),
+        Sample((_with_zeros(rng, (3, 4)),), {"axis": -1, "keepdims": True}),
+        Sample((_with_zeros(rng, (2, 3, 4)),), {"axis": (0, 2)}),
+        Sample((rng.normal(size=(3, 4)),), {"axis": 1}),
+        Sample((_with_zeros(rng, ()),), {}),
+        Sample((_with_zeros(rng, (0, 4)),), {"axis": 0}),
+        Sample((_with_zeros(rng, (0, 4)),), {"axis": 1, "keepdims": True}),
+        Sample((_with_zeros(rng, (4, 3)).T,), {"axis": 1}),
+    ]
+
+
+def _cumsum_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 4)),), {}),
+        Sample((rng.normal(size=(3, 4)),), {"axis": 0}),
+        Sample((rng.normal(size=(2, 3, 4)),), {"axis": -1}),
+        Sample((rng.normal(size=(5,)),), {"axis": 0}),
+        Sample((rng.normal(size=(0, 3)),), {"axis": 1}),
+        Sample((rng.normal(size=(4, 3)).T,), {"axis": 1}),
+    ]
+
+
+def _softmax_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 4)),), {}),
+        Sample((rng.normal(size=(3, 4)),), {"axis": 0}),
+        Sample((rng.normal(size=(2, 3, 4)),), {"axis": 1}),
+        Sample((rng.normal(size=(5,)) * 30,), {}),  # large logits: needs the max shift
+        Sample((rng.normal(size=(0, 3)),), {"axis": -1}),
+        Sample((rng.normal(size=(4, 3)).T,), {"axis": -1}),
+        Sample((rng.normal(size=()),), {}),
+    ]
+
+
+def _var_samples(rng):
+    return _reduce_samples(AXES, empty=False)(rng) + [
+        Sample((rng.normal(size=(3, 4)),), {"axis": 0, "ddof": 1}),
+        Sample((rng.normal(size=(2, 5)),), {"axis": None, "ddof": 1, "keepdims": True}),
+    ]
+
+
+def _logsumexp_samples(rng):
+    return _reduce_samples(AXES, empty=False)(rng) + [
+        Sample((rng.normal(size=(2, 4)) * 40,), {"axis": 1})  # exp overflows unshifted
+    ]
+
+
+# linalg
+
+
+def _matmul_samples(rng):
+    pairs = [
+        ((3, 4), (4, 2)),
+        ((2, 3, 4), (4, 5)),
+        ((2, 1, 3, 4), (3, 4, 2)),  # batch dims broadcast
+        ((4,), (4, 3)),
+        ((3, 4), (4,)),
+        ((4,), (4,)),
+        ((2, 3, 4), (4,)),
+        ((0, 3), (3, 2)),
+        ((3, 0), (0, 2)),
+    ]
+    out = [Sample((rng.normal(size=a), rng.normal(size=b))) for a, b in pairs]
+    out.append(Sample((rng.normal(size=(4, 3)).T, strided(rng.normal(size=(4, 2))))))
+    return out
+
+
+def _dot_samples(rng):
+    pairs = [((), (3,)), ((4,), (4,)), ((3, 4), (4,)), ((3, 4), (4, 2)), ((4,), (4, 2)),
+             ((2, 3, 4), (4, 2)), ((2, 3, 4), (5, 4, 2)), ((3, 4), ())]  # fmt: skip
+    out = [Sample((rng.normal(size=a), rng.normal(size=b))) for a, b in pairs]
+    out.append(Sample((rng.normal(size=(4, 3)).T, rng.normal(size=(4,)))))
+    return out
+
+
+def _einsum_samples(rng):
+    specs = [
+        ("ij,jk->ik", (3, 4), (4, 2)),
+        ("bij,bjk->bik", (2, 3, 4), (2, 4, 2)),
+        ("ij->ji", (3, 4)),
+        ("ij->", (3, 4)),
+        ("ijk->kj", (2, 3, 4)),
+        ("i,i->", (4,), (4,)),
+        ("i,j->ij", (3,), (4,)),
+        ("ij,ij->i", (3, 4), (3, 4)),
+        ("bhqd,bhkd->bhqk", (1, 2, 3, 2), (1, 2, 4, 2)),
+        ("ij,jk,kl->il", (2, 3), (3, 4), (4, 2)),
+        ("ij,jk", (3, 4), (4, 2)),  # implicit output: sorted lone indices
+        ("ij,jk->ik", (0, 4), (4, 2)),
+    ]
+    return [Sample(tuple(rng.normal(size=s) for s in shapes), {"subscripts": sub})
+            for sub, *shapes in specs]  # fmt: skip
+
+
+def _tensordot_samples(rng):
+    specs = [
+        ((3, 4), (4, 2), 1),
+        ((2, 3, 4), (3, 4, 2), 2),
+        ((3,), (4,), 0),
+        ((2, 3, 4), (4, 3), ((1, 2), (1, 0))),
+        ((3, 4), (2, 3), ((0,), (-1,))),
+        ((0, 3), (3, 2), 1),
+    ]
+    return [Sample((rng.normal(size=a), rng.normal(size=b)), {"axes": ax}) for a, b, ax in specs]
+
+
+def _outer_samples(rng):
+    pairs = [((3,), (4,)), ((2, 2), (3,)), ((), (3,)), ((0,), (3,))]
+    return [Sample((rng.normal(size=a), rng.normal(size=b))) for a, b in pairs]
+
+
+# shape ops
+
+
+def _s(rng, shape_, **kwargs):
+    """One normal array of shape ``shape_`` with static ``kwargs``."""
+    return Sample((rng.normal(size=shape_),), kwargs)
+
+
+def _reshape_samples(rng):
+    return [
+        _s(rng, (3, 4), shape=(4, 3)),
+        _s(rng, (3, 4), shape=(2, -1)),
+        _s(rng, (2, 3, 4), shape=(-1,)),
+        _s(rng, (), shape=(1, 1)),
+        _s(rng, (1,), shape=()),
+        _s(rng, (0, 3), shape=(3, 0)),
+        _s(rng, (0, 3), shape=(-1, 3)),
+        Sample((rng.normal(size=(4, 3)).T,), {"shape": (2, 6)}),
+        Sample((strided(rng.normal(size=(2, 3))),), {"shape": (6,)}),
+    ]
+
+
+def _squeeze_samples(rng):
+    return [
+        _s(rng, (1, 3, 1)),
+        _s(rng, (1, 3, 1), axis=0),
+        _s(rng, (1, 3, 1), axis=(0, -1)),
+        _s(rng, ()),
+        _s(rng, (0, 1)),
+        Sample((rng.normal(size=(4, 1)).T,), {"axis": 0}),
+    ]
+
+
+def _expand_dims_samples(rng):
+    return [
+        _s(rng, (3, 4), axis=0),
+        _s(rng, (3, 4), axis=-1),
+        _s(rng, (3, 4), axis=(0, 2)),
+        _s(rng, (), axis=0),
+        _s(rng, (0, 2), axis=1),
+        Sample((rng.normal(size=(4, 3)).T,), {"axis": 1}),
+    ]
+
+
+def _broadcast_to_samples(rng):
+    return [
+        _s(rng, (3, 1), shape=(2, 3, 4)),
+        _s(rng, (), shape=(3,)),
+        _s(rng, (4,), shape=(3, 4)),
+        _s(rng, (1,), shape=(0,)),
+        _s(rng, (2, 3), shape=(2, 3)),
+        Sample((rng.normal(size=(4, 1)).T,), {"shape": (3, 4)}),
+    ]
+
+
+def _broadcast_arrays_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 1)), rng.normal(size=(4,)))),
+        Sample((rng.normal(size=()), rng.normal(size=(2, 3)), rng.normal(size=(3,)))),
+        Sample((rng.normal(size=(0, 1)), rng.normal(size=(2,)))),
+    ]
+
+
+def _flatten_samples(rng):
+    return [
+        _s(rng, (2, 3, 4)),
+        _s(rng, (2, 3, 4), start_dim=1),
+        _s(rng, (2, 3, 4), start_dim=0, end_dim=1),
+        _s(rng, (2, 3, 4), start_dim=-2, end_dim=-1),
+        _s(rng, ()),
+        _s(rng, (2, 0, 3), start_dim=1),
+        Sample((rng.normal(size=(4, 3)).T,), {}),
+    ]
+
+
+def _concat_samples(rng):
+    specs = [
+        ([(2, 3), (4, 3)], 0),
+        ([(2, 3), (2, 1), (2, 2)], 1),
+        ([(2, 3), (2, 0)], -1),
+        ([(0, 3), (2, 3)], 0),
+        ([(5,)], 0),
+        ([(2, 2, 3), (2, 1, 3)], 1),
+    ]
+    out = [Sample(tuple(rng.normal(size=s) for s in shapes), {"axis": ax}) for shapes, ax in specs]
+    out.append(Sample((rng.normal(size=(3, 2)).T, rng.normal(size=(2, 4))), {"axis": 1}))
+    return out
+
+
+def _stack_samples(rng):
+    specs = [
+        ([(2, 3), (2, 3)], 0),
+        ([(2, 3), (2, 3), (2, 3)], -1),
+        ([(2, 3), (2, 3)], 1),
+        ([(), ()], 0),
+        ([(0, 3), (0, 3)], 1),
+    ]
+    out = [Sample(tuple(rng.normal(size=s) for s in shapes), {"axis": ax}) for shapes, ax in specs]
+    out.append(Sample((rng.normal(size=(3, 2)).T, rng.normal(size=(2, 3))), {"axis": 0}))
+    return out
+
+
+def _split_samples(rng):
+    return [
+        _s(rng, (6, 2), indices_or_sections=3),
+        _s(rng, (2, 6), indices_or_sections=2, axis=1),
+        _s(rng, (5, 2), indices_or_sections=[1, 3]),
+        _s(rng, (5,), indices_or_sections=[2, 9]),  # past the end: empty pieces
+        _s(rng, (0, 2), indices_or_sections=2),
+        Sample((rng.normal(size=(2, 4)).T,), {"indices_or_sections": 2}),
+    ]
+
+
+def _chunk_samples(rng):
+    return [
+        _s(rng, (6, 2), chunks=3),
+        _s(rng, (5, 2), chunks=2),
+        _s(rng, (2, 7), chunks=3, axis=1),
+        _s(rng, (3,), chunks=5),  # fewer pieces than asked
+        _s(rng, (0, 2), chunks=2),
+        Sample((rng.normal(size=(2, 4)).T,), {"chunks": 2, "axis": -1}),
+    ]
+
+
+def _pad_samples(rng):
+    return [
+        _s(rng, (3, 4), pad_width=1),
+        _s(rng, (3, 4), pad_width=(1, 2)),
+        _s(rng, (3, 4), pad_width=((0, 1), (2, 0)), constant_values=1.5),
+        _s(rng, (5,), pad_width=((2, 3),)),
+        _s(rng, (0, 2), pad_width=((1, 1), (0, 0))),
+        Sample((rng.normal(size=(4, 3)).T,), {"pad_width": ((1, 0), (0, 1))}),
+    ]
+
+
+def _flip_samples(rng):
+    return [
+        _s(rng, (3, 4)),
+        _s(rng, (3, 4), axis=0),
+        _s(rng, (2, 3, 4), axis=(0, -1)),
+        _s(rng, ()),
+        _s(rng, (0, 3), axis=1),
+        Sample((rng.normal(size=(4, 3)).T,), {"axis": 1}),
+    ]
+
+
+def _moveaxis_samples(rng):
+    return [
+        _s(rng, (2, 3, 4), source=0, destination=-1),
+        _s(rng, (2, 3, 4), source=-1, destination=0),
+        _s(rng, (2, 3, 4), source=(0, 1), destination=(2, 0)),
+        _s(rng, (0, 3), source=0, destination=1),
+        Sample((rng.normal(size=(4, 3)).T,), {"source": 1, "destination": 0}),
+    ]
+
+
+def _swapaxes_samples(rng):
+    return [
+        _s(rng, (2, 3, 4), axis1=0, axis2=2),
+        _s(rng, (3, 4), axis1=-1, axis2=0),
+        _s(rng, (3, 4), axis1=1, axis2=1),
+        _s(rng, (0, 3), axis1=0, axis2=1),
+        Sample((rng.normal(size=(4, 3)).T,), {"axis1": 0, "axis2": 1}),
+    ]
+
+
+def _tile_samples(rng):
+    return [
+        _s(rng, (3,), reps=2),
+        _s(rng, (2, 3), reps=(2, 1)),
+        _s(rng, (2, 3), reps=(2, 1, 2)),
+        _s(rng, (2, 3, 2), reps=(2, 1)),
+        _s(rng, (), reps=3),
+        _s(rng, (0, 2), reps=2),
+        Sample((rng.normal(size=(3, 2)).T,), {"reps": (1, 2)}),
+    ]
+
+
+def _repeat_samples(rng):
+    return [
+        _s(rng, (3,), repeats=2),
+        _s(rng, (2, 3), repeats=2),
+        _s(rng, (2, 3), repeats=3, axis=1),
+        _s(rng, (2, 3), repeats=2, axis=-2),
+        _s(rng, (), repeats=3),
+        _s(rng, (0, 2), repeats=2, axis=0),
+        Sample((rng.normal(size=(3, 2)).T,), {"repeats": 2, "axis": 0}),
+    ]
+
+
+def _slice_tensor_samples(rng):
+    return [
+        _s(rng, (4, 5), start=(1, 2), size=(2, 3)),
+        _s(rng, (5,), start=(0,), size=(5,)),
+        _s(rng, (5,), start=(2,), size=(0,)),
+        _s(rng, (), start=(), size=()),
+        _s(rng, (2, 3, 4), start=(1, 0, 1), size=(1, 3, 2)),
+        Sample((rng.normal(size=(5, 4)).T,), {"start": (1, 1), "size": (2, 3)}),
+    ]
+
+
+def _transpose_samples(rng):
+    return [
+        _s(rng, (3, 4)),
+        _s(rng, (2, 3, 4)),
+        _s(rng, (2, 3, 4), axes=(1, 0, 2)),
+        _s(rng, (2, 3, 4), axes=(-1, 0, 1)),
+        _s(rng, ()),
+        _s(rng, (0, 3), axes=(1, 0)),
+        Sample((rng.normal(size=(4, 3)).T,), {}),
+    ]
+
+
+def _tril_samples(rng):
+    return [
+        _s(rng, (3, 4)),
+        _s(rng, (4, 3), k=1),
+        _s(rng, (3, 3), k=-1),
+        _s(rng, (2, 3, 3)),
+        _s(rng, (0, 3)),
+        Sample((rng.normal(size=(4, 3)).T,), {"k": 0}),
+    ]
+
+
+# indexing
+
+
+IDX_A = np.array([[0, 2], [1, -1]])
+
+
+def _take_samples(rng):
+    return [
+        _s(rng, (3, 4), indices=np.array([2, 0, 2])),
+        _s(rng, (3, 4), indices=np.array([3, -1, 0]), axis=1),
+        _s(rng, (3, 4), indices=IDX_A, axis=0),
+        _s(rng, (2, 3, 4), indices=np.array([1]), axis=-2),
+        _s(rng, (3, 4), indices=np.array(2), axis=1),  # 0-d index drops the axis
+        _s(rng, (3, 4), indices=np.zeros(0, np.int64), axis=0),
+        _s(rng, (0, 4), indices=np.array([1, 3]), axis=1),
+        Sample((rng.normal(size=(4, 3)).T,), {"indices": np.array([1, 1, 0]), "axis": 0}),
+    ]
+
+
+def _take_along_axis_samples(rng):
+    return [
+        _s(rng, (3, 4), indices=np.array([[0, 3], [1, 1], [2, -1]]), axis=1),
+        _s(rng, (3, 4), indices=np.array([[2, 0, 1, 0]]), axis=0),  # broadcasts over axis 1
+        _s(rng, (2, 3, 4), indices=np.array([[[1], [0], [2]], [[2], [2], [0]]]), axis=1),
+        _s(rng, (3, 4), indices=np.zeros((3, 0), np.int64), axis=1),
+        Sample((rng.normal(size=(4, 3)).T,), {"indices": np.array([[1], [0], [3]]), "axis": -1}),
+    ]
+
+
+def _gather_samples(rng):
+    return [
+        _s(rng, (3, 4), dim=1, index=np.array([[0, 3], [1, 1], [2, 0]])),
+        _s(rng, (3, 4), dim=0, index=np.array([[2, 0, 1, 0], [1, 1, 1, 2]])),
+        _s(rng, (2, 3), dim=-1, index=np.array([[2, 2, 0], [0, 1, 2]])),
+        Sample((rng.normal(size=(4, 3)).T,), {"dim": 0, "index": np.array([[2, 0, 1, 1]])}),
+    ]
+
+
+def _scatter_add_samples(rng):
+    specs = [
+        ((3, 4), (3, 2), 1, np.array([[0, 0], [3, 1], [2, 2]])),  # repeated targets accumulate
+        ((3, 4), (2, 4), 0, np.array([[2, 0, 1, 0], [2, 1, 1, 0]])),
+        ((2, 3, 2), (2, 1, 2), 1, np.array([[[2, 0]], [[1, 1]]])),
+        ((3, 4), (3, 0), -1, np.zeros((3, 0), np.int64)),
+    ]
+    return [
+        Sample((rng.normal(size=xs), rng.normal(size=ss)), {"dim": dim, "index": idx})
+        for xs, ss, dim, idx in specs
+    ]
+
+
+def _one_hot_samples(rng):
+    return [
+        Sample((rng.integers(0, 4, (5,)),), {"num_classes": 4}),
+        Sample((rng.integers(0, 3, (2, 3)),), {"num_classes": 3}),
+        Sample((rng.integers(0, 5, ()),), {"num_classes": 5}),
+        Sample((rng.integers(0, 2, (0,)),), {"num_classes": 2}),
+        Sample((rng.integers(0, 3, (4,)),), {"num_classes": 3, "dtype": "float64"}),
+        Sample((rng.integers(0, 3, (4,)),), {"num_classes": 3, "dtype": "int64"}),
+    ]
+
+
+def _getitem(*cases):
+    """Samples ``x[index]`` for each (shape, index); a shape starting with "T" makes a
+    transposed (non-contiguous) view of that shape."""
+
+    def make(rng):
+        out = []
+        for shape, index in cases:
+            if shape and shape[0] == "T":
+                x = rng.normal(size=shape[1:][::-1]).T
+            else:
+                x = rng.normal(size=shape)
+            out.append(Sample((x,), {"index": index}))
+        return out
+
+    return make
+
+
+def _index(x, index):
+    return x[index]
+
+
+_ = slice(None)
+MASK_34 = np.array([[True, False, True, True], [False, False, False, False], [True, True, False, True]])  # fmt: skip
+
+GETITEM_BASIC = _getitem(
+    ((3, 4), 1),
+    ((3, 4), -1),
+    ((3, 4), (1, 2)),
+    ((3, 4), (slice(1, None), slice(None, None, 2))),
+    ((2, 3, 4), (1, _, -2)),
+    ((3, 4), slice(0, 0)),  # size-0 result
+    ((3, 4), (slice(10, None),)),  # past the end: empty
+    ((3, 4), (slice(-5, 2),)),  # clamped start
+    ((), ()),
+    ((0, 3), (_, 1)),
+    (("T", 3, 4), (slice(1, 3), 0)),
+)
+GETITEM_NEGSTEP = _getitem(
+    ((5,), slice(None, None, -1)),
+    ((3, 5), (slice(1, None), slice(None, None, -2))),
+    ((3, 5), (slice(None, None, -2), slice(4, 0, -3))),
+    ((6,), slice(-1, -6, -2)),
+    ((5,), slice(1, 3, -1)),  # empty
+    ((0, 2), slice(None, None, -1)),
+    (("T", 3, 4), (slice(None, None, -1), slice(2, None, -1))),
+)
+GETITEM_NEWAXIS = _getitem(
+    ((3, 4), None),
+    ((3, 4), (Ellipsis, None)),
+    ((2, 3, 4), (1, Ellipsis, None, 2)),
+    ((3, 4), (None, _, None)),
+    ((2, 3, 4), (Ellipsis, 1)),
+    ((2, 3, 4), (Ellipsis,)),
+    ((), None),
+    ((), Ellipsis),
+    ((0, 3), (None, Ellipsis, 0)),
+)
+GETITEM_INTARRAY = _getitem(
+    ((3, 4), [0, 2]),
+    ((3, 4), np.array([[0, 1], [2, -1]])),
+    ((3, 4), (_, [1, 0, 1])),
+    ((3, 4, 2), ([0, 2], _, [1, 0])),  # separated array indices: their dims go first
+    ((3, 4, 2), (_, [0, 3], [1, 0])),  # adjacent: their dims stay in place
+    ((3, 4), (1, [0, 2])),  # an int with an array counts as advanced
+    ((3, 4), ([[0], [2]], [1, 2, 3])),  # index arrays broadcast together
+    ((3, 4), (np.zeros(0, np.int64),)),
+    ((3, 4), ([-1, -3], slice(None, None, -1))),
+    (("T", 3, 4), ([2, 0],)),
+)
+GETITEM_MASK = _getitem(
+    ((3, 4), MASK_34),
+    ((3, 4), np.array([True, False, True])),
+    ((3, 4), (_, np.array([False, True, True, False]))),
+    ((3, 4), np.zeros((3, 4), bool)),  # nothing selected
+    ((2, 3, 4), (1, MASK_34[:, :4])),
+    (("T", 3, 4), np.array([True, True, False])),
+)
+
+
+# ----------------------------------------------------------------------------- the table
+
+
 OPS: list[OpCase] = [
-    OpCase("exp", fx.exp, np.exp, unary_samples()),
-    OpCase("log", fx.log, np.log, unary_samples("positive"), domain="positive"),
-    OpCase("add", fx.add, np.add, binary_samples()),
-    OpCase("multiply", fx.multiply, np.multiply, binary_samples()),
+    # --- elementwise unary
+    _unary("exp", fx.exp, np.exp),
+    _unary("log", fx.log, np.log, "positive"),
+    _unary("log1p", fx.log1p, np.log1p, "unit"),
+    _unary("expm1", fx.expm1, np.expm1),
+    _unary("sqrt", fx.sqrt, np.sqrt, "positive"),
+    _unary("rsqrt", fx.rsqrt, lambda x: 1.0 / np.sqrt(x), "positive"),
+    _unary("sin", fx.sin, np.sin),
+    _unary("cos", fx.cos, np.cos),
+    _unary("tanh", fx.tanh, np.tanh),
+    _unary("sigmoid", fx.sigmoid, np_sigmoid),
+    _unary("relu", fx.relu, np_relu, "nonzero"),
+    _unary("gelu", fx.gelu, np_gelu),
+    OpCase(
+        "gelu_tanh",
+        lambda x: fx.gelu(x, approximate="tanh"),
+        lambda x: np_gelu(x, approximate="tanh"),
+        unary_samples(),
+    ),
+    _unary("silu", fx.silu, np_silu),
+    _unary("erf", fx.erf, np_erf),
+    _unary("abs", fx.abs, np.abs, "nonzero", dtypes=FLOAT_AND_INT),
+    _unary("negative", fx.negative, np.negative, dtypes=FLOAT_AND_INT),
+    _unary("square", fx.square, np.square, dtypes=FLOAT_AND_INT),
+    _unary("reciprocal", fx.reciprocal, np.reciprocal, "nonzero"),
+    _unary("sign", fx.sign, np.sign, dtypes=FLOAT_AND_INT, **NONDIFF),
+    OpCase("floor", fx.floor, np.floor, _map_samples(unary_samples(), lambda a: 3 * a), **NONDIFF),
+    OpCase("ceil", fx.ceil, np.ceil, _map_samples(unary_samples(), lambda a: 3 * a), **NONDIFF),
+    OpCase(
+        "round",
+        fx.round,
+        np.round,
+        _map_samples(unary_samples(), lambda a: 3 * a),
+        notes="half to even",
+        **NONDIFF,
+    ),
+    OpCase(
+        "round_halves",
+        fx.round,
+        np.round,
+        lambda rng: [Sample((np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999999999999994]),))],
+        **NONDIFF,
+    ),
+    OpCase("stop_gradient", fx.stop_gradient, lambda x: x, unary_samples(), **NONDIFF),
+    *[
+        OpCase(
+            name,
+            getattr(fx, name),
+            getattr(np, name),
+            _special_samples,
+            out_dtype="bool",
+            **NONDIFF,
+        )
+        for name in ("isnan", "isinf", "isfinite")
+    ],
+    OpCase(
+        "logical_not",
+        fx.logical_not,
+        np.logical_not,
+        _map_samples(unary_samples(), lambda a: a * (np.abs(a) > 0.5)),
+        out_dtype="bool",
+        **NONDIFF,
+    ),
+    OpCase(
+        "invert",
+        fx.invert,
+        np.invert,
+        lambda rng: [Sample((sample_array(rng, s, "int"),)) for s in [(), (5,), (2, 3), (0,)]],
+        domain="int",
+        dtypes=("int64", "int32", "int8", "uint8"),
+        **NONDIFF,
+    ),
+    OpCase(
+        "invert_bool",
+        fx.invert,
+        np.invert,
+        lambda rng: [Sample((rng.uniform(size=s) > 0.5,)) for s in [(), (5,), (2, 3), (0,)]],
+        dtypes=("bool",),
+        **NONDIFF,
+    ),
+    # --- elementwise binary
+    _binary("add", fx.add, np.add, dtypes=FLOAT_AND_INT),
+    _binary("subtract", fx.subtract, np.subtract, dtypes=FLOAT_AND_INT),
+    _binary("multiply", fx.multiply, np.multiply, dtypes=FLOAT_AND_INT),
+    _binary("divide", fx.divide, np.divide, "real", "nonzero", domain="nonzero"),
+    _binary("power", fx.power, np.power, "positive", "real", domain="positive"),
+    _binary("maximum", fx.maximum, np.maximum, dtypes=FLOAT_AND_INT),
+    _binary("minimum", fx.minimum, np.minimum, dtypes=FLOAT_AND_INT),
+    OpCase("remainder", fx.remainder, np.remainder, _remainder_samples, domain="nonzero"),
+    OpCase(
+        "remainder_int",
+        fx.remainder,
+        np.remainder,
+        _map_samples(binary_samples("real", "nonzero"), lambda a: np.rint(3 * a).astype(np.int64)),
+        domain="int",
+        dtypes=("int64", "int32", "int8"),
+        **NONDIFF,
+    ),
+    _binary(
+        "floor_divide",
+        fx.floor_divide,
+        np.floor_divide,
+        "real",
+        "nonzero",
+        domain="nonzero",
+        dtypes=FLOAT_AND_INT,
+        **NONDIFF,
+    ),
+    # weak Python scalars on either side
+    OpCase(
+        "add_scalar", lambda x, c: fx.add(x, c), lambda x, c: np.add(x, c), _scalar_samples(2.5)
+    ),
+    OpCase(
+        "multiply_scalar",
+        lambda x, c: fx.multiply(c, x),
+        lambda x, c: np.multiply(c, x),
+        _scalar_samples(-3.0),
+    ),
+    OpCase(
+        "subtract_scalar",
+        lambda x, c: fx.subtract(c, x),
+        lambda x, c: np.subtract(c, x),
+        _scalar_samples(1.5),
+    ),
+    OpCase(
+        "divide_scalar",
+        lambda x, c: fx.divide(c, x),
+        lambda x, c: np.divide(c, x),
+        _scalar_samples(2.0, "nonzero"),
+        domain="nonzero",
+    ),
+    OpCase(
+        "power_scalar",
+        lambda x, c: fx.power(x, c),
+        lambda x, c: np.power(x, c),
+        _scalar_samples(2.5, "positive"),
+        domain="positive",
+    ),
+    OpCase(
+        "power_scalar_base",
+        lambda x, c: fx.power(c, x),
+        lambda x, c: np.power(c, x),
+        _scalar_samples(1.7),
+    ),
+    OpCase(
+        "add_int_scalar",
+        lambda x, c: fx.add(x, c),
+        lambda x, c: np.add(x, c),
+        _scalar_samples(3),
+        dtypes=FLOAT_AND_INT,
+    ),
+    *[
+        OpCase(
+            name,
+            getattr(fx, name),
+            getattr(np, name),
+            _map_samples(binary_samples(), lambda a: np.round(2 * a) / 2),
+            dtypes=FLOAT_AND_INT,
+            out_dtype="bool",
+            **NONDIFF,
+        )  # fmt: skip
+        for name in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+    ],
+    *[
+        OpCase(
+            name,
+            getattr(fx, name),
+            getattr(np, name),
+            _map_samples(binary_samples(), lambda a: a * (np.abs(a) > 0.5)),
+            out_dtype="bool",
+            **NONDIFF,
+        )  # fmt: skip
+        for name in ("logical_and", "logical_or", "logical_xor")
+    ],
+    *[
+        OpCase(
+            name,
+            getattr(fx, name),
+            getattr(np, name),
+            _map_samples(binary_samples(), lambda a: np.rint(4 * a).astype(np.int64)),
+            domain="int",
+            dtypes=("int64", "int32", "int8", "uint8"),
+            **NONDIFF,
+        )  # fmt: skip
+        for name in ("bitwise_and", "bitwise_or", "bitwise_xor")
+    ],
+    *[
+        OpCase(
+            f"{name}_bool",
+            getattr(fx, name),
+            getattr(np, name),
+            _map_samples(binary_samples(), lambda a: a > 0),
+            dtypes=("bool",),
+            **NONDIFF,
+        )  # fmt: skip
+        for name in ("bitwise_and", "bitwise_or", "bitwise_xor")
+    ],
+    OpCase("where", fx.where, np.where, _where_samples, diff_args=(1, 2), dtypes=FLOAT_AND_INT),
+    OpCase(
+        "where_scalar",
+        lambda c, x, other: fx.where(c, x, other),
+        lambda c, x, other: np.where(c, x, other),
+        lambda rng: [
+            Sample((rng.uniform(size=s) > 0.5, rng.normal(size=s)), {"other": 0.5})
+            for s in [(), (5,), (2, 3), (0, 2)]
+        ],
+        diff_args=(1,),
+    ),
+    OpCase("clip", fx.clip, np.clip, _clip_samples),
+    OpCase("clip_tensor", fx.clip, np.clip, _clip_tensor_samples),
+    OpCase(
+        "astype",
+        fx.astype,
+        lambda x, dtype: x.astype(_np_dtype(dtype)),
+        lambda rng: [
+            Sample((rng.normal(size=(3, 4)),), {"dtype": "float32"}),
+            Sample((rng.normal(size=(3, 4)),), {"dtype": "float64"}),
+            Sample((rng.normal(size=(5,)),), {"dtype": "float16"}),
+            Sample((rng.normal(size=(5,)),), {"dtype": "bfloat16"}),
+            Sample((rng.normal(size=()),), {"dtype": "float64"}),
+            Sample((rng.normal(size=(0, 2)),), {"dtype": "float32"}),
+            Sample((rng.normal(size=(4, 3)).T,), {"dtype": "float16"}),
+        ],
+        out_dtype=_kwarg_dtype,
+        rtol={"float64": 1e-12, "float32": 1e-5, "float16": 1e-3, "bfloat16": 1e-2},
+    ),
+    OpCase(
+        "astype_int",
+        fx.astype,
+        lambda x, dtype: x.astype(_np_dtype(dtype)),
+        lambda rng: [
+            Sample((3 * rng.normal(size=(3, 4)),), {"dtype": "int32"}),
+            Sample((3 * rng.normal(size=(5,)),), {"dtype": "int64"}),
+            Sample((3 * rng.normal(size=(5,)),), {"dtype": "int8"}),
+            Sample((_with_zeros(rng, (2, 3)),), {"dtype": "bool"}),
+            Sample((3 * rng.normal(size=()),), {"dtype": "int64"}),
+            Sample((rng.normal(size=(0,)),), {"dtype": "int32"}),
+        ],
+        out_dtype=_kwarg_dtype,
+        dtypes=FLOAT_AND_INT,
+        **NONDIFF,
+    ),
+    # --- reductions
     OpCase(
         "sum",
         fx.sum,
         np.sum,
-        lambda rng: [
-            Sample((rng.normal(size=(3, 4)),), {"axis": 0}),
-            Sample((rng.normal(size=(3, 4)),), {"axis": -1, "keepdims": True}),
-            Sample((rng.normal(size=(2, 3, 4)),), {"axis": (0, 2)}),
-            Sample((rng.normal(size=()),), {}),
-            Sample((rng.normal(size=(0, 4)),), {"axis": 0}),
-        ],
+        _reduce_samples(AXES),
+        dtypes=FLOAT_AND_INT,
+        out_dtype=_int_to_int64,
+    ),
+    OpCase("mean", fx.mean, np.mean, _reduce_samples(AXES, empty=False)),
+    OpCase("var", fx.var, np.var, _var_samples),
+    OpCase(
+        "std",
+        fx.std,
+        np.std,
+        # not over a single element: std is sqrt(0) there, a kink
+        lambda rng: [s for s in _var_samples(rng) if np.ndim(s.args[0])],
+    ),
+    OpCase("max", fx.max, np.max, _reduce_samples(AXES, empty=False), dtypes=FLOAT_AND_INT),
+    OpCase("min", fx.min, np.min, _reduce_samples(AXES, empty=False), dtypes=FLOAT_AND_INT),
+    OpCase(
+        "prod",
+        fx.prod,
+        np.prod,
+        _reduce_samples(AXES, domain="nonzero"),
+        dtypes=FLOAT_AND_INT,
+        out_dtype=_int_to_int64,
+    ),
+    OpCase(
+        "argmax",
+        fx.argmax,
+        np.argmax,
+        lambda rng: [s for s in _arg_samples(rng) if np.size(s.args[0])],
+        out_dtype="int64",
+        dtypes=FLOAT_AND_INT,
+        **NONDIFF,
+    ),
+    OpCase(
+        "argmin",
+        fx.argmin,
+        np.argmin,
+        lambda rng: [s for s in _arg_samples(rng) if np.size(s.args[0])],
+        out_dtype="int64",
+        dtypes=FLOAT_AND_INT,
+        **NONDIFF,
+    ),
+    OpCase("logsumexp", fx.logsumexp, np_logsumexp, _logsumexp_samples),
+    OpCase("all", fx.all, np.all, _logical_reduce_samples, out_dtype="bool", **NONDIFF),
+    OpCase("any", fx.any, np.any, _logical_reduce_samples, out_dtype="bool", **NONDIFF),
+    OpCase(
+        "cumsum",
+        fx.cumsum,
+        np.cumsum,
+        _cumsum_samples,
+        dtypes=FLOAT_AND_INT,
+        out_dtype=_int_to_int64,
+    ),
+    OpCase("softmax", fx.softmax, np_softmax, _softmax_samples),
+    OpCase("log_softmax", fx.log_softmax, np_log_softmax, _softmax_samples),
+    # --- linear algebra
+    OpCase("matmul", fx.matmul, np.matmul, _matmul_samples, dtypes=FLOAT_AND_INT),
+    OpCase("dot", fx.dot, np.dot, _dot_samples),
+    OpCase(
+        "einsum",
+        lambda *xs, subscripts: fx.einsum(subscripts, *xs),
+        lambda *xs, subscripts: np.einsum(subscripts, *xs),
+        _einsum_samples,
+    ),
+    OpCase("tensordot", fx.tensordot, np.tensordot, _tensordot_samples),
+    OpCase("outer", fx.outer, np.outer, _outer_samples),
+    # --- shape
+    OpCase("reshape", fx.reshape, np.reshape, _reshape_samples, dtypes=FLOAT_AND_INT),
+    OpCase(
+        "ravel",
+        fx.ravel,
+        np.ravel,
+        lambda rng: [s for s in _transpose_samples(rng) if not s.kwargs],
+    ),
+    OpCase("squeeze", fx.squeeze, np.squeeze, _squeeze_samples),
+    OpCase("expand_dims", fx.expand_dims, np.expand_dims, _expand_dims_samples),
+    OpCase("broadcast_to", fx.broadcast_to, np.broadcast_to, _broadcast_to_samples),
+    OpCase(
+        "broadcast_arrays",
+        fx.broadcast_arrays,
+        lambda *xs: list(np.broadcast_arrays(*xs)),
+        _broadcast_arrays_samples,
+    ),
+    OpCase("flatten", fx.flatten, np_flatten, _flatten_samples),
+    OpCase(
+        "concatenate",
+        lambda *xs, axis: fx.concatenate(xs, axis=axis),
+        lambda *xs, axis: np.concatenate(xs, axis=axis),
+        _concat_samples,
+        dtypes=FLOAT_AND_INT,
+    ),
+    OpCase(
+        "stack",
+        lambda *xs, axis: fx.stack(xs, axis=axis),
+        lambda *xs, axis: np.stack(xs, axis=axis),
+        _stack_samples,
+    ),
+    OpCase("split", fx.split, np.split, _split_samples),
+    OpCase("chunk", fx.chunk, np_chunk, _chunk_samples),
+    OpCase("pad", fx.pad, np.pad, _pad_samples),
+    OpCase("flip", fx.flip, np.flip, _flip_samples),
+    OpCase("moveaxis", fx.moveaxis, np.moveaxis, _moveaxis_samples),
+    OpCase("swapaxes", fx.swapaxes, np.swapaxes, _swapaxes_samples),
+    OpCase("tile", fx.tile, np.tile, _tile_samples),
+    OpCase("repeat", fx.repeat, np.repeat, _repeat_samples),
+    OpCase("slice_tensor", fx.slice_tensor, np_slice_tensor, _slice_tensor_samples),
+    OpCase("transpose", fx.transpose, np.transpose, _transpose_samples, dtypes=FLOAT_AND_INT),
+    OpCase("tril", fx.tril, np.tril, _tril_samples),
+    OpCase("triu", fx.triu, np.triu, _tril_samples),
+    # --- indexing
+    OpCase("take", fx.take, np.take, _take_samples, dtypes=FLOAT_AND_INT),
+    OpCase("take_along_axis", fx.take_along_axis, np.take_along_axis, _take_along_axis_samples),
+    OpCase(
+        "gather",
+        fx.gather,
+        lambda x, dim, index: np.take_along_axis(x, index, dim),
+        _gather_samples,
+    ),
+    OpCase(
+        "scatter_add",
+        lambda x, src, dim, index: fx.scatter_add(x, dim, index, src),
+        np_scatter_add,
+        _scatter_add_samples,
+    ),
+    OpCase(
+        "one_hot",
+        fx.one_hot,
+        np_one_hot,
+        _one_hot_samples,
+        domain="int",
+        dtypes=("int64", "int32"),
+        out_dtype=lambda d, kw: str(kw.get("dtype", "float32")),
+        **NONDIFF,
+    ),
+    OpCase("getitem_basic", _index, _index, GETITEM_BASIC, dtypes=FLOAT_AND_INT),
+    OpCase("getitem_negstep", _index, _index, GETITEM_NEGSTEP),
+    OpCase("getitem_newaxis", _index, _index, GETITEM_NEWAXIS),
+    OpCase("getitem_intarray", _index, _index, GETITEM_INTARRAY, dtypes=FLOAT_AND_INT),
+    OpCase("getitem_mask", _index, _index, GETITEM_MASK),
+    OpCase(
+        "getitem_fn",
+        lambda x, index: fx.getitem(x, index),
+        _index,
+        _getitem(((3, 4), (slice(None, None, -1), [0, 2])), ((2, 3), (None, 1))),
     ),
 ]

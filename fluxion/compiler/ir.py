@@ -110,7 +110,7 @@ def pp_graph(graph: Graph, indent: int = 0) -> str:
 
     def name(v):
         if isinstance(v, Literal):
-            return str(v.value.item()) if v.value.ndim == 0 else f"const{aval_string(v.aval)}"
+            return str(v.value[()]) if v.value.ndim == 0 else f"const{aval_string(v.aval)}"
         if id(v) not in names:
             names[id(v)] = next(fresh)
         return names[id(v)]
@@ -143,8 +143,16 @@ def typecheck(graph: Graph) -> None:
                 raise IRTypeError(
                     f"equation {k} ({eqn.prim.name}) uses a variable before it is defined"
                 )
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple) else (value,):
+                if isinstance(sub, Graph):
+                    typecheck(sub)
         avals = eqn.prim.abstract(*[v.aval for v in eqn.inputs], **eqn.params)
         avals = list(avals) if eqn.prim.multiple_results else [avals]
+        if len(avals) != len(eqn.outputs):
+            raise IRTypeError(
+                f"equation {k} ({eqn.prim.name}) has {len(eqn.outputs)} output(s) but the rule gives {len(avals)}"
+            )
         for v, want in zip(eqn.outputs, avals):
             if tuple(v.aval.shape) != tuple(want.shape) or np.dtype(v.aval.dtype) != np.dtype(
                 want.dtype

@@ -98,6 +98,16 @@ def algebraic_simplification(graph: Graph) -> Graph:
     for eqn in graph.eqns:
         inputs = [replace.get(id(v), v) if not isinstance(v, Literal) else v for v in eqn.inputs]
         name, out = eqn.prim.name, eqn.outputs[0]
+        # merge chains first, so that a chain that cancels out becomes an identity below
+        source = (
+            producer.get(id(inputs[0])) if inputs and not isinstance(inputs[0], Literal) else None
+        )
+        params = eqn.params
+        if source is not None and name == "reshape" and source.prim.name == "reshape":
+            inputs = [source.inputs[0]]
+        elif source is not None and name == "transpose" and source.prim.name == "transpose":
+            inner, outer = source.params["perm"], params["perm"]
+            inputs, params = [source.inputs[0]], {"perm": tuple(inner[p] for p in outer)}
         identity = None
         if (
             name == "mul"
@@ -116,23 +126,12 @@ def algebraic_simplification(graph: Graph) -> Graph:
         ):
             identity = inputs[1]
         elif name in ("reshape", "broadcast_to", "convert", "transpose") and same(inputs[0], out):
-            if name != "transpose" or eqn.params["perm"] == tuple(range(out.aval.ndim)):
+            if name != "transpose" or params["perm"] == tuple(range(out.aval.ndim)):
                 identity = inputs[0]
         if identity is not None and not isinstance(identity, Literal) and same(identity, out):
             replace[id(out)] = identity
             continue
-        source = (
-            producer.get(id(inputs[0])) if inputs and not isinstance(inputs[0], Literal) else None
-        )
-        if source is not None and name == "reshape" and source.prim.name == "reshape":
-            inputs = [source.inputs[0]]
-        elif source is not None and name == "transpose" and source.prim.name == "transpose":
-            inner, outer = source.params["perm"], eqn.params["perm"]
-            eqn = Eqn(
-                eqn.prim, [source.inputs[0]], {"perm": tuple(inner[p] for p in outer)}, eqn.outputs
-            )
-            inputs = eqn.inputs
-        new = Eqn(eqn.prim, inputs, eqn.params, eqn.outputs)
+        new = Eqn(eqn.prim, inputs, params, eqn.outputs)
         for v in new.outputs:
             producer[id(v)] = new
         kept.append(new)

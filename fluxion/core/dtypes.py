@@ -66,10 +66,18 @@ class DType:
     def is_floating_point(self) -> bool:
         return self.np in FLOATS
 
+    @property
+    def dtype(self) -> np.dtype:
+        # NumPy reads ``.dtype`` off any object it is given as a dtype: with this,
+        # np.zeros(3, fx.float32) and array.astype(fx.bfloat16) work
+        return self.np
+
     def __repr__(self) -> str:
         return self.name
 
     def __eq__(self, other) -> bool:
+        if other is None:  # np.dtype(None) is float64, yet fx.float64 == None must be False
+            return False
         try:
             return self.np == to_np(other)
         except DTypeError:
@@ -96,6 +104,9 @@ def to_np(dtype) -> np.dtype:
         return DEFAULT_FLOAT
     if dtype is int:
         return DEFAULT_INT
+    if dtype is None:
+        # np.dtype(None) would silently mean float64; callers that allow None map it first
+        raise DTypeError("dtype None is not a dtype; pass one, e.g. fx.float32")
     try:
         np_dtype = np.dtype(dtype)
     except TypeError:
@@ -114,14 +125,15 @@ def is_float(np_dtype: np.dtype) -> bool:
     return np_dtype in FLOATS
 
 
-def _kind(d: np.dtype) -> int:
+def kind(d: np.dtype) -> int:
+    """0 for bool, 1 for integers, 2 for floats: promotion never goes down this order."""
     return 0 if d == BOOL else 1 if d in INTEGERS else 2
 
 
 def _promote_pair(a: np.dtype, b: np.dtype) -> np.dtype:
     if a == b:
         return a
-    ka, kb = _kind(a), _kind(b)
+    ka, kb = kind(a), kind(b)
     if ka != kb:
         return a if ka > kb else b
     if ka == 2:
@@ -141,13 +153,12 @@ def promote(a: np.dtype, b: np.dtype) -> np.dtype:
 
 def weak_scalar_dtype(value, other: np.dtype) -> np.dtype:
     """The dtype a Python scalar takes when it meets a tensor of dtype ``other``."""
-    kind = 0 if isinstance(value, (bool, np.bool_)) else 1 if isinstance(value, int) else 2
-    if kind == 2 and isinstance(value, complex):
+    value_kind = 0 if isinstance(value, (bool, np.bool_)) else 1 if isinstance(value, int) else 2
+    if value_kind == 2 and isinstance(value, complex):
         raise DTypeError("complex numbers are not supported")
-    other_kind = _kind(other)
-    if kind <= other_kind:
+    if value_kind <= kind(other):
         return other
-    return DEFAULT_INT if kind == 1 else DEFAULT_FLOAT
+    return DEFAULT_INT if value_kind == 1 else DEFAULT_FLOAT
 
 
 def scalar_default_dtype(value) -> np.dtype:

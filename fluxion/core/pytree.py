@@ -25,12 +25,14 @@ class _NodeType(NamedTuple):
 
 
 _REGISTRY: dict[type, _NodeType] = {}
+_KINDS: dict[type, _NodeType | None] = {}  # type -> how it flattens (None: a leaf), cached
 
 
 def register_pytree_node(node_type: type, flatten: Callable, unflatten: Callable) -> None:
     """Make ``node_type`` a pytree node: ``flatten(x) -> (children, aux)``,
     ``unflatten(aux, children) -> x``; ``aux`` must be hashable and comparable."""
     _REGISTRY[node_type] = _NodeType(flatten, unflatten)
+    _KINDS.pop(node_type, None)
 
 
 register_pytree_node(tuple, lambda t: (t, None), lambda _, c: tuple(c))
@@ -47,27 +49,43 @@ register_pytree_node(dict, _dict_flatten, lambda keys, c: dict(zip(keys, c)))
 
 
 def _node_type(x) -> _NodeType | None:
-    kind = _REGISTRY.get(type(x))
-    if kind is not None:
-        return kind
-    if isinstance(x, tuple) and hasattr(x, "_fields"):  # namedtuple
-        return _NodeType(lambda t: (tuple(t), None), lambda _, c, cls=type(x): cls(*c))
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        names = tuple(f.name for f in dataclasses.fields(x))
-        return _NodeType(
+    # Decided once per type: flattening is on every jit call's path.
+    cls = type(x)
+    try:
+        return _KINDS[cls]
+    except KeyError:
+        pass
+    kind = _REGISTRY.get(cls)
+    if kind is None and issubclass(cls, tuple) and hasattr(cls, "_fields"):  # namedtuple
+        kind = _NodeType(lambda t: (tuple(t), None), lambda _, c: cls(*c))
+    elif kind is None and dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        kind = _NodeType(
             lambda d: ([getattr(d, n) for n in names], None),
-            lambda _, c, cls=type(x): cls(**dict(zip(names, c))),
+            lambda _, c: _rebuild_dataclass(cls, names, c),
         )
-    return None
+    _KINDS[cls] = kind
+    return kind
+
+
+def _rebuild_dataclass(cls, names, children):
+    # Set the fields directly (as Equinox does) rather than calling __init__: fields with
+    # init=False have no constructor argument, frozen ones refuse setattr, and
+    # __post_init__ checks may reject the placeholders transforms put in the leaves.
+    obj = object.__new__(cls)
+    for name, child in zip(names, children):
+        object.__setattr__(obj, name, child)
+    return obj
 
 
 class PyTreeDef:
     """The structure of a pytree without its leaves; compares and hashes by structure."""
 
-    __slots__ = ("node_type", "aux", "children", "_kind")
+    __slots__ = ("node_type", "aux", "children", "_kind", "_hash")
 
     def __init__(self, node_type, aux, children, kind=None):
         self.node_type, self.aux, self.children, self._kind = node_type, aux, tuple(children), kind
+        self._hash = None
 
     @property
     def num_leaves(self) -> int:
@@ -77,10 +95,16 @@ class PyTreeDef:
         return (self.node_type, self.aux, self.children)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, PyTreeDef) and self._key() == other._key()
+        if self is other:
+            return True
+        if not isinstance(other, PyTreeDef) or hash(self) != hash(other):
+            return False
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        if self._hash is None:  # computed once: jit hashes argument structures on every call
+            self._hash = hash(self._key())
+        return self._hash
 
     def __repr__(self) -> str:
         if self.node_type is None:

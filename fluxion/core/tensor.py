@@ -13,7 +13,7 @@ import numpy as np
 from fluxion.core import dtypes
 from fluxion.core import trace as _trace
 from fluxion.core.trace import ctx
-from fluxion.errors import GradError, InvalidArgumentError, TracerError
+from fluxion.errors import DTypeError, GradError, InvalidArgumentError, TracerError
 
 
 class Device:
@@ -52,6 +52,7 @@ class Tensor:
 
     __slots__ = ("_value", "requires_grad", "grad", "_node", "_out_index", "__weakref__")
     _trace = None
+    _weak = False  # True for jit's tracers of Python-scalar arguments (see ops._promoted)
     __array_ufunc__ = None  # NumPy defers to our reflected operators: np_array * tensor -> Tensor
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
@@ -184,7 +185,10 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same value, cut from the graph (and from any enclosing differentiation)."""
-        return _ops.stop_gradient(self)
+        out = _ops.stop_gradient(self)
+        # stop_gradient, like floor, is recorded as a zero-gradient op; detach is a new leaf
+        out._node, out.requires_grad = None, False
+        return out
 
     def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False):
         from fluxion.transforms.autodiff import tensor_backward
@@ -237,10 +241,20 @@ class Tensor:
         return self._in_place(_ops.divide, other, "/=")
 
     def _in_place(self, fn, other, op):
+        result = fn(self, other)
+        # As NumPy and PyTorch: x += v may not change x's kind (int x /= 2, int x += 0.5),
+        # or the update would be truncated silently; checked on both paths so that eager
+        # and traced code agree.
+        if dtypes.kind(result._np_dtype) > dtypes.kind(self._np_dtype):
+            raise DTypeError(
+                f"{op}: the result is {result.dtype} but the tensor is {self.dtype}; an in-place "
+                f"update cannot change its kind. Write x = x {op[:-1]} v (out of place) or cast "
+                "first with x = x.astype(...)"
+            )
         # Tracers and tensors in the graph get the functional form; plain data is updated.
         if self._trace is not None or (ctx.grad_enabled and self._node is not None):
-            return fn(self, other)
-        return self._assign(fn(self, other), op)
+            return result
+        return self._assign(result, op)
 
     @property
     def at(self):
@@ -330,9 +344,13 @@ class Tensor:
         return _ops.bitwise_xor(other, self)
 
     def __eq__(self, other):
+        if other is None:  # x == None is False (as PyTorch), so `x in [None, ...]` works
+            return NotImplemented
         return _ops.equal(self, other)
 
     def __ne__(self, other):
+        if other is None:
+            return NotImplemented
         return _ops.not_equal(self, other)
 
     def __lt__(self, other):

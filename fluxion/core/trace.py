@@ -99,15 +99,17 @@ def top_trace(args):
 
 
 class _GradMode(contextlib.ContextDecorator):
+    # A stack of previous states: one instance may be entered again before it exits
+    # (a recursive function decorated with @fx.no_grad()).
     def __init__(self, enabled: bool):
-        self.enabled = enabled
+        self.enabled, self.prev = enabled, []
 
     def __enter__(self):
-        self.prev = ctx.grad_enabled
+        self.prev.append(ctx.grad_enabled)
         ctx.grad_enabled = self.enabled
 
     def __exit__(self, *exc):
-        ctx.grad_enabled = self.prev
+        ctx.grad_enabled = self.prev.pop()
 
 
 def no_grad():
@@ -200,13 +202,11 @@ class Node:
 
 def record(prim, params, args, out):
     """Attach a Node to the outputs of ``prim`` (imperative autograd)."""
-    if prim.vjp is NOT_DIFFERENTIABLE:
-        return
     outs = out if prim.multiple_results else (out,)
     parents = [a if a.requires_grad else None for a in args]
     node = Node(
         prim.name,
-        prim.vjp,
+        _zero_vjp if prim.vjp is NOT_DIFFERENTIABLE else prim.vjp,
         params,
         list(args),
         [o._alias() for o in outs],
@@ -214,6 +214,12 @@ def record(prim, params, args, out):
         prim.multiple_results,
     )
     attach(node, outs)
+
+
+def _zero_vjp(ct, primals, outputs, **params):
+    # A piecewise-constant op (floor, sign...): its float outputs still require grad, as in
+    # PyTorch, and backward() gives its inputs zero gradients, as fx.grad does.
+    return tuple(from_array(np.zeros(a.shape, a._np_dtype)) for a in primals)
 
 
 def attach(node, outs):
@@ -259,14 +265,14 @@ class debug_nans(contextlib.ContextDecorator):
     """
 
     def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+        self.enabled, self.prev = enabled, []  # a stack, as in _GradMode
 
     def __enter__(self):
-        self.prev = ctx.debug_nans
+        self.prev.append(ctx.debug_nans)
         ctx.debug_nans = self.enabled
         ctx.refresh()
         return self
 
     def __exit__(self, *exc):
-        ctx.debug_nans = self.prev
+        ctx.debug_nans = self.prev.pop()
         ctx.refresh()

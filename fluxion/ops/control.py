@@ -108,6 +108,26 @@ def _check_same_avals(op, what, got, want):
         raise ShapeError(f"{op}: {what} must match: got ({show(got)}) and ({show(want)})")
 
 
+def _avals(leaves) -> list:
+    return [ShapedArray(x.shape, x._np_dtype) for x in map(to_tensor, leaves)]
+
+
+def _carry_checker(op, what, init):
+    """Eager loops check each new carry as the traced ones check their body once: the
+    same structure, shapes and dtypes as ``init`` (no silent growth or promotion)."""
+    leaves, tree = tree_flatten(init)
+    avals = _avals(leaves)
+
+    def check(carry):
+        new_leaves, new_tree = tree_flatten(carry)
+        if new_tree != tree:
+            raise ShapeError(f"{op}: the body returns a carry of structure {new_tree} for {tree}")
+        _check_same_avals(op, what, _avals(new_leaves), avals)
+        return carry
+
+    return check
+
+
 # ----------------------------------------------------------------------------- cond
 
 
@@ -326,8 +346,9 @@ def while_loop(cond_fun, body_fun, init_val):
     if ctx.dynamic is None:
         val, running = init_val, _concrete_bool(to_tensor(cond_fun(init_val)))
         if running is not None:  # eager: a Python loop, seen op by op by any transform
+            check = _carry_checker("while_loop", "the body's output and the loop carry", val)
             while running:
-                val = body_fun(val)
+                val = check(body_fun(val))
                 running = bool(to_tensor(cond_fun(val))._concrete())
             return val
     leaves, tree = tree_flatten(init_val)
@@ -564,8 +585,10 @@ def scan(f, init, xs=None, length: int | None = None, reverse: bool = False):
         )
     if ctx.dynamic is None and length > 0:  # eager: a Python loop, seen op by op by any transform
         carry, ys = init, [None] * length
+        check = _carry_checker("scan", "the body's carry output and the carry", init)
         for i in _steps(length, reverse):
             carry, ys[i] = f(carry, tree_unflatten(x_tree, [x[i] for x in x_leaves]))
+            check(carry)
         per_step = [tree_flatten(y)[0] for y in ys]
         stacked = [stack([s[k] for s in per_step]) for k in range(len(per_step[0]))]
         return carry, tree_unflatten(tree_flatten(ys[0])[1], stacked)

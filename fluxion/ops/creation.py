@@ -6,7 +6,7 @@ import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, _to_array, to_tensor
-from fluxion.errors import InvalidArgumentError
+from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import where
 from fluxion.ops.shape import _shape_arg
 
@@ -38,8 +38,13 @@ def from_dlpack(obj) -> Tensor:
     return Tensor.from_dlpack(obj)
 
 
+def _np_dtype(dtype, default=dtypes.DEFAULT_FLOAT) -> np.dtype:
+    # dtype=None means the default, as in PyTorch (np.dtype(None) would be float64)
+    return default if dtype is None else dtypes.to_np(dtype)
+
+
 def _filled(shape, value, dtype) -> Tensor:
-    return Tensor._from_array(np.full(_shape_arg(shape), value, dtypes.to_np(dtype)))
+    return Tensor._from_array(np.full(_shape_arg(shape), value, _np_dtype(dtype)))
 
 
 def zeros(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
@@ -54,24 +59,28 @@ def ones(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
 
 def full(shape, fill_value, dtype=None) -> Tensor:
     """``shape`` filled with ``fill_value`` (dtype inferred from the value if not given)."""
-    return _filled(
-        shape, fill_value, dtype if dtype is not None else dtypes.scalar_default_dtype(fill_value)
-    )
+    if isinstance(fill_value, Tensor | np.ndarray | np.generic):
+        # a NumPy scalar or 0-d tensor keeps its dtype, as fx.tensor(value) would
+        fill_value = _to_array(fill_value, None, copy=False)
+        dtype = fill_value.dtype if dtype is None else dtype
+    elif dtype is None:
+        dtype = dtypes.scalar_default_dtype(fill_value)
+    return _filled(shape, fill_value, dtype)
 
 
 def zeros_like(x, dtype=None) -> Tensor:
     x = to_tensor(x)
-    return _filled(x.shape, 0, dtype or x._np_dtype)
+    return _filled(x.shape, 0, x._np_dtype if dtype is None else dtype)
 
 
 def ones_like(x, dtype=None) -> Tensor:
     x = to_tensor(x)
-    return _filled(x.shape, 1, dtype or x._np_dtype)
+    return _filled(x.shape, 1, x._np_dtype if dtype is None else dtype)
 
 
 def full_like(x, fill_value, dtype=None) -> Tensor:
     x = to_tensor(x)
-    return _filled(x.shape, fill_value, dtype or x._np_dtype)
+    return _filled(x.shape, fill_value, x._np_dtype if dtype is None else dtype)
 
 
 def empty(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
@@ -86,12 +95,12 @@ def arange(start, stop=None, step=1, dtype=None) -> Tensor:
     if step == 0:
         raise InvalidArgumentError("arange: step must not be zero")
     if dtype is None:
-        dtype = (
-            dtypes.DEFAULT_INT
-            if all(isinstance(v, int) for v in (start, stop, step))
-            else dtypes.DEFAULT_FLOAT
-        )
-    return Tensor._from_array(np.arange(start, stop, step, dtype=dtypes.to_np(dtype)))
+        whole = all(isinstance(v, int | np.integer) for v in (start, stop, step))
+        dtype = dtypes.DEFAULT_INT if whole else dtypes.DEFAULT_FLOAT
+    # NumPy steps in the target dtype when given one (float32 accumulates error); count and
+    # compute in float64/int64 as PyTorch does, then cast
+    values = np.arange(start, stop, step)
+    return Tensor._from_array(values.astype(dtypes.to_np(dtype)))
 
 
 def linspace(
@@ -99,24 +108,32 @@ def linspace(
 ) -> Tensor:
     """``num`` evenly spaced values from ``start`` to ``stop``."""
     return Tensor._from_array(
-        np.linspace(start, stop, num, endpoint=endpoint).astype(dtypes.to_np(dtype))
+        np.linspace(start, stop, num, endpoint=endpoint).astype(_np_dtype(dtype))
     )
 
 
 def eye(n: int, m: int | None = None, k: int = 0, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Identity-like matrix: ones on diagonal ``k``."""
-    return Tensor._from_array(np.eye(n, m, k, dtype=dtypes.to_np(dtype)))
+    return Tensor._from_array(np.eye(n, m, k, dtype=_np_dtype(dtype)))
+
+
+def _triangle(op, x, mask_of) -> Tensor:
+    x = to_tensor(x)
+    if x.ndim < 2:
+        raise ShapeError(
+            f"{op}: needs a tensor of at least 2 dimensions (a matrix or a batch of them), "
+            f"got shape {x.shape}; for a mask of size n use fx.{op}(fx.ones((n, n)))"
+        )
+    mask = Tensor._from_array(mask_of(x.shape[-2], x.shape[-1]))
+    # the zero has x's dtype: a Python 0 would promote a bool tensor to int64
+    return where(mask, x, Tensor._from_array(np.zeros((), x._np_dtype)))
 
 
 def tril(x, k: int = 0) -> Tensor:
     """Zero out the elements above diagonal ``k`` of the last two axes."""
-    x = to_tensor(x)
-    mask = np.tri(x.shape[-2], x.shape[-1], k, dtype=bool)
-    return where(Tensor._from_array(mask), x, 0)
+    return _triangle("tril", x, lambda n, m: np.tri(n, m, k, dtype=bool))
 
 
 def triu(x, k: int = 0) -> Tensor:
     """Zero out the elements below diagonal ``k`` of the last two axes."""
-    x = to_tensor(x)
-    mask = ~np.tri(x.shape[-2], x.shape[-1], k - 1, dtype=bool)
-    return where(Tensor._from_array(mask), x, 0)
+    return _triangle("triu", x, lambda n, m: ~np.tri(n, m, k - 1, dtype=bool))

@@ -13,6 +13,7 @@ import numpy as np
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
+from fluxion.errors import DTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
 
 
@@ -23,7 +24,10 @@ def astype(x, dtype) -> Tensor:
     [ 1 -1]:i32[2]:cpu(0)
     """
     x = to_tensor(x)
-    np_dtype = dtypes.to_np(dtype)
+    try:
+        np_dtype = dtypes.to_np(dtype)
+    except DTypeError as e:
+        raise DTypeError(f"astype: {e}") from None
     return x if x._np_dtype == np_dtype else bind(P.convert_p, x, dtype=np_dtype)
 
 
@@ -35,7 +39,13 @@ def _promoted(x, y) -> tuple[Tensor, Tensor]:
     if isinstance(x, Tensor) and isinstance(y, Tensor):
         if x._np_dtype == y._np_dtype:
             return x, y
-        dtype = dtypes.promote(x._np_dtype, y._np_dtype)
+        if x._weak != y._weak:  # a Python scalar traced by jit still promotes like one
+            weak, strong = (x, y) if x._weak else (y, x)
+            dtype = dtypes.weak_scalar_dtype(
+                (False, 0, 0.0)[dtypes.kind(weak._np_dtype)], strong._np_dtype
+            )
+        else:
+            dtype = dtypes.promote(x._np_dtype, y._np_dtype)
     elif isinstance(x, Tensor) and isinstance(y, bool | int | float):
         dtype = dtypes.weak_scalar_dtype(y, x._np_dtype)
         return astype(x, dtype), P.constant(y, dtype)
@@ -61,12 +71,32 @@ def _unary_float(prim, doc):
     return op
 
 
-def _binary(prim, name, doc, floating=False):
+def _broadcast_check(name, *xs, names=("x", "y")):
+    """Raise the ShapeError of ``xs`` not broadcasting under the public op's ``name``.
+
+    Called after a primitive failed, so that ``fx.subtract`` says ``subtract:`` rather
+    than the primitive's ``sub:``; costs nothing when the op succeeds."""
+    try:
+        P.broadcast_shapes(name, *[x.shape for x in xs], names=names)
+    except ShapeError as e:
+        raise e from None
+
+
+def _binary(prim, name, doc, floating=False, integer=False):
     def op(x, y) -> Tensor:
         x, y = _promoted(x, y)
         if floating and not dtypes.is_float(x._np_dtype):
             x, y = astype(x, dtypes.DEFAULT_FLOAT), astype(y, dtypes.DEFAULT_FLOAT)
-        return bind(prim, x, y)
+        if integer and dtypes.is_float(x._np_dtype):
+            raise DTypeError(
+                f"{name}: needs bool or integer arguments, got {x.dtype} (x) and {y.dtype} (y); "
+                f"use logical_{name.split('_')[1]} for truth values, or cast with .astype(fx.int64)"
+            )
+        try:
+            return bind(prim, x, y)
+        except ShapeError:
+            _broadcast_check(name, x, y)
+            raise
 
     op.__name__, op.__doc__ = name, doc
     return op
@@ -103,9 +133,9 @@ less = _binary(P.lt_p, "less", "x < y elementwise (bool).")
 less_equal = _binary(P.le_p, "less_equal", "x <= y elementwise (bool).")
 greater = _binary(P.gt_p, "greater", "x > y elementwise (bool).")
 greater_equal = _binary(P.ge_p, "greater_equal", "x >= y elementwise (bool).")
-bitwise_and = _binary(P.and_p, "bitwise_and", "x & y on bools and integers.")
-bitwise_or = _binary(P.or_p, "bitwise_or", "x | y on bools and integers.")
-bitwise_xor = _binary(P.xor_p, "bitwise_xor", "x ^ y on bools and integers.")
+bitwise_and = _binary(P.and_p, "bitwise_and", "x & y on bools and integers.", integer=True)
+bitwise_or = _binary(P.or_p, "bitwise_or", "x | y on bools and integers.", integer=True)
+bitwise_xor = _binary(P.xor_p, "bitwise_xor", "x ^ y on bools and integers.", integer=True)
 
 
 def negative(x) -> Tensor:
@@ -125,7 +155,13 @@ def sign(x) -> Tensor:
 
 def invert(x) -> Tensor:
     """~x: logical not on bools, bitwise not on integers."""
-    return bind(P.invert_p, to_tensor(x))
+    x = to_tensor(x)
+    if dtypes.is_float(x._np_dtype):
+        raise DTypeError(
+            f"invert: needs a bool or integer tensor, got {x.dtype}; use logical_not for "
+            "truth values, or cast with .astype(fx.int64)"
+        )
+    return bind(P.invert_p, x)
 
 
 def where(condition, x, y) -> Tensor:
@@ -171,9 +207,9 @@ def sigmoid(x) -> Tensor:
 
 
 def relu(x) -> Tensor:
-    """max(x, 0); the gradient at 0 is 0, as in PyTorch."""
+    """max(x, 0); the gradient at 0 is 0, as in PyTorch, and NaN stays NaN."""
     x = to_tensor(x)
-    return where(x > 0, x, 0)
+    return where(x <= 0, 0, x)
 
 
 def silu(x) -> Tensor:
@@ -188,8 +224,6 @@ def gelu(x, approximate: str = "none") -> Tensor:
     if approximate == "tanh":
         return 0.5 * x * (1.0 + tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
     if approximate != "none":
-        from fluxion.errors import InvalidArgumentError
-
         raise InvalidArgumentError(
             f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}"
         )
@@ -199,10 +233,15 @@ def gelu(x, approximate: str = "none") -> Tensor:
 def clip(x, min=None, max=None) -> Tensor:
     """Limit x to [min, max]; the gradient passes where min <= x <= max, as in PyTorch."""
     x = to_tensor(x)
-    if min is not None:
-        x = where(x < min, min, x)
-    if max is not None:
-        x = where(x > max, max, x)
+    try:
+        if min is not None:
+            x = where(x < min, min, x)
+        if max is not None:
+            x = where(x > max, max, x)
+    except ShapeError:
+        bounds = [to_tensor(b) for b in (min, max) if b is not None]
+        _broadcast_check("clip", x, *bounds, names=("x", "min", "max")[: 1 + len(bounds)])
+        raise
     return x
 
 
@@ -213,16 +252,28 @@ def logical_not(x) -> Tensor:
     return invert(astype(x, bool))
 
 
+def _logical(op, name, x, y) -> Tensor:
+    x, y = astype(x, bool), astype(y, bool)
+    try:
+        return op(x, y)
+    except ShapeError:
+        _broadcast_check(name, x, y)
+        raise
+
+
 def logical_and(x, y) -> Tensor:
-    return bitwise_and(astype(x, bool), astype(y, bool))
+    """Truth of x and y (nonzero is true), as bool."""
+    return _logical(bitwise_and, "logical_and", x, y)
 
 
 def logical_or(x, y) -> Tensor:
-    return bitwise_or(astype(x, bool), astype(y, bool))
+    """Truth of x or y (nonzero is true), as bool."""
+    return _logical(bitwise_or, "logical_or", x, y)
 
 
 def logical_xor(x, y) -> Tensor:
-    return bitwise_xor(astype(x, bool), astype(y, bool))
+    """Truth of exactly one of x and y (nonzero is true), as bool."""
+    return _logical(bitwise_xor, "logical_xor", x, y)
 
 
 def isnan(x) -> Tensor:

@@ -12,7 +12,13 @@ import numpy as np
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
-from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, ShapeError, TracerError
+from fluxion.errors import (
+    DTypeError,
+    IndexOutOfRangeError,
+    InvalidArgumentError,
+    ShapeError,
+    TracerError,
+)
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, equal, where
 from fluxion.ops.shape import broadcast_to, reshape, transpose
@@ -33,15 +39,25 @@ def _is_array_index(item) -> bool:
     return isinstance(item, Tensor | np.ndarray | list)
 
 
-def _normalize_index(x, index) -> list:
+def _normalize_index(x, index) -> tuple[list, bool]:
     """Expand Ellipsis, turn boolean masks into integer arrays; items: None/int/slice/Tensor."""
     items = list(index) if isinstance(index, tuple) else [index]
-    expanded = []
+    # masks: id of the first index array a boolean mask became -> the mask's shape
+    expanded, masks, separated = [], {}, False
     for item in items:
         if _is_array_index(item):
-            array = item if isinstance(item, Tensor) else to_tensor(np.asarray(item))
+            array = item if isinstance(item, Tensor) else np.asarray(item)
+            if isinstance(item, list) and array.size == 0:
+                array = array.astype(np.int64)  # NumPy reads [] as an empty integer index
+            array = to_tensor(array)
             if array._np_dtype == dtypes.BOOL:
-                expanded.extend(to_tensor(i) for i in np.nonzero(_concrete_index("getitem", array)))
+                if array.ndim == 0:
+                    raise InvalidArgumentError(
+                        "getitem: a 0-d boolean index is not supported; use fx.where(mask, x, y)"
+                    )
+                parts = [to_tensor(i) for i in np.nonzero(_concrete_index("getitem", array))]
+                masks[id(parts[0])] = array.shape
+                expanded.extend(parts)
                 continue
             if array._np_dtype not in dtypes.INTEGERS:
                 raise InvalidArgumentError(
@@ -70,15 +86,31 @@ def _normalize_index(x, index) -> list:
             f"getitem: too many indices ({consumed}) for a tensor of shape {x.shape}"
         )
     if ellipses:
-        expanded[ellipses[0] : ellipses[0] + 1] = [slice(None)] * (x.ndim - consumed)
-        return expanded
-    return expanded + [slice(None)] * (x.ndim - consumed)
+        at = ellipses[0]
+        # an Ellipsis of no axes still separates advanced indices, as in NumPy: their
+        # result axes then go first, as if a slice stood between them
+        advanced = [i is not None and not isinstance(i, slice) for i in expanded]
+        separated = consumed == x.ndim and any(advanced[:at]) and any(advanced[at + 1 :])
+        expanded[at : at + 1] = [slice(None)] * (x.ndim - consumed)
+    else:
+        expanded += [slice(None)] * (x.ndim - consumed)
+    axis = 0
+    for item in expanded:
+        shape = masks.get(id(item)) if isinstance(item, Tensor) else None
+        if shape is not None and shape != x.shape[axis : axis + len(shape)]:
+            raise IndexOutOfRangeError(
+                f"getitem: boolean index of shape {shape} does not match axes {axis} to "
+                f"{axis + len(shape) - 1} of the tensor of shape {x.shape}; a mask must have "
+                "the shape of the axes it selects from"
+            )
+        axis += item is not None
+    return expanded, separated
 
 
 def getitem(x, index) -> Tensor:
     """``x[index]`` with NumPy's basic and advanced indexing."""
     x = to_tensor(x)
-    items = _normalize_index(x, index)
+    items, separated = _normalize_index(x, index)
     has_arrays = any(isinstance(i, Tensor) for i in items)
     # 1. slices and ints become one slice; None becomes a size-1 axis (sliced whole)
     starts, stops, steps, flips, shape_with_new, axis = [], [], [], [], [], 0
@@ -116,10 +148,11 @@ def getitem(x, index) -> Tensor:
     if not has_arrays:
         keep = tuple(d for d, i in zip(y.shape, full) if not isinstance(i, int))
         return reshape(y, keep)
-    return _advanced(y, [(a, i) for a, i in enumerate(full) if not isinstance(i, slice)])
+    adv = [(a, i) for a, i in enumerate(full) if not isinstance(i, slice)]
+    return _advanced(y, adv, separated)
 
 
-def _advanced(y, adv) -> Tensor:
+def _advanced(y, adv, separated: bool = False) -> Tensor:
     """Integer-array indexing of ``y`` at positions ``adv`` [(axis, int or int tensor)]."""
     axes = [a for a, _ in adv]
     arrays = []
@@ -130,11 +163,11 @@ def _advanced(y, adv) -> Tensor:
             if isinstance(item, int)
             else astype(item, dtypes.DEFAULT_INT)
         )
-        arrays.append(_checked(idx, y.shape[a], a))
+        arrays.append(_checked("getitem", idx, y.shape[a], a))
     shape = P.broadcast_shapes(
         "getitem", *[i.shape for i in arrays], names=[f"index {a}" for a in axes]
     )
-    adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
+    adjacent = not separated and axes == list(range(axes[0], axes[0] + len(axes)))
     rest = [a for a in range(y.ndim) if a not in axes]
     at = axes[0] if adjacent else 0
     moved = transpose(y, rest[:at] + axes + rest[at:])
@@ -148,14 +181,15 @@ def _advanced(y, adv) -> Tensor:
     return bind(P.gather_p, merged, broadcast_to(linear, shape), axis=at)
 
 
-def _checked(idx: Tensor, n: int, axis: int) -> Tensor:
+def _checked(op: str, idx: Tensor, n: int, axis: int) -> Tensor:
     """Wrap negative indices; check the range when the values are known."""
     if idx._trace is None and idx.size:
         lo, hi = int(idx._value.min()), int(idx._value.max())
         if lo < -n or hi >= n:
             bad = lo if lo < -n else hi
             raise IndexOutOfRangeError(
-                f"index {bad} is out of range for axis {axis} of size {n}; indices must lie in [{-n}, {n})"
+                f"{op}: index {bad} is out of range for axis {axis} of size {n}; indices must "
+                f"lie in [{-n}, {n})"
             )
     return where(idx < 0, idx + n, idx)
 
@@ -165,10 +199,10 @@ def take(x, indices, axis=None) -> Tensor:
     x, indices = to_tensor(x), to_tensor(indices)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
-    (axis,) = P.check_axes("take", axis, x.ndim)
+    axis = P.check_axis("take", axis, x.ndim)
     if indices._np_dtype not in dtypes.INTEGERS:
         raise InvalidArgumentError(f"take: indices must be integers, got {indices.dtype}")
-    return bind(P.gather_p, x, _checked(indices, x.shape[axis], axis), axis=axis)
+    return bind(P.gather_p, x, _checked("take", indices, x.shape[axis], axis), axis=axis)
 
 
 def _along_axis_linear(x, indices, axis, op):
@@ -185,7 +219,7 @@ def _along_axis_linear(x, indices, axis, op):
         else P.broadcast_shapes(op, (d,), (i,), names=(f"x dim {k}", f"indices dim {k}"))[0]
         for k, (d, i) in enumerate(zip(x.shape, indices.shape))
     )
-    idx = broadcast_to(_checked(indices, x.shape[axis], axis), shape)
+    idx = broadcast_to(_checked(op, indices, x.shape[axis], axis), shape)
     strides = np.cumprod((x.shape[1:] + (1,))[::-1])[::-1]
     linear = P.constant(0, dtypes.DEFAULT_INT)
     for k, stride in enumerate(strides):
@@ -204,21 +238,31 @@ def _along_axis_linear(x, indices, axis, op):
 def take_along_axis(x, indices, axis: int) -> Tensor:
     """NumPy's take_along_axis: ``out[..., i, ...] = x[..., indices[..., i, ...], ...]``."""
     x, indices = to_tensor(x), to_tensor(indices)
-    (axis,) = P.check_axes("take_along_axis", axis, x.ndim)
+    axis = P.check_axis("take_along_axis", axis, x.ndim)
     linear = _along_axis_linear(x, indices, axis, "take_along_axis")
     return bind(P.gather_p, reshape(x, (-1,)), linear, axis=0)
 
 
 def gather(x, dim: int, index) -> Tensor:
     """PyTorch's gather(input, dim, index): the same as ``take_along_axis(x, index, dim)``."""
-    return take_along_axis(x, index, dim)
+    x, index = to_tensor(x), to_tensor(index)
+    dim = P.check_axis("gather", dim, x.ndim)
+    linear = _along_axis_linear(x, index, dim, "gather")
+    return bind(P.gather_p, reshape(x, (-1,)), linear, axis=0)
 
 
 def scatter_add(x, dim: int, index, src) -> Tensor:
     """PyTorch's scatter_add: ``out[..., index[i], ...] += src[i]`` along ``dim`` (out of place)."""
     x, index, src = to_tensor(x), to_tensor(index), to_tensor(src)
-    (dim,) = P.check_axes("scatter_add", dim, x.ndim)
+    dim = P.check_axis("scatter_add", dim, x.ndim)
     linear = _along_axis_linear(x, index, dim, "scatter_add")
+    if src.ndim > linear.ndim or any(
+        s not in (1, n) for s, n in zip(src.shape[::-1], linear.shape[::-1])
+    ):
+        raise ShapeError(
+            f"scatter_add: src of shape {src.shape} does not fit index of shape {index.shape} "
+            f"(one value per index, or broadcastable to {linear.shape})"
+        )
     src = astype(broadcast_to(src, linear.shape), x._np_dtype)
     flat = bind(
         P.scatter_add_p, reshape(x, (-1,)), reshape(linear, (-1,)), reshape(src, (-1,)), axis=0
@@ -227,8 +271,24 @@ def scatter_add(x, dim: int, index, src) -> Tensor:
 
 
 def one_hot(indices, num_classes: int, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
-    """``indices[..., None] == arange(num_classes)`` as ``dtype``."""
+    """``indices[..., None] == arange(num_classes)`` as ``dtype``.
+
+    >>> fx.one_hot(fx.tensor([0, 2]), 3)
+    [[1. 0. 0.]
+     [0. 0. 1.]]:f32[2,3]:cpu(0)
+    """
     indices = to_tensor(indices)
+    if indices._np_dtype not in dtypes.INTEGERS:
+        raise DTypeError(
+            f"one_hot: indices must be integers, got {indices.dtype}; cast with .astype(fx.int64)"
+        )
+    if indices._trace is None and indices.size:
+        lo, hi = int(indices._value.min()), int(indices._value.max())
+        if lo < 0 or hi >= num_classes:
+            raise IndexOutOfRangeError(
+                f"one_hot: index {lo if lo < 0 else hi} is out of range for num_classes="
+                f"{num_classes}; indices must lie in [0, {num_classes})"
+            )
     return astype(
         equal(indices[..., None], P.constant(np.arange(num_classes), indices._np_dtype)), dtype
     )

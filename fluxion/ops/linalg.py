@@ -8,7 +8,7 @@ import math
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
-from fluxion.errors import InvalidArgumentError, ShapeError
+from fluxion.errors import AxisError, DTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import _promoted, astype, multiply
 from fluxion.ops.reduction import sum
@@ -21,12 +21,25 @@ def matmul(x, y) -> Tensor:
     >>> fx.matmul(fx.ones((2, 3)), fx.ones(3))
     [3. 3.]:f32[2]:cpu(0)
     """
+    return _matmul("matmul", x, y)
+
+
+def _matmul(op, x, y) -> Tensor:
     x, y = _promoted(x, y)
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError(
-            f"matmul: operands must have at least one dimension, got {x.shape} and {y.shape}; use multiply for scalars"
+            f"{op}: operands must have at least one dimension, got {x.shape} and {y.shape}; use multiply for scalars"
         )
+    if x._np_dtype == dtypes.BOOL:
+        raise DTypeError(f"{op}: bool operands are not supported; cast them to a number type")
     xv, yv = x.ndim == 1, y.ndim == 1
+    k_y = y.shape[0] if yv else y.shape[-2]
+    if x.shape[-1] != k_y:
+        raise ShapeError(
+            f"{op}: inner dimensions differ: x {x.shape} has {x.shape[-1]} along its last axis but "
+            f"y {y.shape} has {k_y} along its {'only' if yv else 'second-to-last'} axis; "
+            "transpose one of them or fix the shapes"
+        )
     out = bind(P.matmul_p, expand_dims(x, 0) if xv else x, expand_dims(y, 1) if yv else y)
     if xv or yv:
         out = squeeze(out, axis=tuple(a for a, v in ((-2, xv), (-1, yv)) if v))
@@ -40,7 +53,7 @@ def dot(x, y) -> Tensor:
     if x.ndim == 0 or y.ndim == 0:
         return multiply(x, y)
     if x.ndim <= 2 and y.ndim <= 2:
-        return matmul(x, y)
+        return _matmul("dot", x, y)
     return tensordot(x, y, axes=([-1], [max(y.ndim - 2, 0)]))
 
 
@@ -54,9 +67,21 @@ def tensordot(x, y, axes=2) -> Tensor:
     """Sum products over ``axes`` (an int: the last n of x with the first n of y; or two lists)."""
     x, y = _promoted(x, y)
     if isinstance(axes, int):
+        if not 0 <= axes <= min(x.ndim, y.ndim):
+            raise AxisError(
+                f"tensordot: axes={axes} needs 0 <= axes <= min(x.ndim, y.ndim) for x {x.shape} "
+                f"and y {y.shape}"
+            )
         ax, ay = list(range(x.ndim - axes, x.ndim)), list(range(axes))
     else:
-        ax, ay = [a % x.ndim for a in axes[0]], [a % y.ndim for a in axes[1]]
+        if len(axes) != 2 or len(axes[0]) != len(axes[1]):
+            raise AxisError(
+                f"tensordot: axes {axes} must be two lists of equal length (axes of x, axes of y)"
+            )
+        ax = [P.check_axis("tensordot", a, x.ndim) for a in axes[0]]
+        ay = [P.check_axis("tensordot", a, y.ndim) for a in axes[1]]
+        if len(set(ax)) != len(ax) or len(set(ay)) != len(ay):
+            raise AxisError(f"tensordot: axis repeated in {axes}; name each axis once")
     for a, b in zip(ax, ay):
         if x.shape[a] != y.shape[b]:
             raise ShapeError(
@@ -87,6 +112,14 @@ def einsum(subscripts: str, *operands) -> Tensor:
         letters = inputs.replace(",", "")
         output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     terms = inputs.split(",")
+    letters = "".join(terms)
+    for c in output:
+        if c not in letters or output.count(c) > 1:
+            raise InvalidArgumentError(
+                f"einsum: output index {c!r} of {subscripts!r} "
+                + ("appears twice" if output.count(c) > 1 else "is not in any input term")
+                + "; name each output index once, from the inputs"
+            )
     if len(terms) != len(operands):
         raise InvalidArgumentError(
             f"einsum: {subscripts!r} names {len(terms)} operands but {len(operands)} were given"
@@ -116,7 +149,7 @@ def einsum(subscripts: str, *operands) -> Tensor:
         others = "".join(terms[:i] + terms[i + 1 :]) + output
         lone = tuple(a for a, c in enumerate(t) if c not in others)
         if lone:
-            ops[i], terms[i] = sum(o, axis=lone), "".join(c for c in t if c not in others)
+            ops[i], terms[i] = sum(o, axis=lone), "".join(c for c in t if c in others)
     while len(ops) > 1:
         (a, ta), (b, tb) = (ops.pop(0), terms.pop(0)), (ops.pop(0), terms.pop(0))
         rest = "".join(terms) + output

@@ -18,9 +18,9 @@ import numpy as np
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
-from fluxion.errors import InvalidArgumentError
+from fluxion.errors import DTypeError, InvalidArgumentError
 from fluxion.ops import primitives as P
-from fluxion.ops.elementwise import astype, cos, log, sqrt
+from fluxion.ops.elementwise import astype, cos, log, minimum, sqrt
 from fluxion.ops.reduction import argmax
 from fluxion.ops.shape import _shape_arg
 
@@ -45,7 +45,14 @@ def split(key: Tensor, num: int = 2) -> Tensor:
 
 def bits(key: Tensor, shape=()) -> Tensor:
     """Uniform uint32 bits of ``shape``."""
-    return bind(P.random_bits_p, to_tensor(key), shape=_shape_arg(shape))
+    key = to_tensor(key)
+    # bind's eager fast path skips the shape/dtype rule and the kernel would accept a float key
+    if key._np_dtype != _UINT32 or key.shape[-1:] != (2,):
+        raise DTypeError(
+            f"random: a key is a uint32 tensor of shape (2,), got {key.dtype}{list(key.shape)}; "
+            "make one with fx.random.key(seed) (and more with fx.random.split)"
+        )
+    return bind(P.random_bits_p, key, shape=_shape_arg(shape))
 
 
 # mantissa bits + 1 of each float type: that many top bits convert to [0, 1) exactly
@@ -64,8 +71,16 @@ def uniform(key: Tensor, shape=(), dtype=dtypes.DEFAULT_FLOAT, minval=0.0, maxva
         raise InvalidArgumentError(f"uniform: dtype must be a float type, got {dtype}")
     drop = 32 - _PRECISION[np_dtype]
     top = bits(key, shape) // P.constant(2**drop, _UINT32) if drop else bits(key, shape)
-    unit = astype(astype(top, np.float64) * (2.0 ** -_PRECISION[np_dtype]), np_dtype)
-    return unit if (minval, maxval) == (0.0, 1.0) else unit * (maxval - minval) + minval
+    unit = astype(top, np.float64) * (2.0 ** -_PRECISION[np_dtype])
+    if (minval, maxval) == (0.0, 1.0):
+        return astype(unit, np_dtype)
+    # Scale in float64, round once. The rounding can still land on maxval (bfloat16:
+    # 1 + 255/256 rounds to 2.0, one draw in 256), so clamp to the largest value below it.
+    below = np.asarray(maxval, np_dtype)
+    if below >= maxval:
+        below = np.nextafter(below, np.asarray(-np.inf, np_dtype))
+    scaled = astype(unit * (maxval - minval) + minval, np_dtype)
+    return minimum(scaled, P.constant(below, np_dtype))
 
 
 def normal(key: Tensor, shape=(), dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
@@ -85,23 +100,37 @@ def randint(key: Tensor, shape, minval: int, maxval: int, dtype=dtypes.DEFAULT_I
         raise InvalidArgumentError(
             f"randint: need minval < maxval within 2**32, got [{minval}, {maxval})"
         )
-    drawn = bits(key, shape) % P.constant(span, _UINT32) if span < 2**32 else bits(key, shape)
-    return astype(astype(drawn, np.int64) + int(minval), dtype)
+    shape = _shape_arg(shape)
+    if span <= 2**16:
+        # bits % span favours the low values by at most span / 2**32: invisible here
+        drawn = astype(bits(key, shape) % P.constant(span, _UINT32), np.int64)
+    else:
+        # a wide span needs more than 32 bits (with % a span of 3 * 2**30 would draw its
+        # low third half the time): 53 bits as an exact float64 in [0, 1), scaled down
+        hi_lo = astype(bits(key, (2,) + shape), np.float64)
+        unit = (hi_lo[0] * 2.0**21 + hi_lo[1] // 2.0**11) * 2.0**-53
+        drawn = minimum(astype(unit * span, np.int64), span - 1)
+    return astype(drawn + int(minval), dtype)
 
 
-def bernoulli(key: Tensor, p=0.5, shape=()) -> Tensor:
-    """Booleans that are True with probability ``p``."""
-    return uniform(key, shape) < p
+def bernoulli(key: Tensor, p=0.5, shape=None) -> Tensor:
+    """Booleans that are True with probability ``p``; ``shape`` defaults to p's shape."""
+    p = to_tensor(p)
+    # one draw per element of p: with shape () a tensor p would share a single draw
+    shape = p.shape if shape is None else _shape_arg(shape)
+    work = np.float64 if p._np_dtype == np.float64 else np.float32
+    return uniform(key, shape, work) < p
 
 
 def categorical(key: Tensor, logits, axis: int = -1) -> Tensor:
     """Samples of indices with probabilities softmax(logits) along ``axis`` (Gumbel max)."""
     logits = to_tensor(logits)
-    u = uniform(
-        key, logits.shape, logits._np_dtype if dtypes.is_float(logits._np_dtype) else np.float32
-    )
+    # The noise is drawn and added in float32 at least: in float16/bfloat16 the Gumbel
+    # values are coarse and logits + noise rounds into ties, which argmax gives to index 0.
+    work = np.float64 if logits._np_dtype == np.float64 else np.float32
+    u = uniform(key, logits.shape, work)
     gumbel = -log(-log(u * (1.0 - 1e-7) + 1e-7))
-    return argmax(logits + gumbel, axis=axis)
+    return argmax(astype(logits, work) + gumbel, axis=axis)
 
 
 # ----------------------------------------------------------------------------- global seed

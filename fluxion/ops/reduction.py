@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
-from fluxion.errors import InvalidArgumentError
+from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import _floating, astype, exp, log, sqrt, stop_gradient, where
 
@@ -15,7 +17,8 @@ from fluxion.ops.elementwise import _floating, astype, exp, log, sqrt, stop_grad
 def _axes(op, x, axis, axes):
     if axis is not None and axes is not None:
         raise InvalidArgumentError(f"{op}: give axis= or axes=, not both")
-    return P.check_axes(op, axes if axes is not None else axis, x.ndim)
+    checked = P.check_axes(op, axes if axes is not None else axis, x.ndim)
+    return checked if x.ndim else ()  # axis 0/-1 of a 0-d tensor (as PyTorch): no axis
 
 
 def _keep(x: Tensor, reduced: Tensor, axes, keepdims) -> Tensor:
@@ -55,13 +58,17 @@ def var(
     x, axis=None, keepdims: bool = False, ddof: int = 0, *, axes=None, correction=None
 ) -> Tensor:
     """Variance with NumPy's ``ddof`` (PyTorch's ``correction`` is accepted too)."""
+    return _var("var", x, axis, keepdims, ddof, axes, correction)
+
+
+def _var(op, x, axis, keepdims, ddof, axes, correction) -> Tensor:
     x = _floating(x)
-    axes = _axes("var", x, axis, axes)
+    axes = _axes(op, x, axis, axes)
     ddof = ddof if correction is None else correction
     count = int(np.prod([x.shape[a] for a in axes]))
     centered = x - mean(x, axes=axes, keepdims=True)
     return _reduce(P.reduce_sum_p, centered * centered, axes, keepdims) / float(
-        max(count - ddof, 0)
+        builtins.max(count - ddof, 0)
     )
 
 
@@ -69,19 +76,28 @@ def std(
     x, axis=None, keepdims: bool = False, ddof: int = 0, *, axes=None, correction=None
 ) -> Tensor:
     """Standard deviation: ``sqrt(var(...))``."""
-    return sqrt(var(x, axis, keepdims, ddof, axes=axes, correction=correction))
+    return sqrt(_var("std", x, axis, keepdims, ddof, axes, correction))
+
+
+def _nonempty(op, x, axes):
+    if builtins.any(x.shape[a] == 0 for a in axes):
+        raise ShapeError(
+            f"{op}: cannot reduce over an empty axis (shape {x.shape}, axis {axes}): it has no "
+            "identity; reduce over non-empty axes or mask with fx.where first"
+        )
+    return axes
 
 
 def max(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
     """Largest element (``amax``); ties share the gradient evenly."""
     x = to_tensor(x)
-    return _reduce(P.reduce_max_p, x, _axes("max", x, axis, axes), keepdims)
+    return _reduce(P.reduce_max_p, x, _nonempty("max", x, _axes("max", x, axis, axes)), keepdims)
 
 
 def min(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
     """Smallest element (``amin``); ties share the gradient evenly."""
     x = to_tensor(x)
-    return _reduce(P.reduce_min_p, x, _axes("min", x, axis, axes), keepdims)
+    return _reduce(P.reduce_min_p, x, _nonempty("min", x, _axes("min", x, axis, axes)), keepdims)
 
 
 amax, amin = max, min
@@ -97,10 +113,14 @@ def prod(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
 
 def _arg(prim, op, x, axis, keepdims):
     x = to_tensor(x)
+    _nonempty(op, x, _axes(op, x, axis, None))
     if axis is None:
         out = bind(prim, bind(P.reshape_p, x, shape=(x.size,)), axis=0)
         return bind(P.reshape_p, out, shape=(1,) * x.ndim) if keepdims else out
-    (axis,) = P.check_axes(op, axis, x.ndim)
+    if x.ndim == 0:  # axis 0/-1 of a 0-d tensor, as PyTorch: the only index is 0
+        P.check_axes(op, axis, 0)
+        return P.constant(0, dtypes.DEFAULT_INT)
+    axis = P.check_axis(op, axis, x.ndim)
     return _keep(x, bind(prim, x, axis=axis), (axis,), keepdims)
 
 
@@ -114,10 +134,10 @@ def argmin(x, axis=None, keepdims: bool = False) -> Tensor:
     return _arg(P.argmin_p, "argmin", x, axis, keepdims)
 
 
-def _logical(prim, identity, x, axis, keepdims, axes):
+def _logical(op, prim, identity, x, axis, keepdims, axes):
     x = astype(x, bool)
-    axes = _axes(prim.name, x, axis, axes)
-    if any(x.shape[a] == 0 for a in axes):
+    axes = _axes(op, x, axis, axes)
+    if builtins.any(x.shape[a] == 0 for a in axes):
         shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
         out = P.constant(np.full(shape, identity), bool)
         return (
@@ -132,12 +152,12 @@ def _logical(prim, identity, x, axis, keepdims, axes):
 
 def all(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
     """True where every element is truthy (True over an empty axis)."""
-    return _logical(P.reduce_min_p, True, x, axis, keepdims, axes)
+    return _logical("all", P.reduce_min_p, True, x, axis, keepdims, axes)
 
 
 def any(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
     """True where some element is truthy (False over an empty axis)."""
-    return _logical(P.reduce_max_p, False, x, axis, keepdims, axes)
+    return _logical("any", P.reduce_max_p, False, x, axis, keepdims, axes)
 
 
 def cumsum(x, axis=None, dtype=None) -> Tensor:
@@ -149,16 +169,22 @@ def cumsum(x, axis=None, dtype=None) -> Tensor:
         x = astype(x, dtypes.DEFAULT_INT)
     if axis is None:
         x, axis = bind(P.reshape_p, x, shape=(x.size,)), 0
-    (axis,) = P.check_axes("cumsum", axis, x.ndim)
+    if x.ndim == 0:  # axis 0/-1 of a 0-d tensor, as PyTorch: the running sum is x
+        P.check_axes("cumsum", axis, 0)
+        return x
+    axis = P.check_axis("cumsum", axis, x.ndim)
     return bind(P.cumsum_p, x, axis=axis, reverse=False)
 
 
 def logsumexp(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
-    """log(sum(exp(x))) computed stably (the max is subtracted first)."""
+    """log(sum(exp(x))) computed stably (the max is subtracted first); -inf over an empty axis."""
     x = _floating(x)
     axes = _axes("logsumexp", x, axis, axes)
-    shift = stop_gradient(max(x, axes=axes, keepdims=True))
-    shift = where(shift == shift * 2, 0.0, shift)  # 0 and +-inf give no useful shift
+    if builtins.any(x.shape[a] == 0 for a in axes):
+        shift = P.zeros(tuple(1 if i in axes else d for i, d in enumerate(x.shape)), x._np_dtype)
+    else:
+        shift = stop_gradient(max(x, axes=axes, keepdims=True))
+        shift = where(shift == shift * 2, 0.0, shift)  # 0 and +-inf give no useful shift
     out = log(sum(exp(x - shift), axes=axes, keepdims=True)) + shift
     return (
         out
@@ -170,6 +196,7 @@ def logsumexp(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
 def softmax(x, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, stable for large inputs."""
     x = _floating(x)
+    _axes("softmax", x, axis, None)
     e = exp(x - stop_gradient(max(x, axis=axis, keepdims=True)))
     return e / sum(e, axis=axis, keepdims=True)
 
@@ -177,4 +204,5 @@ def softmax(x, axis: int = -1) -> Tensor:
 def log_softmax(x, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``."""
     x = _floating(x)
+    _axes("log_softmax", x, axis, None)
     return x - logsumexp(x, axis=axis, keepdims=True)

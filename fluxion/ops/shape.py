@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
+
+import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
-from fluxion.errors import AxisError, InvalidArgumentError, ShapeError
+from fluxion.errors import AxisError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype
 
 
-def _shape_arg(shape) -> tuple:
+def _shape_arg(shape, op: str = "shape") -> tuple:
+    """A shape given as an int, a sequence of ints, or one sequence in a tuple (``*shape``)."""
     if isinstance(shape, int):
         return (shape,)
-    if len(shape) == 1 and not isinstance(shape[0], int):
-        return tuple(shape[0])
-    return tuple(int(d) for d in shape)
+    if len(shape) == 1 and isinstance(shape[0], tuple | list | np.ndarray | Tensor):
+        shape = tuple(shape[0])  # zeros((2, 3)) through *shape
+    try:
+        return tuple(operator.index(d) for d in shape)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"{op}: shape entries must be integers, got {tuple(shape)!r}; a float is never "
+            "rounded into a shape"
+        ) from None
 
 
 def reshape(x, shape, *more) -> Tensor:
@@ -28,7 +38,9 @@ def reshape(x, shape, *more) -> Tensor:
     (2, 3)
     """
     x = to_tensor(x)
-    shape = _shape_arg((shape,) + more if more else shape)
+    shape = _shape_arg((shape,) + more if more else shape, "reshape")
+    if any(d < -1 for d in shape):
+        raise ShapeError(f"reshape: negative dimension in {shape}; only -1 (inferred) is allowed")
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape: only one dimension can be -1, got {shape}")
     if -1 in shape:
@@ -52,9 +64,14 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if x.ndim == 0:
         return reshape(x, (1,))
     start, end = (
-        P.check_axes("flatten", start_dim, x.ndim)[0],
-        P.check_axes("flatten", end_dim, x.ndim)[0],
+        P.check_axis("flatten", start_dim, x.ndim),
+        P.check_axis("flatten", end_dim, x.ndim),
     )
+    if start > end:
+        raise AxisError(
+            f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}; "
+            "give start_dim <= end_dim"
+        )
     return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1 :])
 
 
@@ -78,7 +95,7 @@ def squeeze(x, axis=None) -> Tensor:
     if axis is None:
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
     else:
-        axes = P.check_axes("squeeze", axis, x.ndim)
+        axes = P.check_axes("squeeze", axis, x.ndim)  # () for axis 0/-1 of a 0-d tensor
         for a in axes:
             if x.shape[a] != 1:
                 raise ShapeError(
@@ -90,7 +107,7 @@ def squeeze(x, axis=None) -> Tensor:
 def broadcast_to(x, shape) -> Tensor:
     """View ``x`` with ``shape`` by NumPy broadcasting."""
     x = to_tensor(x)
-    shape = _shape_arg(shape)
+    shape = _shape_arg(shape, "broadcast_to")
     return x if x.shape == shape else bind(P.broadcast_to_p, x, shape=shape)
 
 
@@ -116,12 +133,12 @@ permute = transpose
 def moveaxis(x, source, destination) -> Tensor:
     x = to_tensor(x)
     src = (
-        list(P.check_axes("moveaxis", source, x.ndim))
+        [P.check_axis("moveaxis", source, x.ndim)]
         if isinstance(source, int)
-        else [P.check_axes("moveaxis", s, x.ndim)[0] for s in source]
+        else [P.check_axis("moveaxis", s, x.ndim) for s in source]
     )
     dst = [
-        P.check_axes("moveaxis", d, x.ndim)[0]
+        P.check_axis("moveaxis", d, x.ndim)
         for d in ((destination,) if isinstance(destination, int) else destination)
     ]
     if len(src) != len(dst):
@@ -134,7 +151,7 @@ def moveaxis(x, source, destination) -> Tensor:
 
 def swapaxes(x, axis1: int, axis2: int) -> Tensor:
     x = to_tensor(x)
-    a, b = P.check_axes("swapaxes", axis1, x.ndim)[0], P.check_axes("swapaxes", axis2, x.ndim)[0]
+    a, b = P.check_axis("swapaxes", axis1, x.ndim), P.check_axis("swapaxes", axis2, x.ndim)
     perm = list(range(x.ndim))
     perm[a], perm[b] = perm[b], perm[a]
     return transpose(x, perm)
@@ -147,7 +164,13 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
         raise InvalidArgumentError("concatenate: needs at least one tensor")
     dtype = functools.reduce(dtypes.promote, [t._np_dtype for t in tensors])
     tensors = [astype(t, dtype) for t in tensors]
-    (axis,) = P.check_axes("concatenate", axis, tensors[0].ndim)
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ShapeError(
+                f"concatenate: tensor {i} is 0-d (shape ()); zero-dimensional tensors cannot be "
+                "concatenated: use stack, or reshape them to (1,)"
+            )
+    axis = P.check_axis("concatenate", axis, tensors[0].ndim)
     if len(tensors) == 1:
         return tensors[0]
     return bind(P.concatenate_p, *tensors, axis=axis)
@@ -166,6 +189,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
             raise ShapeError(
                 f"stack: tensor {i} has shape {t.shape} but tensor 0 has {tensors[0].shape}; all must match"
             )
+    axis = P.check_axis("stack", axis, tensors[0].ndim + 1)
     return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
 
 
@@ -177,6 +201,12 @@ def slice_tensor(x, start, size) -> Tensor:
         raise ShapeError(
             f"slice_tensor: start {start} and size {size} need one entry per dimension of {x.shape}"
         )
+    for a, (b, n, d) in enumerate(zip(start, size, x.shape)):
+        if not (0 <= b and 0 <= n and b + n <= d):
+            raise IndexOutOfRangeError(
+                f"slice_tensor: start {b} with size {n} does not fit axis {a} of size {d} (shape "
+                f"{x.shape}); need 0 <= start, 0 <= size and start + size <= {d}"
+            )
     stops = tuple(b + n for b, n in zip(start, size))
     return bind(P.slice_p, x, starts=start, stops=stops, steps=(1,) * x.ndim)
 
@@ -190,7 +220,7 @@ def _slice_axis(x, axis, start, stop):
 def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
     """NumPy's split: a number of equal sections, or the indices to cut at."""
     x = to_tensor(x)
-    (axis,) = P.check_axes("split", axis, x.ndim)
+    axis = P.check_axis("split", axis, x.ndim)
     n = x.shape[axis]
     if isinstance(indices_or_sections, int):
         if indices_or_sections <= 0 or n % indices_or_sections:
@@ -199,7 +229,7 @@ def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
                 "sections; use array_split semantics via explicit indices, or chunk"
             )
         step = n // indices_or_sections
-        cuts = list(range(step, n, step))[: indices_or_sections - 1]
+        cuts = [step * k for k in range(1, indices_or_sections)]
     else:
         cuts = [int(c) for c in indices_or_sections]
     bounds = [0] + [min(c, n) for c in cuts] + [n]
@@ -209,9 +239,13 @@ def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
 def chunk(x, chunks: int, axis: int = 0) -> list[Tensor]:
     """PyTorch's chunk: pieces of ceil(n / chunks) along ``axis`` (the last may be smaller)."""
     x = to_tensor(x)
-    (axis,) = P.check_axes("chunk", axis, x.ndim)
+    axis = P.check_axis("chunk", axis, x.ndim)
+    if not isinstance(chunks, int) or chunks <= 0:
+        raise InvalidArgumentError(f"chunk: chunks must be a positive int, got {chunks!r}")
     n = x.shape[axis]
-    step = max(1, -(-n // chunks))
+    if n == 0:  # PyTorch: an empty axis gives `chunks` empty pieces
+        return [_slice_axis(x, axis, 0, 0) for _ in range(chunks)]
+    step = -(-n // chunks)
     return [_slice_axis(x, axis, a, min(a + step, n)) for a in range(0, n, step)]
 
 
@@ -238,13 +272,16 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Tensor:
 def flip(x, axis=None) -> Tensor:
     """Reverse the order of elements along ``axis`` (all axes by default)."""
     x = to_tensor(x)
-    return bind(P.rev_p, x, axes=P.check_axes("flip", axis, x.ndim))
+    axes = P.check_axes("flip", axis, x.ndim)
+    return bind(P.rev_p, x, axes=axes if x.ndim else ())
 
 
 def tile(x, reps) -> Tensor:
     """Repeat the whole tensor ``reps`` times along each axis (NumPy's tile)."""
     x = to_tensor(x)
     reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    if any(not isinstance(r, int) or r < 0 for r in reps):
+        raise InvalidArgumentError(f"tile: reps must be non-negative ints, got {reps}")
     ndim = max(x.ndim, len(reps))
     reps = (1,) * (ndim - len(reps)) + reps
     x = reshape(x, (1,) * (ndim - x.ndim) + x.shape)
@@ -262,9 +299,11 @@ def repeat(x, repeats: int, axis=None) -> Tensor:
         raise InvalidArgumentError(
             "repeat: repeats must be an int (per-element counts are not supported)"
         )
+    if repeats < 0:
+        raise InvalidArgumentError(f"repeat: repeats must be non-negative, got {repeats}")
     if axis is None:
         x, axis = ravel(x), 0
-    (axis,) = P.check_axes("repeat", axis, x.ndim)
+    axis = P.check_axis("repeat", axis, x.ndim)
     expanded = expand_dims(x, axis + 1)
     target = x.shape[: axis + 1] + (repeats,) + x.shape[axis + 1 :]
     return reshape(

@@ -104,8 +104,9 @@ def backward_pass(outputs, cotangents, *, retain_graph=True, reconnect=False, ca
         try:
             in_cts = node.vjp(cts if node.multiple else cts[0], node.primals, outs, **node.params)
         except FloatingPointCheckError as e:
+            where = f" (forward at {node.where})" if node.where else ""
             raise FloatingPointCheckError(
-                f"{e}; in the backward pass of {node.name} (forward at {node.where})"
+                f"{e}; in the backward pass of {node.name}{where}"
             ) from None
         for parent, c in zip(node.parents, in_cts):
             if parent is not None and c is not None:
@@ -119,6 +120,20 @@ def _connected(out, node, index):
     alias = out._alias()
     alias._node, alias._out_index, alias.requires_grad = node, index, True
     return alias
+
+
+def _seed(name, what, ct, out) -> Tensor:
+    """The cotangent ``ct`` for ``out``: shape checked, cast to ``out``'s float dtype (as
+    PyTorch does), so that every gradient has its input's dtype."""
+    ct = to_tensor(ct)
+    if ct.shape != out.shape:
+        raise ShapeError(
+            f"{name}: {what} has shape {ct.shape} but the output has shape {out.shape}; "
+            "they must match"
+        )
+    if ct._np_dtype != out._np_dtype and dtypes.is_float(out._np_dtype):
+        ct = ct.astype(out._np_dtype)
+    return ct
 
 
 def tensor_backward(t: Tensor, gradient, retain_graph: bool, create_graph: bool) -> None:
@@ -135,12 +150,8 @@ def tensor_backward(t: Tensor, gradient, retain_graph: bool, create_graph: bool)
                 f"{t.shape}; pass gradient=fx.ones_like(out) or reduce it first (out.sum().backward())"
             )
         gradient = Tensor._from_array(np.ones(t.shape, t._np_dtype))
-    gradient = to_tensor(gradient)
-    if gradient.shape != t.shape:
-        raise ShapeError(
-            f"backward: gradient has shape {gradient.shape} but the output has shape {t.shape}"
-        )
     with set_grad_enabled(create_graph):
+        gradient = _seed("backward", "gradient", gradient, t)
         leaves, _ = backward_pass(
             [t], [gradient], retain_graph=retain_graph or create_graph, reconnect=create_graph
         )
@@ -173,7 +184,7 @@ def autograd_grad(
     with set_grad_enabled(create_graph):
         leaves, captured = backward_pass(
             outputs,
-            [to_tensor(g) for g in grad_outputs],
+            [_seed("autograd.grad", "grad_outputs", g, o) for g, o in zip(grad_outputs, outputs)],
             retain_graph=retain,
             reconnect=create_graph,
             capture=inputs,
@@ -253,7 +264,9 @@ def vjp(f, *primals, has_aux: bool = False):
     primals = _as_tensors(primals)
     in_leaves, in_tree = tree_flatten(primals)
     with new_trace(VJPTrace) as trace:
-        tracers = [VJPTracer(trace, x) for x in in_leaves]
+        # Aliases: differentiating w.r.t. an argument records nothing on the imperative tape,
+        # even when the argument requires grad (a Parameter).
+        tracers = [VJPTracer(trace, x._alias() if x.requires_grad else x) for x in in_leaves]
         out = f(*tree_unflatten(in_tree, tracers))
         out, aux = _split_aux("vjp", out, has_aux)
         out_leaves, out_tree = tree_flatten(_as_tensors(out))
@@ -266,11 +279,7 @@ def vjp(f, *primals, has_aux: bool = False):
             raise InvalidArgumentError(
                 f"vjp: the cotangent's structure {ct_tree} differs from the output's {out_tree}"
             )
-        for c, o in zip(ct_leaves, out_primals):
-            if c.shape != o.shape:
-                raise ShapeError(
-                    f"vjp: cotangent of shape {c.shape} for an output of shape {o.shape}"
-                )
+        ct_leaves = [_seed("vjp", "cotangent", c, o) for c, o in zip(ct_leaves, out_primals)]
         roots = [(o, c) for o, c in zip(out_leaves, ct_leaves) if trace.tracked(o) is not None]
         leaves, _ = backward_pass([o for o, _ in roots], [c for _, c in roots])
         grads = [leaves[id(t)][1] if id(t) in leaves else _zeros_like(t) for t in tracers]
@@ -280,15 +289,30 @@ def vjp(f, *primals, has_aux: bool = False):
     return (result, vjp_fn, aux) if has_aux else (result, vjp_fn)
 
 
+def _describe(out) -> str:
+    if isinstance(out, Tensor):
+        return f"a {out.dtype} tensor of shape {out.shape}"
+    if isinstance(out, tuple | list):
+        return f"a {type(out).__name__} of {len(out)}"
+    return type(out).__name__
+
+
 def _split_aux(name, out, has_aux):
     if not has_aux:
         return out, None
     if not (isinstance(out, tuple | list) and len(out) == 2):
         raise InvalidArgumentError(
             f"{name}: has_aux=True needs the function to return a pair (output, aux), "
-            f"it returned {type(out).__name__}"
+            f"it returned {_describe(out)}; return (output, aux) or drop has_aux"
         )
     return out
+
+
+def _checking_aux(name, f, has_aux):
+    """``f``, with a has_aux error that names the transform the user called."""
+    if not has_aux:
+        return f
+    return lambda *args: _split_aux(name, f(*args), True)
 
 
 def _argnums(name, argnums, args):
@@ -324,14 +348,16 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
         nums = _argnums("grad", argnums, args)
         diff = _as_tensors(tuple(args[n] for n in nums))
         for n, d in zip(nums, diff):
-            for leaf in tree_flatten(d)[0]:
-                if not dtypes.is_float(leaf._np_dtype):
-                    raise GradError(
-                        f"grad: argument {n} has dtype {leaf.dtype}; gradients need floating-point "
-                        "inputs: convert it (x.astype(fx.float32)) or leave it out of argnums"
-                    )
+            leaves = tree_flatten(d)[0]
+            # integer leaves inside a float pytree (a Module's step counter) get zero gradients
+            if leaves and not any(dtypes.is_float(leaf._np_dtype) for leaf in leaves):
+                kinds = sorted({str(leaf.dtype) for leaf in leaves}) or ["no tensors"]
+                raise GradError(
+                    f"grad: argument {n} has dtype {', '.join(kinds)}; gradients need floating-point "
+                    "inputs: convert it (x.astype(fx.float32)) or leave it out of argnums"
+                )
         out, pullback, aux = (
-            vjp(_partial(f, args, kwargs, nums), *diff, has_aux=True)
+            vjp(_checking_aux("grad", _partial(f, args, kwargs, nums), True), *diff, has_aux=True)
             if has_aux
             else (
                 *vjp(_partial(f, args, kwargs, nums), *diff),
@@ -339,13 +365,8 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
             )
         )
         if not isinstance(out, Tensor) or out.shape != () or not dtypes.is_float(out._np_dtype):
-            got = (
-                f"a {out.dtype} tensor of shape {out.shape}"
-                if isinstance(out, Tensor)
-                else type(out).__name__
-            )
             raise GradError(
-                f"grad: the function must return a float scalar, it returned {got}; reduce it "
+                f"grad: the function must return a float scalar, it returned {_describe(out)}; reduce it "
                 "(.sum(), .mean()) or use fx.vjp / fx.jacrev for non-scalar outputs"
             )
         grads = pullback(Tensor._from_array(np.ones((), out._np_dtype)))
@@ -485,7 +506,7 @@ def jacrev(f, argnums=0, has_aux: bool = False):
         nums = _argnums("jacrev", argnums, args)
         diff = _as_tensors(tuple(args[n] for n in nums))
         y, pullback, aux = (
-            vjp(_partial(f, args, kwargs, nums), *diff, has_aux=True)
+            vjp(_checking_aux("jacrev", _partial(f, args, kwargs, nums), True), *diff, has_aux=True)
             if has_aux
             else (
                 *vjp(_partial(f, args, kwargs, nums), *diff),
@@ -519,18 +540,21 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
         diff = _as_tensors(tuple(args[n] for n in nums))
         x_leaves, x_tree = tree_flatten(diff)
         basis, sizes = _basis(x_leaves)
-        g = _partial(f, args, kwargs, nums)
+        g = _checking_aux("jacfwd", _partial(f, args, kwargs, nums), has_aux)
 
         def push(*tangent_leaves):
-            return jvp(g, diff, tree_unflatten(x_tree, tangent_leaves), has_aux=has_aux)
+            return jvp(g, diff, tree_unflatten(x_tree, tangent_leaves), has_aux=has_aux)[1]
 
-        pushed = vmap(push, out_axes=(None, 0, None) if has_aux else (None, 0))(*basis)
-        y, cols = pushed[0], pushed[1]
-        y_leaves, y_tree = tree_flatten(y)
+        # The value comes from a plain call, not out of the vmapped jvp: a primitive whose
+        # jvp is one fused op (a traced cond or scan) returns its value batched too.
+        out = g(*diff)
+        y, aux = out if has_aux else (out, None)
+        cols = vmap(push)(*basis)
+        y_leaves, y_tree = tree_flatten(_as_tensors(y))
         col_leaves = tree_flatten(cols)[0]
         blocks = []
         for y_leaf, c in zip(y_leaves, col_leaves):
-            moved = c.reshape((c.shape[0], -1)).T  # (y size, total inputs)
+            moved = c.reshape((c.shape[0], y_leaf.size)).T  # (y size, total inputs)
             per_input, start = [], 0
             for x_leaf, n in zip(x_leaves, sizes):
                 per_input.append(moved[:, start : start + n].reshape(y_leaf.shape + x_leaf.shape))
@@ -538,7 +562,7 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
             block = tree_unflatten(x_tree, per_input)
             blocks.append(block[0] if isinstance(argnums, int) else block)
         jac = tree_unflatten(y_tree, blocks)
-        return (jac, pushed[2]) if has_aux else jac
+        return (jac, aux) if has_aux else jac
 
     return jacfn
 
@@ -581,6 +605,9 @@ def _record_call(name, leaves, forward, backward):
     if trace is None and ctx.grad_enabled and any(x.requires_grad for x in leaves):
         with no_grad():
             outs, residuals = forward(leaves)
+        # Fresh tensors: ``fwd`` may return an input itself (an identity with a custom
+        # rule), whose own autograd link must not be overwritten.
+        outs = [o._alias() for o in outs]
         parents = [x if x.requires_grad else None for x in leaves]
         node = Node(
             name,
@@ -596,6 +623,28 @@ def _record_call(name, leaves, forward, backward):
     return None
 
 
+def _under_vmap(leaves):
+    """``(trace, values, dims)`` when vmap is the innermost transform of ``leaves``.
+
+    A custom rule met there is re-dispatched as the rule of the batched function (fun,
+    fwd/bwd or jvp rule each vmapped), so that a derivative taken outside the vmap
+    still uses it.
+    """
+    from fluxion.transforms.batching import BatchTrace
+
+    trace = top_trace(leaves)
+    if not isinstance(trace, BatchTrace):
+        return None
+    values, dims = zip(*[trace.lower(x) for x in leaves])
+    return trace, list(values), tuple(dims)
+
+
+def _batched_outputs(trace, out):
+    from fluxion.transforms.batching import BatchTracer
+
+    return tree_map(lambda o: BatchTracer(trace, o, 0) if isinstance(o, Tensor) else o, out)
+
+
 class custom_vjp:
     """A function with a hand-written reverse-mode rule.
 
@@ -605,7 +654,8 @@ class custom_vjp:
     >>> clip_grad.defvjp(lambda x: (x, None), lambda res, ct: (fx.clip(ct, -1, 1),))
 
     ``fwd(*args) -> (out, residuals)``; ``bwd(residuals, ct) -> one cotangent per arg``.
-    Under transforms other than reverse mode, the plain function runs.
+    Under vmap the rule is batched along with the function; under other transforms
+    (forward mode, jit tracing) the plain function runs.
     """
 
     def __init__(self, fun):
@@ -623,6 +673,9 @@ class custom_vjp:
             )
         args = _as_tensors(args)
         leaves, in_tree = tree_flatten(args)
+        batched = _under_vmap(leaves)
+        if batched is not None:
+            return self._vmapped(in_tree, *batched)
         out_tree = []
 
         def forward(primals):
@@ -638,11 +691,32 @@ class custom_vjp:
         outs = _record_call(f"custom_vjp[{self.fun.__name__}]", leaves, forward, backward)
         return self.fun(*args) if outs is None else tree_unflatten(out_tree[0], outs)
 
+    def _vmapped(self, in_tree, trace, values, dims):
+        from fluxion.transforms.batching import vmap
+
+        def flat(fn):
+            return functools.wraps(fn)(lambda *leaves: fn(*tree_unflatten(in_tree, leaves)))
+
+        def bwd(residuals, ct):
+            # per-example cotangents come out batched at 0: sum those of unbatched
+            # arguments over the batch, move the others to their argument's batch axis
+            in_cts = vmap(self.bwd)(residuals, ct)
+            in_cts = tree_flatten(tuple(in_cts), is_leaf=lambda x: x is None)[0]
+            return [
+                c if c is None else c.sum(axis=0) if d is None else c.moveaxis(0, d)
+                for c, d in zip(in_cts, dims)
+            ]
+
+        inner = custom_vjp(vmap(flat(self.fun), in_axes=dims))
+        inner.defvjp(vmap(flat(self.fwd), in_axes=dims), bwd)
+        return _batched_outputs(trace, inner(*values))
+
 
 class custom_jvp:
     """A function with a hand-written forward-mode rule: ``jvp(primals, tangents) -> (out, t_out)``.
 
-    Under reverse mode and other transforms the plain function is differentiated op by op.
+    Under vmap the rule is batched along with the function; under reverse mode and other
+    transforms the plain function is differentiated op by op.
     """
 
     def __init__(self, fun):
@@ -655,6 +729,14 @@ class custom_jvp:
 
     def __call__(self, *args):
         args = _as_tensors(args)
+        batched = _under_vmap(args) if self.rule is not None else None
+        if batched is not None:
+            from fluxion.transforms.batching import vmap
+
+            trace, values, dims = batched
+            inner = custom_jvp(vmap(self.fun, in_axes=dims))
+            inner.defjvp(vmap(self.rule, in_axes=(dims, dims)))
+            return _batched_outputs(trace, inner(*values))
         trace = top_trace(tree_flatten(args)[0])
         if not isinstance(trace, JVPTrace) or self.rule is None:
             return self.fun(*args)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from fluxion.core.primitive import ShapedArray
-from fluxion.core.pytree import broadcast_prefix, tree_flatten, tree_unflatten
+from fluxion.core.pytree import broadcast_prefix, tree_flatten, tree_structure, tree_unflatten
 from fluxion.core.tensor import Tracer, to_tensor
 from fluxion.core.trace import Trace, bind, new_trace
-from fluxion.errors import BatchingError, InvalidArgumentError
+from fluxion.errors import BatchingError, DTypeError, InvalidArgumentError
 from fluxion.ops import primitives as P
 
 
@@ -83,12 +85,14 @@ def vmap(f=None, in_axes=0, out_axes=0, axis_size=None):
     if f is None:
         return functools.partial(vmap, in_axes=in_axes, out_axes=out_axes, axis_size=axis_size)
 
+    name = getattr(f, "__name__", type(f).__name__)
+
     @functools.wraps(f)
     def batched(*args):
         if isinstance(in_axes, list | tuple):
             if len(in_axes) != len(args):
                 raise BatchingError(
-                    f"vmap: in_axes has {len(in_axes)} entries but {f.__name__} was called with "
+                    f"vmap: in_axes has {len(in_axes)} entries but {name} was called with "
                     f"{len(args)} positional argument(s); give one entry per argument"
                 )
             prefix = tuple(in_axes)
@@ -98,12 +102,16 @@ def vmap(f=None, in_axes=0, out_axes=0, axis_size=None):
         try:
             axes = broadcast_prefix(prefix, args)
         except InvalidArgumentError as e:
-            raise BatchingError(f"vmap: in_axes does not fit the arguments: {e}") from None
+            raise BatchingError(
+                f"vmap: in_axes does not fit the arguments of {name}: {e}; give an int for all "
+                "arguments or a prefix of their structure"
+            ) from None
         leaves = [to_tensor(x) if a is not None else x for x, a in zip(leaves, axes)]
-        size = _batch_size(f, leaves, axes, axis_size)
+        names = [n for i, a in enumerate(args) for n in _leaf_names(a, f"argument {i}")]
+        size = _batch_size(name, leaves, axes, axis_size, names)
         with new_trace(BatchTrace, size) as trace:
             tracers = [
-                BatchTracer(trace, x, a % x.ndim) if a is not None else x
+                BatchTracer(trace, x, int(a) % x.ndim) if a is not None else x
                 for x, a in zip(leaves, axes)
             ]
             out = f(*tree_unflatten(in_tree, tracers))
@@ -111,54 +119,96 @@ def vmap(f=None, in_axes=0, out_axes=0, axis_size=None):
             try:
                 targets = broadcast_prefix(out_axes, out)
             except InvalidArgumentError as e:
-                raise BatchingError(f"vmap: out_axes does not fit the outputs: {e}") from None
-            results = []
-            for o, to in zip(out_leaves, targets):
-                value, dim = trace.lower(to_tensor(o))
-                if to is None:
-                    if dim is not None:
-                        raise BatchingError(
-                            "vmap: out_axes is None for an output that depends on the batch; "
-                            "give it an axis, or return a value that does not vary over the batch"
-                        )
-                    results.append(value)
-                else:
-                    if not -(value.ndim + (dim is None)) <= to < value.ndim + (dim is None):
-                        raise BatchingError(
-                            f"vmap: out_axes {to} is out of range for an output of {value.ndim - (dim is not None)} dimension(s)"
-                        )
-                    results.append(_move_out(value, dim, to, size))
+                raise BatchingError(
+                    f"vmap: out_axes does not fit the outputs of {name}: {e}; give an int for "
+                    "all outputs or a prefix of the output's structure"
+                ) from None
+            names = _leaf_names(out, "output")
+            results = [
+                _output(trace, o, to, where) for o, to, where in zip(out_leaves, targets, names)
+            ]
         return tree_unflatten(out_tree, results)
 
     return batched
 
 
-def _batch_size(f, leaves, axes, axis_size) -> int:
-    sizes = []
-    for i, (x, a) in enumerate(zip(leaves, axes)):
+def _output(trace, out, to, where):
+    """An output of the batched function, its batch axis moved to ``to`` (None: unbatched)."""
+    try:
+        value, dim = trace.lower(to_tensor(out))
+    except (InvalidArgumentError, DTypeError):
+        raise BatchingError(
+            f"vmap: {where} is a {type(out).__name__}, not a tensor; a vmapped function must "
+            "return tensors or numbers (in any pytree); return other values through a closure"
+        ) from None
+    if to is None:
+        if dim is not None:
+            raise BatchingError(
+                f"vmap: out_axes is None for {where}, but it varies over the batch; give it an "
+                "axis (out_axes=0), or return a value that does not depend on the mapped arguments"
+            )
+        return value
+    ndim = value.ndim - (dim is not None)  # of one example's output
+    if not _is_axis(to) or not -ndim - 1 <= to <= ndim:
+        raise BatchingError(
+            f"vmap: out_axes {to!r} does not fit {where} ({ndim} dimension(s) per example); "
+            f"use an int in [{-ndim - 1}, {ndim}], or None for an output that is not batched"
+        )
+    return _move_out(value, dim, to, trace.size)
+
+
+def _is_axis(a) -> bool:
+    return isinstance(a, int | np.integer) and not isinstance(a, bool)
+
+
+def _leaf_names(tree, path) -> list[str]:
+    """One name per leaf of ``tree`` for messages: ``argument 0``, ``argument 1['w'][0]``."""
+    names = []
+
+    def walk(node, path):
+        if node.node_type is None:
+            names.append(path)
+            return
+        keys = node.aux if node.node_type is dict else range(len(node.children))
+        for k, child in zip(keys, node.children):
+            walk(child, f"{path}[{k!r}]")
+
+    walk(tree_structure(tree), path)
+    return names
+
+
+def _batch_size(name, leaves, axes, axis_size, names) -> int:
+    if axis_size is not None and not (_is_axis(axis_size) and axis_size >= 0):
+        raise BatchingError(f"vmap: axis_size must be a non-negative int, got {axis_size!r}")
+    sizes = [] if axis_size is None else [("axis_size", axis_size)]
+    for x, a, where in zip(leaves, axes, names):
         if a is None:
             continue
-        if not isinstance(a, int):
-            raise BatchingError(f"vmap: in_axes entries must be ints or None, got {a!r}")
+        if not _is_axis(a):
+            raise BatchingError(
+                f"vmap: in_axes entries must be ints or None, got {a!r} for {where}"
+            )
         if x.ndim == 0:
             raise BatchingError(
-                f"vmap: argument {i} is a 0-d tensor but in_axes asks to map over axis {a}; "
+                f"vmap: {where} is 0-d (a scalar) but in_axes asks to map over its axis {a}; "
                 "use in_axes=None for it (it is then shared by the whole batch)"
             )
         if not -x.ndim <= a < x.ndim:
             raise BatchingError(
-                f"vmap: in_axes {a} is out of range for argument {i} of shape {x.shape}"
+                f"vmap: in_axes {a} is out of range for {where} of shape {x.shape}; "
+                f"use an axis in [{-x.ndim}, {x.ndim}), or None"
             )
-        sizes.append((i, x.shape[a]))
+        sizes.append((where, x.shape[a]))
     if not sizes:
-        if axis_size is None:
-            raise BatchingError(
-                "vmap: no argument is mapped (all in_axes are None); pass axis_size="
-            )
-        return axis_size
-    if len({s for _, s in sizes}) > 1 or axis_size is not None and sizes[0][1] != axis_size:
-        listing = ", ".join(f"argument {i}: {s}" for i, s in sizes)
         raise BatchingError(
-            f"vmap: the mapped axes of {f.__name__}'s arguments have different sizes ({listing}); they must agree"
+            f"vmap: no argument of {name} is mapped (all in_axes are None), so the batch size "
+            "is unknown; pass axis_size=N"
+        )
+    if len({s for _, s in sizes}) > 1:
+        listing = ", ".join(f"{w}: {s}" for w, s in sizes)
+        raise BatchingError(
+            f"vmap: the mapped axes of {name}'s arguments have different sizes ({listing}); "
+            "they must agree: map arguments of one batch size, or give in_axes=None to those "
+            "shared by the whole batch"
         )
     return sizes[0][1]

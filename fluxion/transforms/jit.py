@@ -5,7 +5,10 @@ tensors captured from closures become graph inputs read afresh at each call; wha
 the function writes while traced is replayed after each call of the compiled code:
 in-place updates (``p.data = ...``, ``x[...] = ...``), ``.grad`` set by ``backward()``
 on captured parameters, and the global random key (each call draws fresh numbers,
-reproducibly from ``fx.manual_seed``).
+reproducibly from ``fx.manual_seed``). The key and each parameter's .grad are read afresh
+at every call (``manual_seed`` and ``zero_grad`` rebind them); a call whose closed-over
+tensors changed shape or dtype, or whose parameters' .grad went from None to set (or back)
+when the function's backward() depends on it, traces again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,16 +31,17 @@ from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
 from fluxion.core.trace import Trace, ctx, new_trace, user_frame
 from fluxion.errors import InvalidArgumentError, TracerError
+from fluxion.nn.module import training_flags
 
 log = logging.getLogger("fluxion.jit")
 
 
 class GraphTracer(Tracer):
-    __slots__ = ("var",)
+    __slots__ = ("var", "_weak")
 
-    def __init__(self, trace, var):
+    def __init__(self, trace, var, weak=False):
         self._init_tracer(trace)
-        self.var = var
+        self.var, self._weak = var, weak
 
     @property
     def aval(self):
@@ -67,18 +71,24 @@ class GraphTrace(Trace):
         self.captured: dict[int, tuple] = {}  # id -> (tensor, var): closure inputs
         self.writes: dict[int, tuple] = {}  # id -> (tensor, tracer): in-place updates
 
-    def new_input(self, aval) -> GraphTracer:
+    def new_input(self, aval, weak=False) -> GraphTracer:
         var = Var(aval)
         self.invars.append(var)
-        return GraphTracer(self, var)
+        return GraphTracer(self, var, weak)
 
     def to_var(self, x):
         if isinstance(x, GraphTracer) and x._trace is self:
             return x.var
         if x._trace is not None:
-            raise TracerError(
-                f"{self.fn_name}: a value from another transform leaked into jit tracing"
-            )
+            if not (self.nested and x._trace.level < self.level):
+                raise TracerError(
+                    f"{self.fn_name}: a value from another transform leaked into jit tracing"
+                )
+            # a control-flow body closing over a value of an enclosing transform (an outer
+            # jit's tracer, a vmapped or differentiated value): an input the caller passes
+            if id(x) not in self.captured:
+                self.captured[id(x)] = (x, Var(ShapedArray(x.shape, x._np_dtype)), None)
+            return self.captured[id(x)][1]
         if id(x) in self.writes:
             return self.writes[id(x)][1].var
         if id(x) in self.born:
@@ -112,6 +122,39 @@ class Traced:
     out_tree: object
     out_static: dict  # output leaf index -> a non-tensor value returned as is
     effects: list  # (holder, attribute) written from the extra outputs, in order
+    # per captured tensor: (holder, attribute) to read afresh at each call, or None (the
+    # tensor itself). The global key and a parameter's .grad are rebound between calls
+    # (manual_seed, zero_grad then backward): reading the traced-time object would be stale.
+    sources: list
+    # (tensor, grad_was_none): the graph assumes each of these .grad states at a call's
+    # start (backward inside sets .grad when it was None, accumulates otherwise)
+    guards: list
+    checks: list = field(init=False)  # (tensor, source, aval) of each captured input
+
+    def __post_init__(self):
+        n = len(self.graph.invars) - len(self.captured)
+        self.checks = [
+            (t, src, var.aval)
+            for t, src, var in zip(self.captured, self.sources, self.graph.invars[n:])
+        ]
+
+    def inputs(self, leaves) -> list:
+        return [x._value for x in leaves] + [
+            t._value if src is None else getattr(*src)._value
+            for t, src in zip(self.captured, self.sources)
+        ]
+
+    def guards_hold(self) -> bool:
+        """The captured tensors still have the shapes and dtypes traced (``p.data = ...``
+        may change them), and the .grad states are those assumed."""
+        for t, was_none in self.guards:
+            if (t.grad is None) != was_none:
+                return False
+        for t, src, aval in self.checks:
+            current = t if src is None else getattr(*src)
+            if current is None or (current.shape, current._np_dtype) != aval:
+                return False
+        return True
 
 
 def _state_holders():
@@ -120,14 +163,18 @@ def _state_holders():
     return [(_GlobalKey, "value")]
 
 
-def trace_graph(fn, args_leaves, in_tree, fn_name) -> Traced:
+def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
     holders = _state_holders()
     saved = [getattr(h, a) for h, a in holders]
     previous = ctx.dynamic
     with new_trace(GraphTrace, fn_name) as trace:
         ctx.dynamic = trace
         try:
-            tracers = [trace.new_input(ShapedArray(x.shape, x._np_dtype)) for x in args_leaves]
+            weak = weak or [False] * len(args_leaves)
+            tracers = [
+                trace.new_input(ShapedArray(x.shape, x._np_dtype), w)
+                for x, w in zip(args_leaves, weak)
+            ]
             out = fn(*tree_unflatten(in_tree, tracers))
             out_leaves, out_tree = tree_flatten(out)
             outvars, out_static = [], {}
@@ -141,11 +188,29 @@ def trace_graph(fn, args_leaves, in_tree, fn_name) -> Traced:
             ctx.dynamic = previous
             for (holder, attr), value in zip(holders, saved):
                 setattr(holder, attr, value)
+            for tensor, _, grad_before in trace.captured.values():
+                if isinstance(tensor.grad, GraphTracer):  # a failed trace leaks none
+                    tensor.grad = grad_before
     captured = [t for t, _, _ in trace.captured.values()]
     graph = Graph(
         trace.invars + [v for _, v, _ in trace.captured.values()], trace.eqns, outvars + effect_vars
     )
-    return Traced(graph, captured, out_tree, out_static, effects)
+    sources = {id(v): h for h, v in zip(holders, saved)}
+    guards = []
+    for t, _, grad_before in trace.captured.values():
+        if grad_before is not None and id(grad_before) in trace.captured:
+            sources.setdefault(id(grad_before), (t, "grad"))
+        if any(h is t and a == "grad" for h, a in effects) or id(grad_before) in trace.captured:
+            guards.append((t, grad_before is None))
+    return Traced(
+        graph,
+        captured,
+        out_tree,
+        out_static,
+        effects,
+        [sources.get(id(t)) for t in captured],
+        guards,
+    )
 
 
 def _collect_effects(trace, holders, saved):
@@ -279,6 +344,9 @@ class Compiled:
             return self.fn(*args, **kwargs)
         nums, static, (dyn_args, dyn_kwargs) = self._split(args, kwargs)
         leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+        weak = tuple(
+            isinstance(x, int | float | bool) and not isinstance(x, np.generic) for x in leaves
+        )
         leaves = [
             to_tensor(x) if isinstance(x, int | float | bool | np.ndarray | np.generic) else x
             for x in leaves
@@ -289,10 +357,23 @@ class Compiled:
                     f"jit: argument leaf {x!r} of type {type(x).__name__} is not a tensor; "
                     "pass it through static_argnums/static_argnames"
                 )
-        key = (in_tree, tuple((x.shape, x._np_dtype) for x in leaves), static)
+        # static values compare with their types: 2 == 2.0 == True, yet x * 2 and x * 2.0
+        # give different dtypes
+        # train()/eval() leave a Module's structure alone (optimizer state survives the
+        # switch) but change what it computes (dropout): the modes are part of the key
+        modes = training_flags((dyn_args, dyn_kwargs))
+        key = (
+            in_tree,
+            tuple((x.shape, x._np_dtype, w) for x, w in zip(leaves, weak)),
+            static,
+            _typed(static),
+            modes,
+        )
         entry = self.cache.get(key)
         if entry is None:
             entry = self._compile(key, leaves, in_tree, nums, static)
+        elif entry is not _FALLBACK and not entry.traced.guards_hold():
+            entry = self._compile(key, leaves, in_tree, nums, static, stale=entry)
         else:
             self.cache.move_to_end(key)
             if entry is not _FALLBACK:
@@ -302,9 +383,9 @@ class Compiled:
             return self.fn(*args, **kwargs)
         return self._run(entry, leaves)
 
-    def _compile(self, key, leaves, in_tree, nums, static):
+    def _compile(self, key, leaves, in_tree, nums, static, stale=None):
         self.stats.misses += 1
-        self._explain_miss(key)
+        self._explain_miss(key, stale)
         start = time.perf_counter()
 
         def flat_fn(dyn_args, dyn_kwargs):
@@ -316,13 +397,18 @@ class Compiled:
             return self.fn(*full, **kwargs)
 
         try:
-            traced = trace_graph(flat_fn, leaves, in_tree, self.__name__)
+            traced = trace_graph(flat_fn, leaves, in_tree, self.__name__, [a[2] for a in key[1]])
         except TracerError:
             if not self.fallback:
                 raise
             self.cache[key] = _FALLBACK
             self.stats.misses -= 1
             return _FALLBACK
+        if stale is not None:
+            # A .grad state the function resets itself (zero_grad inside) traces the same
+            # whatever it was at the call's start: stop checking it.
+            old = {id(t): was_none for t, was_none in stale.traced.guards}
+            traced.guards = [(t, n) for t, n in traced.guards if old.get(id(t)) != n]
         typecheck(traced.graph)
         optimized = passes.optimize(traced.graph)
         run = codegen.compile_graph(optimized, name=self.__name__)
@@ -337,7 +423,7 @@ class Compiled:
             )
         return entry
 
-    def _explain_miss(self, key):
+    def _explain_miss(self, key, stale=None):
         previous, self._last_key = self._last_key, key
         if self.stats.misses > RETRACE_WARNING and self.stats.misses % RETRACE_WARNING == 1:
             warnings.warn(
@@ -347,12 +433,17 @@ class Compiled:
             )
         if not (os.environ.get("FLUXION_LOG_COMPILES") or log.isEnabledFor(logging.INFO)):
             return
-        log.warning("jit: compiling %s: %s", self.__name__, explain_key_change(previous, key))
+        why = (
+            "a tensor it closes over changed shape or dtype, or the .grad of one was set or "
+            "cleared, since it was traced"
+            if stale is not None
+            else explain_key_change(previous, key, self.fn)
+        )
+        log.warning("jit: compiling %s: %s", self.__name__, why)
 
     def _run(self, entry, leaves):
         traced = entry.traced
-        inputs = [x._value for x in leaves] + [t._value for t in traced.captured]
-        outs = entry.run(*inputs)
+        outs = entry.run(*traced.inputs(leaves))
         n_effects = len(traced.effects)
         results = outs[: len(outs) - n_effects] if n_effects else outs
         for (holder, attr), value in zip(traced.effects, outs[len(outs) - n_effects :]):
@@ -368,28 +459,113 @@ class Compiled:
 
 
 def _write_back(holder, attr, value: np.ndarray):
-    current = getattr(holder, attr)
-    if isinstance(current, Tensor) and current._trace is None and current.shape == value.shape:
-        current._value = value  # in place: the same tensor object stays an input next call
-    else:
+    if attr == "_value":  # an in-place update (p.data = ..., x[...] = ...): same object
+        holder._value = value
+    else:  # a new tensor, as eagerly (a .grad or key the caller kept must not change)
         setattr(holder, attr, Tensor._from_array(value))
 
 
-def explain_key_change(previous, key) -> str:
+def explain_key_change(previous, key, fn=None) -> str:
+    """Why ``key`` missed the cache, against the ``previous`` key compiled: which argument
+    (by name when ``fn``'s signature gives one) changed from what shape/dtype to what."""
     if previous is None:
         return "first call"
-    (old_tree, old_avals, old_static), (tree, avals, static) = previous, key
+    (old_tree, old_avals, old_static, old_types, old_modes) = previous
+    (tree, avals, static, types, modes) = key
+    names = _argument_names(fn, static)
+    if old_modes != modes:
+        return "a module argument switched between train() and eval()"
     if old_tree != tree:
-        return f"argument structure changed: {old_tree} -> {tree}"
-    if old_static != static:
-        return f"static arguments changed: {old_static} -> {static}"
-    for i, (a, b) in enumerate(zip(old_avals, avals)):
-        if a != b:
-            return (
-                f"argument leaf {i} changed from {dtypes.SHORT_NAMES[a[1]]}{list(a[0])} to "
-                f"{dtypes.SHORT_NAMES[b[1]]}{list(b[0])}"
-            )
-    return "evicted from the cache (max_cache_size)"
+        return f"argument structure changed: {_name_tree(old_tree)} -> {_name_tree(tree)}"
+    if old_static != static or old_types != types:
+        changed = [
+            f"{names(k)}: {old!r} -> {new!r}"
+            for (k, old), (_, new) in zip(old_static, static)
+            if _typed(old) != _typed(new) or old != new
+        ]
+        return "static argument changed: " + (
+            "; ".join(changed) or f"{dict(old_static)} -> {dict(static)}"
+        )
+    paths = _leaf_paths(tree)
+    changed = [
+        f"{names(path)} changed from {_aval_text(a)} to {_aval_text(b)}"
+        for path, a, b in zip(paths, old_avals, avals)
+        if a != b
+    ]
+    return "; ".join(changed) or "compiled before, then evicted (max_cache_size) or cleared"
+
+
+def _typed(value):
+    if type(value) is tuple:
+        return tuple(_typed(v) for v in value)
+    if isinstance(value, tuple | frozenset):
+        return (type(value), tuple(_typed(v) for v in value))
+    return type(value)
+
+
+def _aval_text(aval) -> str:
+    shape, dtype, weak = aval
+    if weak:
+        return f"a Python {('bool', 'int', 'float')[dtypes.kind(np.dtype(dtype))]}"
+    return f"{dtypes.SHORT_NAMES[np.dtype(dtype)]}[{','.join(map(str, shape))}]"
+
+
+def _leaf_paths(tree) -> list:
+    """One path per leaf of the (args, kwargs) structure: (argument, "['w'][0]")."""
+
+    def walk(node, suffix):
+        if node.node_type is None:
+            return [suffix]
+        keys = node.aux if node.node_type is dict else range(len(node.children))
+        return [p for k, c in zip(keys, node.children) for p in walk(c, f"{suffix}[{k!r}]")]
+
+    args, kwargs = tree.children
+    return [(i, p) for i, c in enumerate(args.children) for p in walk(c, "")] + [
+        (k, p) for k, c in zip(kwargs.aux, kwargs.children) for p in walk(c, "")
+    ]
+
+
+def _name_tree(tree) -> str:
+    args, kwargs = tree.children
+    return f"args {args!r}, kwargs {kwargs!r}"
+
+
+def _argument_names(fn, static):
+    """``name(k)`` or ``name((k, path))``: an argument by its parameter name. ``k`` is a
+    keyword, or the index among the dynamic (non-static) positional arguments."""
+    import inspect
+
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    static_positions = {k for k, _ in static if isinstance(k, int)}
+
+    def position(dynamic_index):  # the dynamic argument's index among all positional ones
+        pos = -1
+        for _ in range(dynamic_index + 1):
+            pos += 1
+            while pos in static_positions:
+                pos += 1
+        return pos
+
+    def name(k, path="", static_arg=False):
+        if isinstance(k, str):
+            return f"argument {k}{path}"
+        pos = k if static_arg else position(k)
+        label = params[pos] if pos < len(params) else f"#{pos}"
+        return f"argument {label}{path} (positional {pos})"
+
+    def describe(item):
+        if isinstance(item, tuple):
+            return name(*item)
+        return name(item, static_arg=True)
+
+    return describe
 
 
 def jit(

@@ -1,0 +1,447 @@
+"""Stateful optimizers (PyTorch style) on top of the functional core's per-leaf rules.
+
+>>> model = fx.nn.Linear(3, 1)
+>>> optimizer = fx.optim.AdamW(model, lr=1e-3)     # or AdamW(model.parameters(), ...)
+>>> loss = fx.sum(model(fx.ones((4, 3))) ** 2)
+>>> loss.backward()
+>>> model = optimizer.step()                        # updates in place and returns the model
+>>> optimizer.zero_grad()
+
+``step()`` reads each parameter's ``.grad`` (parameters without one are skipped) and writes
+the new value into the same parameter object. It returns the model when the optimizer was
+built from a Module, else None, so ``model = optimizer.step()`` and ``optimizer.step()`` both
+work. ``lr`` may be a number or a schedule ``step -> lr`` (``fluxion.optim.schedules``), called
+with the number of ``step()`` calls made so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fluxion.core import dtypes
+from fluxion.core.tensor import Tensor, Tracer
+from fluxion.core.trace import enable_grad, no_grad
+from fluxion.errors import InvalidArgumentError, ShapeError, TracerError
+from fluxion.ops.primitives import zeros
+from fluxion.optim.functional import adam_leaf, adam_scalars, check_hyperparameters, sgd_leaf
+
+
+def is_module(obj) -> bool:
+    try:
+        from fluxion.nn.module import Module
+    except ImportError:
+        return False
+    return isinstance(obj, Module)
+
+
+def write(p: Tensor, value: Tensor) -> None:
+    """Give ``p`` a new value, keeping the object (and so every reference to it)."""
+    p.data = value
+
+
+def _copy(t: Tensor, dtype) -> Tensor:
+    return Tensor(t, dtype=dtype)
+
+
+class Optimizer:
+    """Base class: parameter groups, ``zero_grad``, ``lr``, ``state_dict``.
+
+    Subclasses set ``defaults`` and implement ``_step_group(group, lr)``. ``state`` maps a
+    parameter's index (its position across all groups, as in ``state_dict``) to its state.
+    """
+
+    def __init__(self, params, defaults: dict):
+        name = type(self).__name__
+        self._model = params if is_module(params) else None
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict[int, dict] = {}
+        self._index: dict[int, int] = {}
+        self._step_count = 0
+        for group in _as_groups(name, params):
+            self.add_param_group(group)
+
+    # ----------------------------------------------------------------------- groups
+    def add_param_group(self, group: dict) -> None:
+        """Add a group ``{'params': [...], 'lr': ..., ...}``; unset options take the defaults."""
+        name = type(self).__name__
+        if not isinstance(group, dict) or "params" not in group:
+            raise InvalidArgumentError(
+                f"{name}: a parameter group is a dict with a 'params' entry, got {type(group).__name__}"
+            )
+        params = _as_param_list(name, group["params"])
+        if not params:
+            raise InvalidArgumentError(
+                f"{name}: got an empty parameter list; pass model.parameters(), a Module, or a "
+                "non-empty list of tensors"
+            )
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise InvalidArgumentError(
+                f"{name}: unknown option(s) {sorted(unknown)} in a parameter group; "
+                f"the options are {sorted(self.defaults)}"
+            )
+        full = {"params": params, **{k: group.get(k, v) for k, v in self.defaults.items()}}
+        self._check(full)
+        for p in params:
+            if id(p) in self._index:
+                raise InvalidArgumentError(
+                    f"{name}: a parameter of shape {p.shape} appears in more than one parameter group"
+                )
+            self._index[id(p)] = len(self._index)
+        self.param_groups.append(full)
+
+    def _check(self, group: dict) -> None:
+        names = ("lr", "betas", "eps", "weight_decay", "momentum", "dampening")
+        check_hyperparameters(type(self).__name__, **{k: group[k] for k in names if k in group})
+
+    def _params(self):
+        """``(index, parameter)`` for every parameter of every group."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                yield self._index[id(p)], p
+
+    # ----------------------------------------------------------------------- lr
+    def _group_lr(self, group: dict) -> float:
+        lr = group["lr"]
+        if callable(lr):
+            lr = lr(self._step_count)
+            if isinstance(lr, Tensor):
+                lr = float(lr)
+            if lr < 0:
+                raise InvalidArgumentError(
+                    f"{type(self).__name__}: the lr schedule gave a negative learning rate {lr} "
+                    f"at step {self._step_count}"
+                )
+        return lr
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first group for the next ``step()`` (a schedule is evaluated)."""
+        return self._group_lr(self.param_groups[0])
+
+    @lr.setter
+    def lr(self, value) -> None:
+        check_hyperparameters(type(self).__name__, lr=value)
+        self.param_groups[0]["lr"] = value
+
+    # ----------------------------------------------------------------------- stepping
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients: ``.grad = None`` (or zeros with ``set_to_none=False``)."""
+        for _, p in self._params():
+            if p.grad is None:
+                continue
+            p.grad = None if set_to_none else zeros(p.grad.shape, p.grad._np_dtype)
+
+    def step(self, closure: Callable[[], Any] | None = None):
+        """Update every parameter that has a ``.grad``, in place.
+
+        Returns the model when the optimizer was built from a Module (else None); with a
+        ``closure`` (which recomputes the loss and calls backward) it returns the loss.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                lr = self._group_lr(group)
+                self._step_group(group, lr)
+        self._step_count += 1
+        return loss if closure is not None else self._model
+
+    def _grads(self, group):
+        """``(index, parameter, gradient)`` for the parameters of ``group`` that have one."""
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            if isinstance(p, Tracer) or isinstance(g, Tracer):
+                raise TracerError(
+                    f"{type(self).__name__}.step: a parameter or its gradient is a traced value; "
+                    "inside fx.grad/vmap/jit use the functional API (fx.optim.adamw_update...)"
+                )
+            if g.shape != p.shape:
+                raise ShapeError(
+                    f"{type(self).__name__}.step: a gradient has shape {g.shape} but its parameter "
+                    f"has shape {p.shape}"
+                )
+            yield self._index[id(p)], p, g
+
+    def _step_group(self, group: dict, lr: float) -> None:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------- state dict
+    def state_dict(self) -> dict:
+        """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [indices]}], 'step_count': n}``.
+
+        The layout of ``torch.optim``; a group's ``lr`` schedule is saved as its current value.
+        Tensors are shared, not copied (the optimizer never mutates them in place).
+        """
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["lr"] = self._group_lr(group)
+            packed["params"] = [self._index[id(p)] for p in group["params"]]
+            groups.append(packed)
+        state = {i: dict(s) for i, s in sorted(self.state.items())}
+        return {"state": state, "param_groups": groups, "step_count": self._step_count}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what ``state_dict()`` gave (checked before anything is changed)."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise InvalidArgumentError(
+                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
+                "(what optimizer.state_dict() returns)"
+            )
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise InvalidArgumentError(
+                f"{name}.load_state_dict: the state dict has {len(saved_groups)} parameter groups, "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+        params_by_index: dict[int, Tensor] = {}
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise InvalidArgumentError(
+                    f"{name}.load_state_dict: parameter group {gi} has {len(saved['params'])} "
+                    f"parameters in the state dict but {len(group['params'])} here"
+                )
+            for i, p in zip(saved["params"], group["params"]):
+                params_by_index[int(i)] = p
+        new_state: dict[int, dict] = {}
+        for key, entry in state_dict["state"].items():
+            i = int(key)
+            if i not in params_by_index:
+                raise InvalidArgumentError(
+                    f"{name}.load_state_dict: state for parameter {i}, which no group lists"
+                )
+            p = params_by_index[i]
+            restored = {}
+            for k, v in entry.items():
+                if isinstance(v, Tensor):
+                    if v.shape != p.shape:
+                        raise ShapeError(
+                            f"{name}.load_state_dict: state '{k}' of parameter {i} has shape "
+                            f"{v.shape} but the parameter has shape {p.shape}"
+                        )
+                    v = _copy(v, p.dtype)
+                elif k == "step":
+                    v = int(v)
+                restored[k] = v
+            new_state[self._index[id(p)]] = restored
+        for saved, group in zip(saved_groups, self.param_groups):
+            for k, v in saved.items():
+                if k == "params" or (k == "lr" and callable(group["lr"])):
+                    continue
+                group[k] = tuple(v) if isinstance(v, list) else v
+        self.state = new_state
+        self._step_count = int(state_dict.get("step_count", 0))
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines) + "\n)"
+
+
+def _as_param_list(name: str, params) -> list[Tensor]:
+    if is_module(params):
+        params = params.parameters()
+    if isinstance(params, Tensor):
+        params = [params]
+    elif isinstance(params, dict):
+        from fluxion.core.pytree import tree_leaves
+
+        params = tree_leaves(params)
+    elif not isinstance(params, Iterable):
+        raise InvalidArgumentError(
+            f"{name}: params must be model.parameters(), a Module, a list of tensors or of "
+            f"parameter-group dicts; got {type(params).__name__}"
+        )
+    out = list(params)
+    for p in out:
+        if not isinstance(p, Tensor):
+            raise InvalidArgumentError(
+                f"{name}: params must hold tensors, got a {type(p).__name__}"
+            )
+        if isinstance(p, Tracer):
+            raise TracerError(
+                f"{name}: a parameter is a traced value; stateful optimizers update concrete "
+                "tensors in place; inside fx.grad/vmap/jit use the functional API"
+            )
+        if not dtypes.is_float(p._np_dtype):
+            raise InvalidArgumentError(
+                f"{name}: only floating-point tensors can be optimized, got one of dtype {p.dtype}"
+            )
+    return out
+
+
+def _as_groups(name: str, params) -> list[dict]:
+    if is_module(params) or isinstance(params, Tensor):
+        return [{"params": params}]
+    if isinstance(params, dict):
+        return [params] if "params" in params else [{"params": params}]
+    if not isinstance(params, Iterable):
+        raise InvalidArgumentError(
+            f"{name}: params must be model.parameters(), a Module, a list of tensors or of "
+            f"parameter-group dicts; got {type(params).__name__}"
+        )
+    items = list(params)
+    if not items:
+        raise InvalidArgumentError(
+            f"{name}: got an empty parameter list; pass model.parameters(), a Module, or a "
+            "non-empty list of tensors"
+        )
+    if all(isinstance(x, dict) for x in items):
+        return items
+    return [{"params": items}]
+
+
+# ----------------------------------------------------------------------------- the optimizers
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
+
+    The update of ``torch.optim.SGD`` (see ``fx.optim.sgd_update`` for the equations):
+    :math:`b \leftarrow \mu b + (1-\tau)(g + \lambda p)`, :math:`p \leftarrow p - \gamma b`.
+
+    >>> w = fx.tensor([1.0, 2.0], requires_grad=True)
+    >>> opt = fx.optim.SGD([w], lr=0.1, momentum=0.9)
+    >>> fx.sum(w * w).backward()
+    >>> opt.step()
+    >>> w
+    [0.8 1.6]:f32[2]:cpu(0)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
+    ):
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov, maximize=maximize,
+        )  # fmt: skip
+        super().__init__(params, defaults)
+
+    def _check(self, group: dict) -> None:
+        super()._check(group)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise InvalidArgumentError(
+                "SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
+                f"momentum={group['momentum']}, dampening={group['dampening']}"
+            )
+
+    def _step_group(self, group: dict, lr: float) -> None:
+        momentum = group["momentum"]
+        for i, p, g in self._grads(group):
+            state = self.state.setdefault(i, {})
+            buf = state.get("momentum_buffer")
+            new_p, buf = sgd_leaf(
+                p, g, buf, buf is None, lr=lr, momentum=momentum, dampening=group["dampening"],
+                weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+                maximize=group["maximize"],
+            )  # fmt: skip
+            if momentum != 0:
+                # the first buffer is the gradient itself: copy it, as clip_grad_norm_ or a
+                # user may still change that gradient in place
+                state["momentum_buffer"] = _copy(buf, buf.dtype) if buf is g else buf
+            write(p, new_p)
+
+
+class Adam(Optimizer):
+    r"""Adam (``torch.optim.Adam``): weight decay is L2, added to the gradient.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+        p \leftarrow p - \frac{\gamma}{1-\beta_1^t}\frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    >>> w = fx.tensor([1.0, -1.0], requires_grad=True)
+    >>> opt = fx.optim.Adam([w], lr=0.1)
+    >>> fx.sum(w * w).backward()
+    >>> opt.step()
+    >>> [round(x, 6) for x in w.tolist()]
+    [0.9, -0.9]
+    """
+
+    _decoupled = False
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ):
+        defaults = dict(
+            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            maximize=maximize,
+        )  # fmt: skip
+        super().__init__(params, defaults)
+
+    def _step_group(self, group: dict, lr: float) -> None:
+        beta1, beta2 = (float(b) for b in group["betas"])
+        wd, amsgrad = group["weight_decay"], group["amsgrad"]
+        scalars = {}  # parameters usually share their step count: compute its scalars once
+        for i, p, g in self._grads(group):
+            state = self.state.get(i)
+            if state is None:
+                state = self.state[i] = {
+                    "step": 0,
+                    "exp_avg": zeros(p.shape, p._np_dtype),
+                    "exp_avg_sq": zeros(p.shape, p._np_dtype),
+                }
+            if amsgrad and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = zeros(p.shape, p._np_dtype)
+            state["step"] += 1
+            t = state["step"]
+            if t not in scalars:
+                scalars[t] = adam_scalars(t, lr, beta1, beta2, wd)
+            new_p, state["exp_avg"], state["exp_avg_sq"], vmax = adam_leaf(
+                p, g, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                scalars[t], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=wd,
+                decoupled=self._decoupled, amsgrad=amsgrad, maximize=group["maximize"],
+            )  # fmt: skip
+            if amsgrad:
+                state["max_exp_avg_sq"] = vmax
+            write(p, new_p)
+
+
+class AdamW(Adam):
+    r"""AdamW (``torch.optim.AdamW``): Adam with weight decay decoupled from the gradient,
+    :math:`p \leftarrow p(1 - \gamma\lambda)` before the Adam step. ``weight_decay`` is 0.01.
+
+    >>> model = fx.nn.Linear(4, 2)
+    >>> optimizer = fx.optim.AdamW(model, lr=1e-3)
+    >>> optimizer.lr
+    0.001
+    >>> fx.sum(model(fx.ones((3, 4)))).backward()
+    >>> model = optimizer.step()
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)

@@ -1,0 +1,436 @@
+"""IR passes, each alone on hand-built graphs (STYLE.md point 5).
+
+Graphs are built directly from ``Graph``/``Eqn``/``Var``/``Literal`` and the primitives,
+so each test knows exactly what the pass is given. Every result must
+
+* do what the pass promises (equations removed, merged, folded, simplified), and
+* type-check, and evaluate (``eval_graph``) to the same values as the input graph on
+  random inputs: the input graph run by the interpreter is the independent answer.
+
+The end of the file runs ``optimize`` (all passes in order) on traced programs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fluxion as fx
+from fluxion.compiler import passes
+from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, typecheck
+from fluxion.core.primitive import ShapedArray
+from fluxion.ops import primitives as P
+
+F32, F64, I32 = np.dtype("float32"), np.dtype("float64"), np.dtype("int32")
+
+
+def _v(*shape, dtype=F32) -> Var:
+    return Var(ShapedArray(tuple(shape), np.dtype(dtype)))
+
+
+def _lit(value, dtype=F32) -> Literal:
+    return Literal(np.asarray(value, dtype=dtype))
+
+
+def _eqn(prim, inputs, outputs, **params) -> Eqn:
+    return Eqn(prim, inputs, params, outputs if isinstance(outputs, list) else [outputs])
+
+
+def _random_inputs(graph, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for aval in graph.in_avals:
+        dtype = np.dtype(aval.dtype)
+        if dtype.kind == "f":
+            value = rng.normal(size=aval.shape).astype(dtype)
+        elif dtype.kind == "b":
+            value = rng.uniform(size=aval.shape) > 0.5
+        else:
+            value = rng.integers(-5, 6, size=aval.shape).astype(dtype)
+        out.append(fx.tensor(value))
+    return out
+
+
+def _same_values(before: Graph, after: Graph, seeds=(0, 1, 2)):
+    """``after`` type-checks and equals ``before`` (shape, dtype, values) on random inputs."""
+    typecheck(after)
+    assert after.in_avals == before.in_avals, "a pass changed the graph's inputs"
+    assert [(tuple(a.shape), np.dtype(a.dtype)) for a in after.out_avals] == [
+        (tuple(a.shape), np.dtype(a.dtype)) for a in before.out_avals
+    ], "a pass changed the graph's output types"
+    for seed in seeds:
+        args = _random_inputs(before, seed)
+        want = eval_graph(before, *args)
+        got = eval_graph(after, *args)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+def _prims(graph) -> list[str]:
+    return [e.prim.name for e in graph.eqns]
+
+
+# ----------------------------------------------------------------------------- dead_code
+
+
+def test_dead_code_removes_unused_equations():
+    a, b = _v(3), _v(3)
+    used, dead1, dead2, out = _v(3), _v(3), _v(), _v(3)
+    graph = Graph(
+        [a, b],
+        [
+            _eqn(P.exp_p, [a], dead1),  # only feeds another dead equation
+            _eqn(P.mul_p, [a, b], used),
+            _eqn(P.reduce_sum_p, [dead1], dead2, axes=(0,)),
+            _eqn(P.add_p, [used, a], out),
+        ],
+        [out],
+    )
+    typecheck(graph)
+    result = passes.dead_code(graph)
+    assert _prims(result) == ["mul", "add"]
+    assert result.eqns[0].outputs == [used] and result.outvars == [out]
+    _same_values(graph, result)
+
+
+def test_dead_code_keeps_everything_an_output_needs():
+    a = _v(2, 2)
+    t, n = _v(2, 2), _v(2, 2)
+    graph = Graph([a], [_eqn(P.transpose_p, [a], t, perm=(1, 0)), _eqn(P.neg_p, [t], n)], [n, t, a])
+    result = passes.dead_code(graph)
+    assert _prims(result) == ["transpose", "neg"]
+    _same_values(graph, result)
+
+
+def test_dead_code_keeps_multiple_result_equations_when_one_output_is_used():
+    graph = fx.make_graph(lambda x: fx.scan(lambda c, v: (c + v, c * v), x[0], x)[1], fx.ones(3))
+    result = passes.dead_code(graph)
+    assert "scan" in _prims(result)
+    _same_values(graph, result)
+
+
+def test_dead_code_of_a_graph_whose_output_is_an_input():
+    a, dead = _v(3), _v(3)
+    graph = Graph([a], [_eqn(P.exp_p, [a], dead)], [a])
+    result = passes.dead_code(graph)
+    assert result.eqns == []
+    _same_values(graph, result)
+
+
+# ----------------------------------------------------------------------------- CSE
+
+
+def test_common_subexpressions_merges_duplicates():
+    a, b = _v(3), _v(3)
+    e1, e2, m1, m2, n1, n2, s = _v(3), _v(3), _v(3), _v(3), _v(3), _v(3), _v(3)
+    graph = Graph(
+        [a, b],
+        [
+            _eqn(P.exp_p, [a], e1),
+            _eqn(P.exp_p, [a], e2),  # duplicate of e1
+            _eqn(P.mul_p, [e1, b], m1),
+            _eqn(P.mul_p, [e2, b], m2),  # a duplicate once e2 is e1
+            _eqn(P.neg_p, [m1], n1),
+            _eqn(P.neg_p, [m2], n2),
+            _eqn(P.add_p, [n1, n2], s),
+        ],
+        [s, n2],
+    )
+    typecheck(graph)
+    result = passes.common_subexpressions(graph)
+    assert _prims(result) == ["exp", "mul", "neg", "add"]
+    add = result.eqns[-1]
+    assert add.inputs[0] is add.inputs[1]  # both operands are the one neg
+    assert result.outvars[1] is add.inputs[0]
+    _same_values(graph, result)
+
+
+def test_common_subexpressions_respects_params_operand_order_and_literals():
+    a, b = _v(2, 3), _v(2, 3)
+    r0, r1, m1, m2, k1, k2, k3, k4 = (
+        _v(3),
+        _v(2),
+        _v(2, 3),
+        _v(2, 3),
+        *[_v(2, 3) for _ in range(4)],
+    )
+    graph = Graph(
+        [a, b],
+        [
+            _eqn(P.reduce_sum_p, [a], r0, axes=(0,)),
+            _eqn(P.reduce_sum_p, [a], r1, axes=(1,)),  # other params: kept
+            _eqn(P.sub_p, [a, b], m1),
+            _eqn(P.sub_p, [b, a], m2),  # other operand order: kept
+            _eqn(P.mul_p, [a, _lit(2.0)], k1),
+            _eqn(P.mul_p, [a, _lit(2.0)], k2),  # equal literal: merged
+            _eqn(P.mul_p, [a, _lit(3.0)], k3),  # other literal: kept
+            _eqn(P.mul_p, [a, Literal(np.full((2, 3), 2.0, F32))], k4),  # other shape: kept
+        ],
+        [r0, r1, m1, m2, k1, k2, k3, k4],
+    )
+    typecheck(graph)
+    result = passes.common_subexpressions(graph)
+    assert _prims(result) == ["reduce_sum", "reduce_sum", "sub", "sub", "mul", "mul", "mul"]
+    assert result.outvars[4] is result.outvars[5]
+    _same_values(graph, result)
+
+
+def test_common_subexpressions_compares_literals_by_dtype_and_bytes():
+    # float32 1.0 and int32 1065353216 have the same four bytes
+    k1, k2 = _v(dtype=F64), _v(dtype=F64)
+    graph = Graph(
+        [],
+        [
+            _eqn(P.convert_p, [_lit(1.0, F32)], k1, dtype=F64),
+            _eqn(P.convert_p, [_lit(1065353216, I32)], k2, dtype=F64),
+        ],
+        [k1, k2],
+    )
+    typecheck(graph)
+    result = passes.common_subexpressions(graph)
+    assert len(result.eqns) == 2
+    _same_values(graph, result, seeds=(0,))
+
+
+# ----------------------------------------------------------------------------- folding
+
+
+def test_constant_folding_folds_literal_only_equations():
+    a = _v(3)
+    c1, c2, c3, out = _v(3), _v(3), _v(), _v(3)
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.exp_p, [_lit([0.0, 1.0, 2.0])], c1),
+            _eqn(P.mul_p, [c1, _lit(2.0)], c2),  # literal once c1 is folded
+            _eqn(P.reduce_sum_p, [c2], c3, axes=(0,)),
+            _eqn(P.mul_p, [a, c3], out),  # depends on the input: kept
+        ],
+        [out, c2],
+    )
+    typecheck(graph)
+    result = passes.constant_folding(graph)
+    assert _prims(result) == ["mul"]
+    assert result.eqns[0].inputs[0] is a
+    folded = result.eqns[0].inputs[1]
+    assert isinstance(folded, Literal) and folded.value.dtype == F32 and folded.value.shape == ()
+    np.testing.assert_allclose(folded.value, 2 * np.exp(np.float32([0, 1, 2])).sum(), rtol=1e-6)
+    assert isinstance(result.outvars[1], Literal)
+    _same_values(graph, result)
+
+
+@pytest.mark.parametrize(
+    "prim, values, params",
+    [
+        (P.add_p, [np.int8(100), np.int8(100)], {}),  # wraps in int8, as eagerly
+        (P.div_p, [np.float32(1.0), np.float32(3.0)], {}),
+        (P.convert_p, [np.array([1.7, -2.5])], {"dtype": I32}),
+        (P.reshape_p, [np.arange(6.0)], {"shape": (2, 3)}),
+        (P.lt_p, [np.float32(1.0), np.float32(2.0)], {}),
+    ],
+)
+def test_constant_folding_keeps_dtypes(prim, values, params):
+    literals = [Literal(np.asarray(v)) for v in values]
+    aval = prim.abstract(*[lit.aval for lit in literals], **params)
+    out = Var(aval)
+    graph = Graph([], [Eqn(prim, literals, params, [out])], [out])
+    typecheck(graph)
+    result = passes.constant_folding(graph)
+    assert result.eqns == []
+    (folded,) = result.outvars
+    assert isinstance(folded, Literal)
+    assert folded.value.shape == tuple(aval.shape) and folded.value.dtype == np.dtype(aval.dtype)
+    _same_values(graph, result, seeds=(0,))
+
+
+def test_constant_folding_leaves_large_results():
+    big = _v(300, 300)
+    graph = Graph(
+        [],
+        [_eqn(P.broadcast_to_p, [_lit(1.0)], big, shape=(300, 300))],
+        [big],
+    )
+    result = passes.constant_folding(graph, max_size=1000)
+    assert _prims(result) == ["broadcast_to"]
+    _same_values(graph, result, seeds=(0,))
+
+
+# ----------------------------------------------------------------------------- algebra
+
+
+def _identity_cases():
+    """(name, build(a) -> (eqns, out)) where ``out`` equals the input ``a`` of f32[2,3]."""
+
+    def binary(prim, literal, literal_first=False):
+        def build(a):
+            out = _v(2, 3)
+            inputs = [literal, a] if literal_first else [a, literal]
+            return [_eqn(prim, inputs, out)], out
+
+        return build
+
+    def unary(prim, **params):
+        def build(a):
+            out = _v(2, 3)
+            return [_eqn(prim, [a], out, **params)], out
+
+        return build
+
+    return [
+        ("x*1", binary(P.mul_p, _lit(1.0))),
+        ("1*x", binary(P.mul_p, _lit(1.0), literal_first=True)),
+        ("x*ones", binary(P.mul_p, Literal(np.ones((3,), F32)))),
+        ("x+0", binary(P.add_p, _lit(0.0))),
+        ("0+x", binary(P.add_p, _lit(0.0), literal_first=True)),
+        ("x-0", binary(P.sub_p, _lit(0.0))),
+        ("x/1", binary(P.div_p, _lit(1.0))),
+        ("reshape same", unary(P.reshape_p, shape=(2, 3))),
+        ("convert same", unary(P.convert_p, dtype=F32)),
+        ("broadcast same", unary(P.broadcast_to_p, shape=(2, 3))),
+        ("transpose identity", unary(P.transpose_p, perm=(0, 1))),
+    ]
+
+
+@pytest.mark.parametrize("name, build", _identity_cases(), ids=[c[0] for c in _identity_cases()])
+def test_algebraic_simplification_removes_identities(name, build):
+    a = _v(2, 3)
+    eqns, out = build(a)
+    final = _v(2, 3)
+    graph = Graph([a], [*eqns, _eqn(P.neg_p, [out], final)], [final, out])
+    typecheck(graph)
+    result = passes.algebraic_simplification(graph)
+    assert _prims(result) == ["neg"], name
+    assert result.eqns[0].inputs[0] is a and result.outvars[1] is a
+    _same_values(graph, result)
+
+
+def test_algebraic_simplification_keeps_what_is_not_an_identity():
+    a, i = _v(3), _v(3, dtype=I32)
+    outs = [_v(2, 3), _v(3), _v(3), _v(3), _v(3), _v(1, 3), _v(3)]
+    eqns = [
+        _eqn(P.mul_p, [a, Literal(np.ones((2, 3), F32))], outs[0]),  # broadcasts x
+        _eqn(P.mul_p, [a, _lit(2.0)], outs[1]),
+        _eqn(P.sub_p, [_lit(0.0), a], outs[2]),  # 0 - x is -x
+        _eqn(P.div_p, [_lit(1.0), a], outs[3]),
+        _eqn(P.convert_p, [i], outs[4], dtype=F32),
+        _eqn(P.reshape_p, [a], outs[5], shape=(1, 3)),
+        _eqn(P.mul_p, [a, _lit(-1.0)], outs[6]),
+    ]
+    graph = Graph([a, i], eqns, outs)
+    typecheck(graph)
+    result = passes.algebraic_simplification(graph)
+    assert len(result.eqns) == len(eqns)
+    _same_values(graph, result)
+
+
+def test_algebraic_simplification_merges_reshape_chains():
+    a = _v(2, 3, 4)
+    r1, r2, r3, out = _v(6, 4), _v(24), _v(4, 6), _v(4, 6)
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.reshape_p, [a], r1, shape=(6, 4)),
+            _eqn(P.reshape_p, [r1], r2, shape=(24,)),
+            _eqn(P.reshape_p, [r2], r3, shape=(4, 6)),
+            _eqn(P.exp_p, [r3], out),
+        ],
+        [out],
+    )
+    typecheck(graph)
+    result = passes.dead_code(passes.algebraic_simplification(graph))
+    assert _prims(result) == ["reshape", "exp"]
+    assert result.eqns[0].inputs[0] is a and result.eqns[0].params["shape"] == (4, 6)
+    _same_values(graph, result)
+
+
+def test_algebraic_simplification_merges_double_transposes():
+    a = _v(2, 3, 4)
+    t1, t2 = _v(3, 4, 2), _v(4, 3, 2)
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.transpose_p, [a], t1, perm=(1, 2, 0)),
+            _eqn(P.transpose_p, [t1], t2, perm=(1, 0, 2)),
+        ],
+        [t2],
+    )
+    typecheck(graph)
+    result = passes.dead_code(passes.algebraic_simplification(graph))
+    assert _prims(result) == ["transpose"]
+    assert result.eqns[0].inputs[0] is a and result.eqns[0].params["perm"] == (2, 1, 0)
+    _same_values(graph, result)
+
+
+def test_algebraic_simplification_removes_transpose_of_its_inverse():
+    """x.T.T is x: the merged transpose is the identity, so nothing is left."""
+    a = _v(2, 3)
+    t1, t2, out = _v(3, 2), _v(2, 3), _v(2, 3)
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.transpose_p, [a], t1, perm=(1, 0)),
+            _eqn(P.transpose_p, [t1], t2, perm=(1, 0)),
+            _eqn(P.neg_p, [t2], out),
+        ],
+        [out],
+    )
+    result = passes.dead_code(passes.algebraic_simplification(graph))
+    assert _prims(result) == ["neg"] and result.eqns[0].inputs[0] is a
+    _same_values(graph, result)
+
+
+def test_algebraic_simplification_removes_reshape_round_trip():
+    a = _v(2, 3)
+    r1, r2, out = _v(6), _v(2, 3), _v(2, 3)
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.reshape_p, [a], r1, shape=(6,)),
+            _eqn(P.reshape_p, [r1], r2, shape=(2, 3)),
+            _eqn(P.neg_p, [r2], out),
+        ],
+        [out],
+    )
+    result = passes.dead_code(passes.algebraic_simplification(graph))
+    assert _prims(result) == ["neg"] and result.eqns[0].inputs[0] is a
+    _same_values(graph, result)
+
+
+# ----------------------------------------------------------------------------- optimize
+
+
+def _programs():
+    def seed(x):
+        return fx.sum(x * 2 * x, axes=0)
+
+    return {
+        "seed_vmap_grad": (fx.vmap(fx.grad(seed)), [(3, 5)]),
+        "mlp_grad": (
+            fx.grad(lambda w, x: fx.sum(fx.tanh(x @ w) ** 2), argnums=(0, 1)),
+            [(3, 2), (4, 3)],
+        ),
+        "softmax": (lambda x: fx.softmax(x * 1.0 + 0.0, axis=-1), [(2, 5)]),
+        "dup": (lambda x: fx.exp(x) / fx.sum(fx.exp(x)) + x.T.T, [(3, 3)]),
+        "scan": (lambda x: fx.scan(lambda c, v: (c * v + 1.0, c), x[0], x)[1], [(4, 2)]),
+        "reshapes": (lambda x: fx.reshape(fx.reshape(x, (6,)), (3, 2)).T * 1, [(2, 3)]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_programs()))
+def test_optimize_preserves_values_and_types(name):
+    fn, shapes = _programs()[name]
+    args = [fx.ones(s) for s in shapes]
+    graph = fx.make_graph(fn, *args)
+    typecheck(graph)
+    optimized = passes.optimize(graph)
+    assert len(optimized.eqns) <= len(graph.eqns)
+    _same_values(graph, optimized)
+
+
+def test_optimize_of_seed_001_program_is_small():
+    graph = fx.make_graph(fx.vmap(fx.grad(lambda x: fx.sum(x * 2 * x, axes=0))), fx.ones((3, 5)))
+    optimized = passes.optimize(graph)
+    assert len(optimized.eqns) <= 3, optimized
+    assert "reduce_sum" not in _prims(optimized)  # the cotangent of the literal 2.0 is dead
