@@ -738,3 +738,40 @@ def test_xpr_matches_make_graph_and_does_not_compile():
     assert text == repr(fx.make_graph(body, fx.ones(3)))
     assert text.startswith("{ lambda (a:f32[3]:cpu(0)) ;") and "exp a" in text
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda m: fx.optim.SGD(m, lr=0.1, momentum=0.9),
+        lambda m: fx.optim.AdamW(m, lr=0.01),
+        lambda m: fx.optim.Adam(m, lr=fx.optim.schedules.linear_warmup(0.01, 5)),
+    ],
+    ids=["sgd_momentum", "adamw", "adam_warmup_schedule"],
+)
+def test_stateful_optimizer_step_inside_jit_trains_like_eager(make_optimizer):
+    """zero_grad, backward and optimizer.step() all inside one compiled step (seed 000)."""
+
+    def train(compiled):
+        fx.manual_seed(0)
+        model = fx.nn.Sequential(fx.nn.Linear(4, 8), fx.nn.Tanh(), fx.nn.Linear(8, 2))
+        optimizer = make_optimizer(model)
+        x, y = fx.randn(16, 4), fx.randn(16, 2)
+
+        def step(x, y):
+            optimizer.zero_grad()
+            loss = fx.mean((model(x) - y) ** 2)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        run = fx.jit(step) if compiled else step
+        losses = [float(run(x, y)) for _ in range(10)]
+        return losses, [p.numpy().copy() for p in model.parameters()], optimizer
+
+    eager_losses, eager_params, eager_opt = train(False)
+    jit_losses, jit_params, jit_opt = train(True)
+    assert jit_losses == eager_losses
+    for a, b in zip(eager_params, jit_params):
+        np.testing.assert_array_equal(a, b)
+    assert int(jit_opt._step_count) == int(eager_opt._step_count) == 10

@@ -254,7 +254,9 @@ class Tensor:
         # Tracers and tensors in the graph get the functional form; plain data is updated.
         if self._trace is not None or (ctx.grad_enabled and self._node is not None):
             return result
-        return self._assign(result, op)
+        self._assign(result, op)
+        # inside jit the write is replayed after each call; the name takes the traced value
+        return result if result._trace is not None else self
 
     @property
     def at(self):

@@ -19,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, Tracer
-from fluxion.core.trace import enable_grad, no_grad
+from fluxion.core.trace import ctx, enable_grad, no_grad
 from fluxion.errors import InvalidArgumentError, ShapeError, TracerError
 from fluxion.ops.primitives import zeros
 from fluxion.optim.functional import adam_leaf, adam_scalars, check_hyperparameters, sgd_leaf
@@ -107,6 +109,8 @@ class Optimizer:
         lr = group["lr"]
         if callable(lr):
             lr = lr(self._step_count)
+            if isinstance(lr, Tracer):  # inside jit: the step count is traced
+                return lr
             if isinstance(lr, Tensor):
                 lr = float(lr)
             if lr < 0:
@@ -144,12 +148,54 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        staged = self._stage_state() if ctx.dynamic is not None else None
         with no_grad():
             for group in self.param_groups:
                 lr = self._group_lr(group)
                 self._step_group(group, lr)
         self._step_count += 1
+        if staged is not None:
+            self._write_state_back(staged)
         return loss if closure is not None else self._model
+
+    # ----------------------------------------------------------------------- inside jit
+    def _stage_state(self) -> dict:
+        """Before a step traced by jit: every piece of state becomes a tensor that outlives
+        the trace (an input of the compiled function), created now if missing."""
+        from fluxion.transforms.jit import outlive_trace
+
+        for group in self.param_groups:
+            for i, p, _ in self._grads(group):
+                state = self.state.setdefault(i, {})
+                self._init_state(state, p, group)
+                for key, value in state.items():
+                    # step counts become tensors; tensors made just now are not constants
+                    state[key] = outlive_trace(
+                        value if isinstance(value, Tensor) else Tensor(value, dtype=np.int64)
+                    )
+        if not isinstance(self._step_count, Tensor):
+            self._step_count = outlive_trace(Tensor(self._step_count, dtype=np.int64))
+        staged = {
+            (i, key): value for i, state in self.state.items() for key, value in state.items()
+        }
+        staged["step_count"] = self._step_count
+        return staged
+
+    def _write_state_back(self, staged: dict) -> None:
+        """After a traced step: the new state is written into the same tensors after each
+        call of the compiled function (the step itself only made new traced values)."""
+        for where, old in staged.items():
+            new = self._step_count if where == "step_count" else self.state[where[0]][where[1]]
+            if new is not old:
+                write(old, new)
+            if where == "step_count":
+                self._step_count = old
+            else:
+                self.state[where[0]][where[1]] = old
+
+    def _init_state(self, state: dict, p: Tensor, group: dict) -> None:
+        """Create the state a step of ``p`` reads (the eager step creates it lazily)."""
+        raise NotImplementedError
 
     def _grads(self, group):
         """``(index, parameter, gradient)`` for the parameters of ``group`` that have one."""
@@ -157,7 +203,8 @@ class Optimizer:
             g = p.grad
             if g is None:
                 continue
-            if isinstance(p, Tracer) or isinstance(g, Tracer):
+            staged = isinstance(g, Tracer) and g._trace is ctx.dynamic  # inside jit: see step()
+            if isinstance(p, Tracer) or isinstance(g, Tracer) and not staged:
                 raise TracerError(
                     f"{type(self).__name__}.step: a parameter or its gradient is a traced value; "
                     "inside fx.grad/vmap/jit use the functional API (fx.optim.adamw_update...)"
@@ -342,6 +389,12 @@ class SGD(Optimizer):
                 f"momentum={group['momentum']}, dampening={group['dampening']}"
             )
 
+    def _init_state(self, state: dict, p: Tensor, group: dict) -> None:
+        # A zero buffer, where the eager first step takes the gradient itself: the same
+        # update unless dampening != 0 (then the first step is damped too).
+        if group["momentum"] != 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = zeros(p.shape, p._np_dtype)
+
     def _step_group(self, group: dict, lr: float) -> None:
         momentum = group["momentum"]
         for i, p, g in self._grads(group):
@@ -392,20 +445,21 @@ class Adam(Optimizer):
         )  # fmt: skip
         super().__init__(params, defaults)
 
+    def _init_state(self, state: dict, p: Tensor, group: dict) -> None:
+        if "exp_avg" not in state:
+            state.update(
+                step=0, exp_avg=zeros(p.shape, p._np_dtype), exp_avg_sq=zeros(p.shape, p._np_dtype)
+            )
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = zeros(p.shape, p._np_dtype)
+
     def _step_group(self, group: dict, lr: float) -> None:
         beta1, beta2 = (float(b) for b in group["betas"])
         wd, amsgrad = group["weight_decay"], group["amsgrad"]
         scalars = {}  # parameters usually share their step count: compute its scalars once
         for i, p, g in self._grads(group):
-            state = self.state.get(i)
-            if state is None:
-                state = self.state[i] = {
-                    "step": 0,
-                    "exp_avg": zeros(p.shape, p._np_dtype),
-                    "exp_avg_sq": zeros(p.shape, p._np_dtype),
-                }
-            if amsgrad and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = zeros(p.shape, p._np_dtype)
+            state = self.state.setdefault(i, {})
+            self._init_state(state, p, group)
             state["step"] += 1
             t = state["step"]
             if t not in scalars:

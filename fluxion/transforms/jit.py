@@ -233,6 +233,14 @@ def _collect_effects(trace, holders, saved):
     return effects, effect_vars
 
 
+def outlive_trace(tensor: Tensor) -> Tensor:
+    """A tensor made while tracing that lives on after it (an optimizer's new state):
+    an input of the compiled function, read at each call, rather than a constant."""
+    if ctx.dynamic is not None:
+        ctx.dynamic.born.discard(id(tensor))
+    return tensor
+
+
 def trace_subgraph(fn, in_avals, name):
     """Trace a control-flow body: ``(graph, captured, out_tree)``.
 
