@@ -9,6 +9,9 @@ A primitive is declared once, with every rule beside it (STYLE.md point 1):
 * ``vjp(ct, primals, outputs, **params) -> tuple of cotangents`` (None where no
   gradient flows), written with fluxion ops, so rules can be differentiated again.
 * ``batch(args, dims, **params) -> (out, out_dim)``: the vmap rule.
+* ``emit`` (optional): how codegen writes it, a format string over ``{args}`` (the inputs'
+  names) and ``{out}`` (``, out=buffer`` when a dead input's buffer can be reused); without
+  it, codegen calls ``impl`` with the params bound.
 
 A rule may be the explicit marker ``NOT_DIFFERENTIABLE`` (piecewise constant or
 integer-valued outputs: gradients are zero / absent) but never simply missing; a
@@ -50,7 +53,7 @@ PRIMITIVES: dict[str, Primitive] = {}
 class Primitive:
     """One primitive with all of its rules; see the module docstring."""
 
-    __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch", "multiple_results")
+    __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch", "multiple_results", "emit")
 
     def __init__(
         self,
@@ -62,12 +65,13 @@ class Primitive:
         vjp,
         batch: Callable,
         multiple_results: bool = False,
+        emit: str | None = None,
     ):
         if name in PRIMITIVES:
             raise ValueError(f"primitive {name!r} is defined twice")
         self.name, self.impl, self.abstract = name, impl, abstract
         self.jvp, self.vjp, self.batch = jvp, vjp, batch
-        self.multiple_results = multiple_results
+        self.multiple_results, self.emit = multiple_results, emit
         PRIMITIVES[name] = self
 
     @property

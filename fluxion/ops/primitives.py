@@ -143,9 +143,18 @@ def _float_aval(op):
     return rule
 
 
-def unary(name, impl, deriv, floats_only=True):
-    """An elementwise unary primitive; ``deriv(x, y)`` is dy/dx written with fluxion ops
-    (``None`` for piecewise-constant ops whose gradient is zero)."""
+def ufunc_rules(kernel):
+    """``(impl, emit)`` of an elementwise op: a NumPy ufunc name gives both (codegen calls
+    it directly, into a reused buffer); a function is an impl that codegen calls as is."""
+    if callable(kernel):
+        return kernel, None
+    return (lambda xp, *arrays: getattr(xp, kernel)(*arrays)), f"xp.{kernel}({{args}}{{out}})"
+
+
+def unary(name, kernel, deriv, floats_only=True):
+    """An elementwise unary primitive; ``kernel`` a ufunc name or an impl; ``deriv(x, y)``
+    is dy/dx written with fluxion ops (``None`` for piecewise-constant ops: zero gradient)."""
+    impl, emit = ufunc_rules(kernel)
 
     def jvp(primals, tangents):
         (x,), (t,) = primals, tangents
@@ -163,6 +172,7 @@ def unary(name, impl, deriv, floats_only=True):
         jvp=NOT_DIFFERENTIABLE if deriv is None else jvp,
         vjp=NOT_DIFFERENTIABLE if deriv is None else vjp,
         batch=_batch_broadcasting(name),
+        emit=emit,
     )
 
 
@@ -193,22 +203,22 @@ def _erf_impl(xp, x):
 
 _erf_exact = np.vectorize(math.erf, otypes=[np.float64])
 
-neg_p = unary("neg", lambda xp, x: xp.negative(x), lambda x, y: -1.0, floats_only=False)
-exp_p = unary("exp", lambda xp, x: xp.exp(x), lambda x, y: y)
-log_p = unary("log", lambda xp, x: xp.log(x), lambda x, y: 1.0 / x)
-log1p_p = unary("log1p", lambda xp, x: xp.log1p(x), lambda x, y: 1.0 / (1.0 + x))
-expm1_p = unary("expm1", lambda xp, x: xp.expm1(x), lambda x, y: y + 1.0)
-sin_p = unary("sin", lambda xp, x: xp.sin(x), lambda x, y: bind(cos_p, x))
-cos_p = unary("cos", lambda xp, x: xp.cos(x), lambda x, y: -bind(sin_p, x))
-tanh_p = unary("tanh", lambda xp, x: xp.tanh(x), lambda x, y: 1.0 - y * y)
-sqrt_p = unary("sqrt", lambda xp, x: xp.sqrt(x), lambda x, y: 0.5 / y)
+neg_p = unary("neg", "negative", lambda x, y: -1.0, floats_only=False)
+exp_p = unary("exp", "exp", lambda x, y: y)
+log_p = unary("log", "log", lambda x, y: 1.0 / x)
+log1p_p = unary("log1p", "log1p", lambda x, y: 1.0 / (1.0 + x))
+expm1_p = unary("expm1", "expm1", lambda x, y: y + 1.0)
+sin_p = unary("sin", "sin", lambda x, y: bind(cos_p, x))
+cos_p = unary("cos", "cos", lambda x, y: -bind(sin_p, x))
+tanh_p = unary("tanh", "tanh", lambda x, y: 1.0 - y * y)
+sqrt_p = unary("sqrt", "sqrt", lambda x, y: 0.5 / y)
 erf_p = unary("erf", _erf_impl, lambda x, y: (2.0 / math.sqrt(math.pi)) * bind(exp_p, -(x * x)))
-abs_p = unary("abs", lambda xp, x: xp.abs(x), lambda x, y: bind(sign_p, x), floats_only=False)
-sign_p = unary("sign", lambda xp, x: xp.sign(x), None, floats_only=False)
-floor_p = unary("floor", lambda xp, x: xp.floor(x), None)
-ceil_p = unary("ceil", lambda xp, x: xp.ceil(x), None)
-round_p = unary("round", lambda xp, x: xp.round(x), None)  # half to even, like NumPy
-invert_p = unary("invert", lambda xp, x: xp.invert(x), None, floats_only=False)
+abs_p = unary("abs", "abs", lambda x, y: bind(sign_p, x), floats_only=False)
+sign_p = unary("sign", "sign", None, floats_only=False)
+floor_p = unary("floor", "floor", None)
+ceil_p = unary("ceil", "ceil", None)
+round_p = unary("round", "round", None)  # half to even, like NumPy
+invert_p = unary("invert", "invert", None, floats_only=False)
 
 
 # ----------------------------------------------------------------------------- elementwise binary
@@ -223,7 +233,9 @@ def _binary_aval(op, out_dtype=None):
     return rule
 
 
-def binary(name, impl, jvp, vjp, out_dtype=None):
+def binary(name, kernel, jvp, vjp, out_dtype=None):
+    """An elementwise binary primitive (NumPy broadcasting); ``kernel`` as in ``unary``."""
+    impl, emit = ufunc_rules(kernel)
     return Primitive(
         name,
         impl=impl,
@@ -231,6 +243,7 @@ def binary(name, impl, jvp, vjp, out_dtype=None):
         jvp=jvp,
         vjp=vjp,
         batch=_batch_broadcasting(name),
+        emit=emit,
     )
 
 
@@ -329,32 +342,30 @@ def _rem_vjp(ct, primals, outputs):
     return unbroadcast(ct, x.shape), unbroadcast(-ct * bind(floor_divide_p, x, y), y.shape)
 
 
-add_p = binary("add", lambda xp, x, y: xp.add(x, y), _linear_jvp("add"), _add_vjp)
-sub_p = binary("sub", lambda xp, x, y: xp.subtract(x, y), _linear_jvp("sub"), _sub_vjp)
-mul_p = binary("mul", lambda xp, x, y: xp.multiply(x, y), _mul_jvp, _mul_vjp)
-div_p = binary("div", lambda xp, x, y: xp.divide(x, y), _div_jvp, _div_vjp)
-pow_p = binary("pow", lambda xp, x, y: xp.power(x, y), _pow_jvp, _pow_vjp)
-max_p = binary("max", lambda xp, x, y: xp.maximum(x, y), *_extremum("max", lambda x, y: x > y))
-min_p = binary("min", lambda xp, x, y: xp.minimum(x, y), *_extremum("min", lambda x, y: x < y))
-rem_p = binary("rem", lambda xp, x, y: xp.remainder(x, y), _rem_jvp, _rem_vjp)
-floor_divide_p = binary(
-    "floor_divide", lambda xp, x, y: xp.floor_divide(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE
-)
-and_p = binary("and", lambda xp, x, y: xp.bitwise_and(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
-or_p = binary("or", lambda xp, x, y: xp.bitwise_or(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
-xor_p = binary("xor", lambda xp, x, y: xp.bitwise_xor(x, y), NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+add_p = binary("add", "add", _linear_jvp("add"), _add_vjp)
+sub_p = binary("sub", "subtract", _linear_jvp("sub"), _sub_vjp)
+mul_p = binary("mul", "multiply", _mul_jvp, _mul_vjp)
+div_p = binary("div", "divide", _div_jvp, _div_vjp)
+pow_p = binary("pow", "power", _pow_jvp, _pow_vjp)
+max_p = binary("max", "maximum", *_extremum("max", lambda x, y: x > y))
+min_p = binary("min", "minimum", *_extremum("min", lambda x, y: x < y))
+rem_p = binary("rem", "remainder", _rem_jvp, _rem_vjp)
+floor_divide_p = binary("floor_divide", "floor_divide", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+and_p = binary("and", "bitwise_and", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+or_p = binary("or", "bitwise_or", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+xor_p = binary("xor", "bitwise_xor", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
 
 
-def compare(name, impl):
-    return binary(name, impl, NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, out_dtype=BOOL)
+def compare(name, kernel):
+    return binary(name, kernel, NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, out_dtype=BOOL)
 
 
-eq_p = compare("eq", lambda xp, x, y: xp.equal(x, y))
-ne_p = compare("ne", lambda xp, x, y: xp.not_equal(x, y))
-lt_p = compare("lt", lambda xp, x, y: xp.less(x, y))
-le_p = compare("le", lambda xp, x, y: xp.less_equal(x, y))
-gt_p = compare("gt", lambda xp, x, y: xp.greater(x, y))
-ge_p = compare("ge", lambda xp, x, y: xp.greater_equal(x, y))
+eq_p = compare("eq", "equal")
+ne_p = compare("ne", "not_equal")
+lt_p = compare("lt", "less")
+le_p = compare("le", "less_equal")
+gt_p = compare("gt", "greater")
+ge_p = compare("ge", "greater_equal")
 
 
 # ----------------------------------------------------------------------------- select, convert
