@@ -112,6 +112,7 @@ from fluxion.ops.reduction import (
     any,
     argmax,
     argmin,
+    argsort,
     cumsum,
     log_softmax,
     logsumexp,
@@ -120,8 +121,10 @@ from fluxion.ops.reduction import (
     min,
     prod,
     softmax,
+    sort,
     std,
     sum,
+    top_k,
     var,
 )
 from fluxion.ops.shape import (

@@ -1181,6 +1181,45 @@ OPS: list[OpCase] = [
         dtypes=FLOAT_AND_INT,
         **NONDIFF,
     ),
+    OpCase(
+        "argsort",
+        fx.argsort,
+        lambda x, **kw: np.argsort(x, kind="stable", **kw),
+        lambda rng: [
+            s
+            for s in _arg_samples(rng)
+            if np.size(s.args[0])
+            and s.kwargs.get("axis") is not None
+            and not s.kwargs.get("keepdims")
+        ],
+        out_dtype="int64",
+        dtypes=FLOAT_AND_INT,
+        **NONDIFF,
+    ),
+    OpCase(
+        "argsort_descending",
+        lambda x: fx.argsort(x, axis=-1, descending=True),
+        lambda x: np.argsort(-x, axis=-1, kind="stable"),
+        lambda rng: [Sample((rng.normal(size=(3, 5)),)), Sample((rng.normal(size=(6,)),))],
+        out_dtype="int64",
+        **NONDIFF,
+    ),
+    OpCase(
+        "sort",
+        fx.sort,
+        lambda x, **kw: np.sort(x, kind="stable", **kw),
+        lambda rng: [
+            Sample((rng.normal(size=(3, 5)),), {"axis": 0}),
+            Sample((rng.normal(size=(4, 3)),)),
+            Sample((rng.normal(size=(6,)),)),
+        ],
+    ),
+    OpCase(
+        "top_k",
+        lambda x: fx.top_k(x, 2)[0],
+        lambda x: -np.sort(-x, axis=-1)[..., :2],
+        lambda rng: [Sample((rng.normal(size=(3, 5)),)), Sample((rng.normal(size=(6,)),))],
+    ),
     OpCase("logsumexp", fx.logsumexp, np_logsumexp, _logsumexp_samples),
     OpCase("all", fx.all, np.all, _logical_reduce_samples, out_dtype="bool", **NONDIFF),
     OpCase("any", fx.any, np.any, _logical_reduce_samples, out_dtype="bool", **NONDIFF),

@@ -593,6 +593,24 @@ argmax_p = arg_extremum("argmax", lambda xp, x, *, axis: xp.argmax(x, axis=axis)
 argmin_p = arg_extremum("argmin", lambda xp, x, *, axis: xp.argmin(x, axis=axis))
 
 
+def _argsort_impl(xp, x, *, axis, descending):
+    # stable in both directions: descending sorts the negated keys (ties keep their order)
+    keys = -x if descending and x.dtype != BOOL else (~x if descending else x)
+    return xp.argsort(keys, axis=axis, kind="stable").astype(np.int64)
+
+
+argsort_p = Primitive(
+    "argsort",
+    impl=_argsort_impl,
+    abstract=lambda x, *, axis, descending: ShapedArray(
+        x.shape, (check_axis("argsort", axis, x.ndim), DEFAULT_INT)[1]
+    ),
+    jvp=NOT_DIFFERENTIABLE,
+    vjp=NOT_DIFFERENTIABLE,
+    batch=_batch_front("argsort", _shift_axis),
+)
+
+
 def _cumsum_impl(xp, x, *, axis, reverse):
     if reverse:
         return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis, dtype=x.dtype), axis)

@@ -134,6 +134,44 @@ def argmin(x, axis=None, keepdims: bool = False) -> Tensor:
     return _arg(P.argmin_p, "argmin", x, axis, keepdims)
 
 
+def argsort(x, axis: int = -1, descending: bool = False) -> Tensor:
+    """Indices that sort ``x`` along ``axis`` (stable: equal keys keep their order), int64."""
+    x = to_tensor(x)
+    if x.ndim == 0:
+        P.check_axes("argsort", axis, 0)
+        return P.constant(0, dtypes.DEFAULT_INT)
+    return bind(P.argsort_p, x, axis=P.check_axis("argsort", axis, x.ndim), descending=descending)
+
+
+def sort(x, axis: int = -1, descending: bool = False) -> Tensor:
+    """``x`` sorted along ``axis``; differentiable (the gradient follows the permutation)."""
+    from fluxion.ops.indexing import take_along_axis
+
+    x = to_tensor(x)
+    if x.ndim == 0:
+        return x
+    return take_along_axis(x, argsort(x, axis, descending), axis)
+
+
+def top_k(x, k: int, axis: int = -1) -> tuple[Tensor, Tensor]:
+    """The ``k`` largest values along ``axis`` (largest first) and their indices."""
+    from fluxion.ops.indexing import take_along_axis
+    from fluxion.ops.shape import slice_tensor
+
+    x = to_tensor(x)
+    axis = P.check_axis("top_k", axis, x.ndim)
+    if not 0 <= k <= x.shape[axis]:
+        from fluxion.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"top_k: k={k} must lie in [0, {x.shape[axis]}] (axis {axis} of shape {x.shape})"
+        )
+    order = argsort(x, axis, descending=True)
+    size = tuple(k if a == axis else d for a, d in enumerate(x.shape))
+    indices = slice_tensor(order, (0,) * x.ndim, size)
+    return take_along_axis(x, indices, axis), indices
+
+
 def _logical(op, prim, identity, x, axis, keepdims, axes):
     x = astype(x, bool)
     axes = _axes(op, x, axis, axes)
