@@ -1,7 +1,7 @@
 """Code generation: a Graph becomes one straight-line Python function over the backend.
 
-* Primitives with an ``emit`` template (the NumPy ufuncs) are written as direct calls;
-  the others call their kernel with the params bound ahead of time.
+* Primitives with an ``emit`` template (ufuncs, reshapes, sums...) are written as direct
+  calls; the others call their kernel with the params bound ahead of time.
 * Memory planning: an elementwise op writes into the buffer of an input that dies there
   (``xp.exp(v3, out=v3)``) when that buffer was allocated by this function, has the
   output's shape and dtype, and was never handed to an op that might return a view of it.
@@ -29,8 +29,10 @@ def compile_graph(graph: Graph, name: str = "compiled"):
             last_use[id(v)] = k
     for v in graph.outvars:
         last_use[id(v)] = len(eqns)
-    # a value given to a kernel we do not write ourselves may come back as a view of it
-    maybe_viewed = {id(v) for eqn in eqns if eqn.prim.emit is None for v in eqn.inputs}
+    # a value given to an op that is not a ufunc may come back as a view of it
+    maybe_viewed = {
+        id(v) for eqn in eqns if "{out}" not in (eqn.prim.emit or "") for v in eqn.inputs
+    }
     owned: set[int] = set()  # buffers this function allocated (outputs of emitted ufuncs)
 
     def ref(v) -> str:
@@ -52,7 +54,8 @@ def compile_graph(graph: Graph, name: str = "compiled"):
         )
         if eqn.prim.emit is not None:
             out = eqn.outputs[0]
-            reusable = next(
+            params = {k: _param(namespace, v) for k, v in eqn.params.items()}
+            reusable = "{out}" in eqn.prim.emit and next(
                 (
                     v
                     for v in eqn.inputs
@@ -65,9 +68,12 @@ def compile_graph(graph: Graph, name: str = "compiled"):
                 ),
                 None,
             )
-            out_clause = f", out={names[id(reusable)]}" if reusable is not None else ""
-            body.append(f"    {outs} = {eqn.prim.emit.format(args=args, out=out_clause)}")
-            owned.add(id(out))
+            out_clause = f", out={names[id(reusable)]}" if reusable else ""
+            body.append(f"    {outs} = {eqn.prim.emit.format(args=args, out=out_clause, **params)}")
+            if (
+                "{out}" in eqn.prim.emit
+            ):  # a ufunc: its result is a fresh buffer (or the reused one)
+                owned.add(id(out))
         else:
             kernel = f"k{k}_{eqn.prim.name}"
             namespace[kernel] = functools.partial(eqn.prim.impl, ctx.xp, **eqn.params)
@@ -92,6 +98,17 @@ def compile_graph(graph: Graph, name: str = "compiled"):
     run = namespace[_identifier(name)]
     run.source = source
     return run
+
+
+def _param(namespace: dict, value) -> str:
+    """A param as source text: ints and tuples of them inline, anything else by name."""
+    if isinstance(value, int | tuple) and all(
+        isinstance(v, int) for v in (value if isinstance(value, tuple) else (value,))
+    ):
+        return repr(value)
+    key = f"p{len(namespace)}"
+    namespace[key] = value
+    return key
 
 
 def _identifier(name: str) -> str:

@@ -393,6 +393,7 @@ def _select_vjp(ct, primals, outputs):
 select_p = Primitive(
     "select",
     impl=lambda xp, c, x, y: xp.where(c, x, y),
+    emit="xp.where({args})",
     abstract=_select_aval,
     jvp=lambda primals, tangents: (
         bind(select_p, *primals),
@@ -419,6 +420,7 @@ def _convert_vjp(ct, primals, outputs, *, dtype):
 convert_p = Primitive(
     "convert",
     impl=lambda xp, x, *, dtype: x.astype(dtype),
+    emit="{args}.astype({dtype})",
     abstract=lambda x, *, dtype: ShapedArray(x.shape, dtype),
     jvp=_convert_jvp,
     vjp=_convert_vjp,
@@ -501,6 +503,7 @@ def expand_reduced(ct: Tensor, shape: tuple, axes: tuple) -> Tensor:
 reduce_sum_p = Primitive(
     "reduce_sum",
     impl=lambda xp, x, *, axes: xp.sum(x, axis=axes, dtype=x.dtype),
+    emit="xp.sum({args}, axis={axes}, dtype={args}.dtype)",
     abstract=_reduce_aval("sum"),
     jvp=lambda primals, tangents, *, axes: (
         bind(reduce_sum_p, primals[0], axes=axes),
@@ -687,6 +690,7 @@ def _reshape_aval(x, *, shape):
 reshape_p = Primitive(
     "reshape",
     impl=lambda xp, x, *, shape: xp.reshape(x, shape),
+    emit="xp.reshape({args}, {shape})",
     abstract=_reshape_aval,
     jvp=lambda primals, tangents, *, shape: (
         bind(reshape_p, primals[0], shape=shape),
@@ -725,6 +729,7 @@ def _broadcast_to_batch(args, dims, *, shape):
 broadcast_to_p = Primitive(
     "broadcast_to",
     impl=lambda xp, x, *, shape: xp.broadcast_to(x, shape),
+    emit="xp.broadcast_to({args}, {shape})",
     abstract=_broadcast_to_aval,
     jvp=lambda primals, tangents, *, shape: (
         bind(broadcast_to_p, primals[0], shape=shape),
@@ -747,6 +752,7 @@ def _transpose_aval(x, *, perm):
 transpose_p = Primitive(
     "transpose",
     impl=lambda xp, x, *, perm: xp.transpose(x, perm),
+    emit="xp.transpose({args}, {perm})",
     abstract=_transpose_aval,
     jvp=lambda primals, tangents, *, perm: (
         bind(transpose_p, primals[0], perm=perm),
