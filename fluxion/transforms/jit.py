@@ -30,7 +30,7 @@ from fluxion.core.primitive import ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
 from fluxion.core.trace import Trace, ctx, new_trace, user_frame
-from fluxion.errors import InvalidArgumentError, TracerError
+from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
 from fluxion.nn.module import training_flags
 
 log = logging.getLogger("fluxion.jit")
@@ -451,7 +451,13 @@ class Compiled:
 
     def _run(self, entry, leaves):
         traced = entry.traced
-        outs = entry.run(*traced.inputs(leaves))
+        try:
+            outs = entry.run(*traced.inputs(leaves))
+        except IndexError as e:  # values (indices) are only known now, not at trace time
+            raise IndexOutOfRangeError(
+                f"{self.__name__} (compiled): {e}; an index (a gather, take, embedding lookup) is "
+                "out of range for the axis it indexes; run it eagerly to see which op"
+            ) from None
         n_effects = len(traced.effects)
         results = outs[: len(outs) - n_effects] if n_effects else outs
         for (holder, attr), value in zip(traced.effects, outs[len(outs) - n_effects :]):
