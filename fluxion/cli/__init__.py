@@ -1,1 +1,1 @@
-"""Command-line interface: ``fluxion info`` (and later demo, train, bench, xpr)."""
+"""Command-line interface: ``fluxion info``, ``demo``, ``train``, ``eval``, ``generate``."""

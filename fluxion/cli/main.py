@@ -15,7 +15,14 @@ or ``xpr`` touches nothing else::
 Example::
 
     $ fluxion info
+    $ fluxion demo
+    $ fluxion train addition --out runs/addition
+    $ fluxion eval --checkpoint runs/addition/checkpoint.safetensors
+    $ fluxion generate --checkpoint runs/addition/checkpoint.safetensors --prompt 12+345
     $ python -m fluxion info
+
+A fluxion error (a missing checkpoint, a prompt outside the vocabulary...) is printed as
+one line ``error: ...`` and the exit code is 2, as for a bad option.
 """
 
 from __future__ import annotations
@@ -99,6 +106,132 @@ def info(args: argparse.Namespace) -> int:
     return 0
 
 
+# The task names, kept here so that building the parser imports no NumPy code;
+# tests/test_cli.py checks them against fluxion.tasks.TASKS.
+TASK_NAMES = ("classify", "difference", "addition", "gpt")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+@command(
+    "demo",
+    help="train the seed transformer classifier imperatively and compiled; compare timings",
+    args=[
+        (("--steps",), {"type": _positive, "default": 60, "help": "steps per paradigm (60)"}),
+        (("--no-progress",), {"action": "store_true", "help": "hide the progress bars"}),
+    ],
+)
+def demo(args: argparse.Namespace) -> int:
+    from fluxion.cli.demo import run_demo
+
+    run_demo(steps=args.steps, progress=not args.no_progress)
+    return 0
+
+
+_TRAIN_OPTIONS = [
+    (("--steps",), {"type": _positive, "help": "total training steps (resumed ones included)"}),
+    (("--batch-size",), {"type": _positive}),
+    (("--lr",), {"type": float, "help": "peak learning rate of AdamW"}),
+    (("--schedule",), {"choices": ("constant", "cosine")}),
+    (("--warmup",), {"type": int, "help": "linear warm-up steps"}),
+    (("--d-model",), {"type": _positive}),
+    (("--heads",), {"type": _positive}),
+    (("--layers",), {"type": _positive}),
+    (("--ff",), {"type": int, "help": "feed-forward width (0: 4 * d_model)"}),
+    (("--pos",), {"choices": ("learned", "sinusoidal", "rope")}),
+    (("--dropout",), {"type": float}),
+    (("--weight-decay",), {"type": float}),
+    (("--clip",), {"type": float, "help": "global gradient-norm clip (0: none)"}),
+    (("--seed",), {"type": int}),
+    (("--eval-every",), {"type": _positive, "help": "steps between evaluations/log lines"}),
+    (("--text",), {"metavar": "FILE", "help": "gpt: train on this text file"}),
+    (("--context",), {"type": _positive, "help": "gpt: context length"}),
+]
+
+
+@command(
+    "train",
+    help="train a curriculum task (its defaults reach the task's target)",
+    args=[
+        (("task",), {"choices": TASK_NAMES, "help": "the task: " + ", ".join(TASK_NAMES)}),
+        *_TRAIN_OPTIONS,
+        (("--out",), {"metavar": "DIR", "help": "output folder (runs/TASK)"}),
+        (
+            ("--resume",),
+            {"action": "store_true", "help": "continue from OUT/checkpoint.safetensors"},
+        ),
+        (("--eager",), {"action": "store_true", "help": "imperative loop instead of fx.jit"}),
+        (("--no-progress",), {"action": "store_true", "help": "hide the progress bar"}),
+    ],
+)
+def train(args: argparse.Namespace) -> int:
+    from fluxion.tasks import loop, make_config
+
+    out = args.out or loop.default_out_dir(args.task)
+    given = {_dest(flags): getattr(args, _dest(flags)) for flags, _ in _TRAIN_OPTIONS}
+    if args.resume:
+        config, resume = loop.resume_config(args.task, out, given)
+    else:
+        config, resume = make_config(args.task, **given), None
+    loop.train(config, out, resume=resume, eager=args.eager, progress=not args.no_progress)
+    return 0
+
+
+def _dest(flags: tuple[str, ...]) -> str:
+    return flags[0].lstrip("-").replace("-", "_")
+
+
+_CHECKPOINT = (
+    ("--checkpoint",),
+    {"required": True, "metavar": "PATH", "help": "checkpoint.safetensors (or its folder)"},
+)
+
+
+@command(
+    "eval",
+    help="evaluate a checkpoint: accuracy by length in and out of distribution, or val loss",
+    args=[_CHECKPOINT],
+)
+def evaluate(args: argparse.Namespace) -> int:
+    from fluxion.tasks import loop
+
+    task, result = loop.evaluate_checkpoint(args.checkpoint)
+    for line in task.describe(result):
+        print(line)
+    return 0
+
+
+@command(
+    "generate",
+    help="continue a prompt (gpt) or solve a problem like 12+345 (addition) with a checkpoint",
+    args=[
+        _CHECKPOINT,
+        (("--prompt",), {"required": True, "help": "gpt: the text to continue; addition: a+b"}),
+        (("--max-new-tokens",), {"type": _positive, "default": 200}),
+        (("--temperature",), {"type": float, "default": 0.8}),
+        (("--top-k",), {"type": _positive}),
+        (("--top-p",), {"type": float}),
+        (("--beam",), {"type": _positive, "metavar": "N", "help": "beam search with N beams"}),
+        (("--best-of",), {"type": _positive, "metavar": "N", "help": "best of N samples"}),
+        (("--seed",), {"type": int, "default": 0}),
+    ],
+)
+def generate(args: argparse.Namespace) -> int:
+    import fluxion
+    from fluxion.tasks import loop
+
+    task, model, _ = loop.load_for_inference(args.checkpoint)
+    with fluxion.no_grad():
+        for line in task.generate(model, args.prompt, args):
+            print(line)
+    return 0
+
+
 # ------------------------------------------------------------------ entry point
 
 
@@ -123,7 +256,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    from fluxion.errors import FluxionError
+
+    try:
+        return int(args.func(args) or 0)
+    except FluxionError as e:
+        # a named fluxion error is the user's to fix: one line, no traceback
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
