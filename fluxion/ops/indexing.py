@@ -110,6 +110,9 @@ def _normalize_index(x, index) -> tuple[list, bool]:
 def getitem(x, index) -> Tensor:
     """``x[index]`` with NumPy's basic and advanced indexing."""
     x = to_tensor(x)
+    basic = _ints_and_forward_slices(x, index)
+    if basic is not None:
+        return basic
     items, separated = _normalize_index(x, index)
     has_arrays = any(isinstance(i, Tensor) for i in items)
     # 1. slices and ints become one slice; None becomes a size-1 axis (sliced whole)
@@ -150,6 +153,37 @@ def getitem(x, index) -> Tensor:
         return reshape(y, keep)
     adv = [(a, i) for a, i in enumerate(full) if not isinstance(i, slice)]
     return _advanced(y, adv, separated)
+
+
+def _ints_and_forward_slices(x, index):
+    """The common case (``x[1:5]``, ``x[:, 0]``) as one slice and one reshape; None when
+    the index needs the general path (which also gives the errors)."""
+    items = index if type(index) is tuple else (index,)
+    if len(items) > x.ndim:
+        return None
+    starts, stops, steps, kept = [], [], [], []
+    for axis, item in enumerate(items):
+        n = x.shape[axis]
+        if type(item) is int and -n <= item < n:
+            item %= n
+            starts.append(item), stops.append(item + 1), steps.append(1)
+        elif type(item) is slice:
+            b, e, step = item.indices(n)
+            if step < 0:
+                return None
+            starts.append(b), stops.append(max(b, e)), steps.append(step)
+            kept.append(axis)
+        else:
+            return None
+    rest = range(len(items), x.ndim)
+    starts, stops = tuple(starts) + (0,) * len(rest), tuple(stops) + x.shape[len(items) :]
+    steps = tuple(steps) + (1,) * len(rest)
+    y = x
+    if (starts, stops, steps) != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
+        y = bind(P.slice_p, x, starts=starts, stops=stops, steps=steps)
+    if len(kept) < len(items):  # ints drop their axis
+        y = bind(P.reshape_p, y, shape=tuple(y.shape[a] for a in kept) + y.shape[len(items) :])
+    return y
 
 
 def _advanced(y, adv, separated: bool = False) -> Tensor:
