@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from fluxion import errors, nn, optim
+from fluxion import data, errors, models, nn, optim
 from fluxion.core.dtypes import DType
 from fluxion.core.pytree import (
     PyTreeDef,
