@@ -18,20 +18,22 @@ Modes (every one starts from the same initial parameters):
 * ``compiled_imperative``: ``fx.jit`` of ``zero_grad(); loss.backward(); optimizer.step()``.
 * peers: ``torch_eager`` (``torch.set_num_threads(2)``, ``torch.optim.AdamW``),
   ``torch_compile`` (``torch.compile`` of model + loss and of ``opt.step()``; only with
-  ``--torch-compile``: 15-35 s of compiling per repeat), ``jax_jit`` (one ``jax.jit`` of
+  ``--torch-compile``: 35-45 s of cold compiling in repeat 1, ~2 s in later repeats), ``jax_jit`` (one ``jax.jit`` of
   value_and_grad + AdamW, parameters and state donated; when JAX is importable).
 
-Each repeat runs every mode once (a whole training run from the initial parameters, with a
-fresh ``fx.jit`` / ``torch.compile`` / ``jax.jit``), in an order rotated per repeat, so slow
-drift of the machine hits all modes alike. Only repeat 1's first call of a compiled mode is
-cold; later repeats reuse in-process (and torch's on-disk) caches of the libraries. Step
-statistics pool the timed steps of all repeats; the ratio is to ``torch_eager`` in the same
-run. Loss trajectories are checked against each other (and PyTorch's); the script exits
-with status 1 when they disagree.
+Each repeat trains every mode once, from the initial parameters, with a fresh ``fx.jit`` /
+``torch.compile`` / ``jax.jit``. The modes take turns within a repeat: ``--block`` steps
+of one (A 20, B 1), then the next, the order rotating at every turn, so the bursts of load
+on this shared 2-core VM (and its slow drift) hit all modes alike; a pause before each turn
+(``--settle-ms``) lets the previous framework's worker threads stop spinning. Only repeat
+1's first call of a compiled mode is cold; later repeats reuse in-process (and torch's
+on-disk) caches of the libraries. Step statistics pool the timed steps of all repeats; the
+ratio is to ``torch_eager`` in the same run. Loss trajectories are checked against each
+other (and PyTorch's); the script exits with status 1 when they disagree.
 
-    python bench/workloads.py --workload A                  # all modes, ~1 min
-    python bench/workloads.py --workload B                  # fluxion + torch eager (+ jax), ~4 min
-    python bench/workloads.py --workload A --torch-compile  # adds torch.compile (+30 s a repeat)
+    python bench/workloads.py --workload A                  # 3 repeats, ~45 s
+    python bench/workloads.py --workload B                  # 1 repeat, ~3.5 min
+    python bench/workloads.py --workload A --torch-compile  # + torch.compile: ~1.5 min
     python bench/workloads.py --workload B --modes compiled_functional,torch_eager --repeat 3
     python bench/workloads.py --workload B --profile        # cProfile + per-primitive times of
                                                             # one compiled fluxion step
@@ -48,6 +50,7 @@ import gc
 import io
 import math
 import os
+import platform
 import pstats
 import statistics
 import sys
@@ -65,7 +68,8 @@ FLUXION_MODES = [
     "compiled_imperative",
 ]
 PEER_MODES = ["torch_eager", "torch_compile", "jax_jit"]
-DEFAULT_REPEAT = {"A": 3, "B": 2}
+DEFAULT_REPEAT = {"A": 3, "B": 1}  # B: ~3.5 min for one repeat of the default modes
+DEFAULT_BLOCK = {"A": 20, "B": 1}  # steps a mode runs before the next mode takes its turn
 
 
 # ----------------------------------------------------------------------------- fluxion
@@ -222,15 +226,26 @@ def make_run(workload, mode, torch, jax) -> Run:
     return jax_run(workload, jax)
 
 
-def train(workload: str, run: Run) -> tuple[list[float], list[float]]:
-    """Every step's wall time (s) and loss, the loss forced to a Python float."""
-    times, losses = [], []
-    for _ in range(wm.total_steps(workload)):
-        t0 = time.perf_counter()
-        loss = run.step()
-        times.append(time.perf_counter() - t0)
-        losses.append(loss)
-    return times, losses
+def train_interleaved(
+    workload: str, runs: dict[str, Run], block: int, settle_s: float, shift: int = 0
+) -> dict[str, dict]:
+    """Train every run, ``block`` steps at a time, the runs taking turns (the order rotates
+    each block), so bursts of load from elsewhere hit all runs alike. Returns each step's
+    wall time (s) and loss, the loss forced to a Python float."""
+    out = {m: {"times": [], "losses": []} for m in runs}
+    names = list(runs)
+    n = wm.total_steps(workload)
+    for b, start in enumerate(range(0, n, block)):
+        k = (b + shift) % len(names)
+        for mode in names[k:] + names[:k]:
+            settle(settle_s)
+            step, rec = runs[mode].step, out[mode]
+            for _ in range(start, min(start + block, n)):
+                t0 = time.perf_counter()
+                loss = step()
+                rec["times"].append(time.perf_counter() - t0)
+                rec["losses"].append(loss)
+    return out
 
 
 def settle(seconds: float) -> None:
@@ -258,6 +273,22 @@ def matmul_peak(torch=None, n: int = 1024, best_of: int = 5) -> dict:
         best = min(_timed(fn) for _ in range(best_of))
         out[name] = flops / best / 1e9
     return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name and its widest vector extensions (AMX, AVX-512): the anchor
+    reference numbers came from an Intel Sapphire Rapids VM, other hosts differ."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or "unknown"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "")
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []
+    )
+    ext = [f for f in ("amx_tile", "avx512f", "avx2") if f in flags]
+    return f"{name} ({', '.join(ext)})" if ext else name
 
 
 def _timed(fn) -> float:
@@ -428,19 +459,19 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
             sums.append(total)
     n_timed = reps - 1
     wall, kernels = statistics.median(walls[1:]), statistics.median(sums)
-    scale = kernels / (sum(t for _, t in per_prim.values()) / n_timed)  # mean -> median
+    mean_sum = sum(t for _, t in per_prim.values()) / n_timed
     groups = defaultdict(float)
     for name, (_, t) in per_prim.items():
-        groups[_category(name)] += t / n_timed * scale
+        groups[_category(name)] += t / n_timed
     print(
         f"=== per-primitive time of one {mode} step, workload {workload}: {len(graph.eqns)} "
         f"equations, {len(graph.invars)} inputs ==="
     )
     print(
-        f"compiled step wall (median of {n_timed}) {wall * 1e3:.2f} ms; sum of its kernels run "
-        f"one by one {kernels * 1e3:.2f} ms ({kernels / wall:.0%}); difference "
-        f"{(wall - kernels) * 1e3:.2f} ms ({(wall - kernels) / wall:.0%}): generated code, "
-        "call/flatten/wrap, minus buffer-reuse savings"
+        f"compiled step wall (median of {n_timed}) {wall * 1e3:.2f} ms; its kernels run one "
+        f"by one (impl, no buffer reuse) {kernels * 1e3:.2f} ms (median of {n_timed} passes): "
+        f"wall - kernels = {(wall - kernels) * 1e3:.2f} ms, the generated code's own Python, "
+        "call/flatten/wrap, less what buffer reuse saves (can be negative)"
     )
     flops = sum(_matmul_flops(e) for _, e in per_eqn)
     mm_s = groups.get("matmul", 0.0)
@@ -450,13 +481,14 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
             f"{wm.matmul_flops(workload)['step'] / 1e9:.3f}) in {mm_s * 1e3:.2f} ms = "
             f"{flops / mm_s / 1e9:.0f} GFLOP/s"
         )
+    print("shares below: of the kernels' sum (mean over the passes)")
     rows = [
-        {"what": g, "ms": t * 1e3, "share": f"{t / wall:.0%}"}
+        {"what": g, "ms": t * 1e3, "share": f"{t / mean_sum:.0%}"}
         for g, t in sorted(groups.items(), key=lambda kv: -kv[1])
     ]
     print(
         common.table(
-            rows, [("what", "category", ""), ("ms", "ms/step", ".2f"), ("share", "of step", "")]
+            rows, [("what", "category", ""), ("ms", "ms/step", ".2f"), ("share", "share", "")]
         )
     )
     rows = [
@@ -465,7 +497,7 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
             "n": n // n_timed,
             "ms": t / n_timed * 1e3,
             "us": t / n * 1e6,
-            "share": f"{t / n_timed / wall:.1%}",
+            "share": f"{t / n_timed / mean_sum:.1%}",
         }
         for name, (n, t) in sorted(per_prim.items(), key=lambda kv: -kv[1][1])
     ]
@@ -478,7 +510,28 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
                 ("n", "count", ""),
                 ("ms", "ms/step", ".3f"),
                 ("us", "us/call", ".1f"),
-                ("share", "of step", ""),
+                ("share", "share", ""),
+            ],
+        )
+    )
+    by_shape = defaultdict(lambda: [0, 0.0])
+    for dt, eqn in per_eqn:
+        key = (_category(eqn.prim.name), tuple(eqn.outputs[0].aval.shape))
+        by_shape[key][0] += 1
+        by_shape[key][1] += dt
+    rows = [
+        {"cat": cat.split(" ")[0], "shape": str(list(shape)), "n": n, "ms": t * 1e3}
+        for (cat, shape), (n, t) in sorted(by_shape.items(), key=lambda kv: -kv[1][1])[:top]
+    ]
+    print("\ntime by category and output shape (last pass):")
+    print(
+        common.table(
+            rows,
+            [
+                ("cat", "category", ""),
+                ("shape", "output shape", ""),
+                ("n", "count", ""),
+                ("ms", "ms/step", ".2f"),
             ],
         )
     )
@@ -563,7 +616,18 @@ def main() -> int:
         default=1e-3,
         help="the same for the other peers (JAX, torch.compile; default 1e-3)",
     )
-    p.add_argument("--settle-ms", type=float, default=200.0, help="pause before each run")
+    p.add_argument(
+        "--block",
+        type=int,
+        default=None,
+        help="steps a mode takes before the next one's turn (default A 20, B 1)",
+    )
+    p.add_argument(
+        "--settle-ms",
+        type=float,
+        default=150.0,
+        help="pause before each turn, so the previous framework's threads stop spinning",
+    )
     p.add_argument("--profile", action="store_true", help="profile a compiled fluxion step")
     p.add_argument("--profile-only", action="store_true", help="profile, no benchmark")
     p.add_argument("--profile-mode", default="compiled_functional")
@@ -608,6 +672,7 @@ def main() -> int:
             p.error(f"{m}: {'torch' if m.startswith('torch') else 'jax'} is not importable")
 
     env = common.environment(torch)
+    env["cpu"] = cpu_model()
     if jax is not None:
         env["jax"] = jax.__version__
     peak = matmul_peak(torch)
@@ -620,23 +685,25 @@ def main() -> int:
         )
 
     results: dict[str, list[dict]] = {m: [] for m in modes}
+    block = args.block or DEFAULT_BLOCK[wl]
     t_start = time.perf_counter()
     for r in range(repeat):
-        k = r % len(modes)
-        for mode in modes[k:] + modes[:k]:
-            settle(args.settle_ms / 1e3)
-            run = make_run(wl, mode, torch, jax)
-            times, losses = train(wl, run)
-            results[mode].append({"times": times, "losses": losses, "details": run.details()})
-            gc.unfreeze()
+        runs = {m: make_run(wl, m, torch, jax) for m in modes}
+        out = train_interleaved(wl, runs, block, args.settle_ms / 1e3, shift=r)
+        for mode in modes:
+            times, losses = out[mode]["times"], out[mode]["losses"]
+            results[mode].append(
+                {"times": times, "losses": losses, "details": runs[mode].details()}
+            )
             if not args.json:
                 print(
-                    f"  repeat {r + 1} {mode:20s} (load {os.getloadavg()[0]:.2f}) first "
-                    f"{times[0] * 1e3:9.1f} ms, median "
+                    f"  repeat {r + 1} {mode:20s} first {times[0] * 1e3:9.1f} ms, median "
                     f"{statistics.median(times[wm.untimed_steps(wl) :]) * 1e3:8.2f} ms, "
                     f"final loss {losses[-1]:.6f}",
                     flush=True,
                 )
+        del runs, out
+        gc.unfreeze()
     wall = time.perf_counter() - t_start
     settle(args.settle_ms / 1e3)
     gc.unfreeze()
