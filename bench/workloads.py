@@ -58,6 +58,11 @@ import tempfile
 import time
 from collections import defaultdict
 
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
+
 import numpy as np
 import workload_models as wm
 
@@ -232,7 +237,7 @@ def train_interleaved(
     """Train every run, ``block`` steps at a time, the runs taking turns (the order rotates
     each block), so bursts of load from elsewhere hit all runs alike. Returns each step's
     wall time (s) and loss, the loss forced to a Python float."""
-    out = {m: {"times": [], "losses": []} for m in runs}
+    out = {m: {"times": [], "losses": [], "faults": []} for m in runs}
     names = list(runs)
     n = wm.total_steps(workload)
     for b, start in enumerate(range(0, n, block)):
@@ -241,11 +246,19 @@ def train_interleaved(
             settle(settle_s)
             step, rec = runs[mode].step, out[mode]
             for _ in range(start, min(start + block, n)):
+                f0 = _minor_faults()
                 t0 = time.perf_counter()
                 loss = step()
                 rec["times"].append(time.perf_counter() - t0)
+                rec["faults"].append(_minor_faults() - f0)
                 rec["losses"].append(loss)
     return out
+
+
+def _minor_faults() -> int:
+    """Page faults of this process so far: memory touched for the first time since the
+    allocator got it from the kernel (on this VM each costs ~0.6-10 us)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
 
 
 def settle(seconds: float) -> None:
@@ -314,6 +327,9 @@ def summarize(workload, mode, reps: list[dict], torch_median) -> dict:
             round(statistics.median(r["times"][k:]) * 1e3, 3) for r in reps
         ],
         "steps_timed": len(timed),
+        # page faults per timed step: memory the allocator handed back to the kernel and
+        # took again (4 KiB each); ~0 when buffers are reused
+        "page_faults_per_step": statistics.median(f for r in reps for f in r["faults"][k:]),
         "initial_loss": first["losses"][0],
         "final_loss": first["losses"][-1],
         "loss_trace": {
@@ -436,18 +452,43 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
     per_prim = defaultdict(lambda: [0, 0.0])
     per_eqn, walls, sums = [], [], []
     reps = max(4, steps)
+    # free each value after its last use, as the generated code does: holding them all
+    # would make every kernel write into fresh memory (on this VM first-touch page faults
+    # cost ~10 us a page: B's kernels then look 1.7x slower)
+    last_use = {}
+    for k, eqn in enumerate(graph.eqns):
+        for v in eqn.inputs:
+            last_use[id(v)] = k
+    for v in graph.outvars:
+        last_use[id(v)] = len(graph.eqns)
+    gen_times = []
+
+    def timed_run(*arrays):
+        t0 = time.perf_counter()
+        result = original(*arrays)
+        gen_times.append(time.perf_counter() - t0)
+        return result
+
     for rep in range(reps):
+        entry.run = timed_run
         walls.append(_timed(run.step))
+        entry.run = original
         env = {id(v): a for v, a in zip(graph.invars, captured["args"])}
         total = 0.0
-        for eqn in graph.eqns:
+        for k, eqn in enumerate(graph.eqns):
             args = [v.value if hasattr(v, "value") else env[id(v)] for v in eqn.inputs]
             t0 = time.perf_counter()
             out = eqn.prim.impl(xp, *args, **eqn.params)
             dt = time.perf_counter() - t0
+            del args
             outs = out if eqn.prim.multiple_results else (out,)
             for v, o in zip(eqn.outputs, outs):
-                env[id(v)] = o
+                if id(v) in last_use:
+                    env[id(v)] = o
+            del out, outs
+            for v in eqn.inputs:
+                if not hasattr(v, "value") and last_use.get(id(v)) == k:
+                    env.pop(id(v), None)
             total += dt
             if rep == reps - 1:
                 per_eqn.append((dt, eqn))
@@ -459,6 +500,7 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
             sums.append(total)
     n_timed = reps - 1
     wall, kernels = statistics.median(walls[1:]), statistics.median(sums)
+    gen = statistics.median(gen_times[1:])
     mean_sum = sum(t for _, t in per_prim.values()) / n_timed
     groups = defaultdict(float)
     for name, (_, t) in per_prim.items():
@@ -468,10 +510,15 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
         f"equations, {len(graph.invars)} inputs ==="
     )
     print(
-        f"compiled step wall (median of {n_timed}) {wall * 1e3:.2f} ms; its kernels run one "
-        f"by one (impl, no buffer reuse) {kernels * 1e3:.2f} ms (median of {n_timed} passes): "
-        f"wall - kernels = {(wall - kernels) * 1e3:.2f} ms, the generated code's own Python, "
-        "call/flatten/wrap, less what buffer reuse saves (can be negative)"
+        f"compiled step wall {wall * 1e3:.2f} ms (median of {n_timed}) = generated function "
+        f"{gen * 1e3:.2f} ms + around it {(wall - gen) * 1e3:.2f} ms (flatten the arguments, "
+        "cache key, write-backs, wrap the outputs, float(loss))"
+    )
+    print(
+        f"its {len(graph.eqns)} kernels run one by one (prim.impl, values freed after last use, "
+        f"no out= reuse): {kernels * 1e3:.2f} ms (median of {n_timed} passes); generated "
+        f"function - kernels = {(gen - kernels) * 1e3:.2f} ms (the generated code's own "
+        "Python, less what its buffer reuse saves)"
     )
     flops = sum(_matmul_flops(e) for _, e in per_eqn)
     mm_s = groups.get("matmul", 0.0)
@@ -693,7 +740,12 @@ def main() -> int:
         for mode in modes:
             times, losses = out[mode]["times"], out[mode]["losses"]
             results[mode].append(
-                {"times": times, "losses": losses, "details": runs[mode].details()}
+                {
+                    "times": times,
+                    "losses": losses,
+                    "faults": out[mode]["faults"],
+                    "details": runs[mode].details(),
+                }
             )
             if not args.json:
                 print(
@@ -745,6 +797,7 @@ def main() -> int:
             ("step_ms_min", "min ms", ".2f"),
             ("ratio_to_torch_eager", "x torch", ".2f"),
             ("final_loss", "final loss", ".6f"),
+            ("page_faults_per_step", "faults/step", ".0f"),
         ]
         if wl == "B":
             for rec in recs:
