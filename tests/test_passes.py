@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.compiler import passes
+from fluxion.compiler import codegen, fusion, passes
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, typecheck
 from fluxion.core.primitive import ShapedArray
 from fluxion.ops import primitives as P
@@ -396,6 +396,242 @@ def test_algebraic_simplification_removes_reshape_round_trip():
     result = passes.dead_code(passes.algebraic_simplification(graph))
     assert _prims(result) == ["neg"] and result.eqns[0].inputs[0] is a
     _same_values(graph, result)
+
+
+# ----------------------------------------------------------------------------- fusion
+
+
+def _fused(graph) -> list[Graph]:
+    return [e.params["graph"] for e in graph.eqns if e.prim.name == "fused"]
+
+
+def test_fuse_elementwise_makes_one_equation_of_a_chain():
+    a, b = _v(4, 5), _v(5)
+    t1, t2, t3 = _v(4, 5), _v(4, 5), _v(4, 5)
+    graph = Graph(
+        [a, b],
+        [
+            _eqn(P.mul_p, [a, _lit(2.0)], t1),
+            _eqn(P.exp_p, [t1], t2),
+            _eqn(P.add_p, [t2, b], t3),
+        ],
+        [t3],
+    )
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["fused"]
+    (inner,) = _fused(result)
+    assert _prims(inner) == ["mul", "exp", "add"] and len(inner.outvars) == 1
+    assert result.eqns[0].inputs == [a, b]  # the 0-d literal stays inside
+    _same_values(graph, result)
+
+
+def test_fuse_elementwise_closes_a_group_before_its_first_outside_reader():
+    a = _v(4, 5)
+    t1, t2, s, t3 = _v(4, 5), _v(4, 5), _v(4), _v(4, 5)
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.exp_p, [a], t1),
+            _eqn(P.neg_p, [t1], t2),
+            _eqn(P.reduce_sum_p, [t2], s, axes=(1,)),  # reads the group: closes it
+            _eqn(P.mul_p, [t2, t1], t3),  # same shape, after the reader: a new group
+        ],
+        [t3, s],
+    )
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["fused", "reduce_sum", "mul"]
+    first = result.eqns[0]
+    assert first.outputs == [t1, t2]  # both are read outside the group
+    _same_values(graph, result)
+
+
+def test_fuse_elementwise_lets_unrelated_equations_move_ahead_of_an_open_group():
+    a, m = _v(3, 4), _v(4, 4)
+    t1, p, t2 = _v(3, 4), _v(3, 4), _v(3, 4)
+    graph = Graph(
+        [a, m],
+        [
+            _eqn(P.tanh_p, [a], t1),
+            _eqn(P.matmul_p, [a, m], p),  # reads nothing of the group
+            _eqn(P.add_p, [t1, p], t2),
+        ],
+        [t2],
+    )
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["matmul", "fused"]
+    assert _prims(_fused(result)[0]) == ["tanh", "add"]
+    _same_values(graph, result)
+
+
+def test_fuse_elementwise_keeps_one_group_per_shape():
+    a, b = _v(3, 4), _v(3, 1)
+    row, r1, r2, big1, big2 = _v(3, 1), _v(3, 1), _v(3, 1), _v(3, 4), _v(3, 4)
+    graph = Graph(
+        [a, b],
+        [
+            _eqn(P.exp_p, [a], big1),
+            _eqn(P.neg_p, [b], r1),
+            _eqn(P.mul_p, [r1, b], r2),
+            _eqn(P.sqrt_p, [_lit(np.full((3, 1), 4.0))], row),
+            _eqn(P.add_p, [big1, r2], big2),  # reads the (3, 1) group: closes it first
+        ],
+        [big2, row],
+    )
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["fused", "fused"]
+    small, big = _fused(result)
+    assert _prims(small) == ["neg", "mul", "sqrt"] and _prims(big) == ["exp", "add"]
+    assert isinstance(result.eqns[0].inputs[1], Literal)  # an array literal is an input
+    _same_values(graph, result)
+
+
+def test_fuse_elementwise_leaves_single_equations_and_scalars_alone():
+    a, s = _v(3), _v()
+    t1, r, t2 = _v(3), _v(), _v()
+    graph = Graph(
+        [a, s],
+        [
+            _eqn(P.exp_p, [a], t1),
+            _eqn(P.reduce_sum_p, [t1], r, axes=(0,)),
+            _eqn(P.mul_p, [r, s], t2),
+        ],
+        [t2],
+    )
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["exp", "reduce_sum", "mul"]
+    _same_values(graph, result)
+
+
+@pytest.mark.parametrize(
+    "shape, in_shapes, want",
+    [
+        ((300, 1000), [(300, 1000), (1000,), ()], 1),
+        ((300, 1000), [(300, 1000), ()], 2),
+        ((8, 64, 500), [(8, 64, 500), (8, 64, 1)], 2),
+        ((8, 64, 500), [(8, 64, 500), (1, 64, 500)], 1),
+        ((8, 64, 500), [(8, 64, 500), (8, 1, 500)], 1),
+        ((8, 64, 500), [(8, 64, 500), (1, 1, 500)], 2),
+    ],
+)
+def test_blocked_layout_spans_the_rows_every_input_slices_or_broadcasts_along(
+    shape, in_shapes, want
+):
+    assert codegen.blocked_layout(shape, in_shapes) == want
+
+
+def _blocked_program():
+    """A group over (300, 1000) float32 (1.2 MB: several blocks) reading a full input, a
+    transposed one, a row, a column and a scalar, with bool, int and float results."""
+    big = (300, 1000)
+    x, xt, row, col, s = _v(*big), _v(1000, 300), _v(1000), _v(300, 1), _v()
+    t = _v(*big)
+    e = [_v(*big) for _ in range(8)]
+    mask, ints = _v(*big, dtype=bool), _v(*big, dtype=I32)
+    eqns = [
+        _eqn(P.transpose_p, [xt], t, perm=(1, 0)),
+        _eqn(P.mul_p, [x, row], e[0]),
+        _eqn(P.add_p, [e[0], t], e[1]),
+        _eqn(P.erf_p, [e[1]], e[2]),
+        _eqn(P.div_p, [e[2], col], e[3]),
+        _eqn(P.lt_p, [e[3], s], mask),
+        _eqn(P.select_p, [mask, e[3], _lit(0.0)], e[4]),
+        _eqn(P.convert_p, [e[4]], ints, dtype=I32),
+        _eqn(P.tanh_p, [e[4]], e[5]),
+    ]
+    return Graph([x, xt, row, col, s], eqns, [e[5], mask, ints, e[1]])
+
+
+def test_a_blocked_group_equals_the_interpreted_equations():
+    graph = _blocked_program()
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["transpose", "fused"]
+    kernel = codegen.compile_blocked(_fused(result)[0])
+    assert "for s in range(0, 300, 65):" in kernel.source  # 65 rows of 1000 float32: 256 KiB
+    _same_values(graph, result)
+
+
+def test_fused_rules_replay_the_group_under_transforms():
+    graph = _blocked_program()
+    graph = Graph(graph.invars, graph.eqns, [graph.outvars[0]])
+    fused = passes.dead_code(fusion.fuse_elementwise(graph))
+    assert "fused" in _prims(fused)
+    x, *rest = _random_inputs(graph, 0)
+    x = x * 0.01  # keep erf's argument where its gradient is not ~0
+
+    def f(g):
+        return lambda x: eval_graph(g, x, *rest)[0]
+
+    np.testing.assert_allclose(
+        fx.grad(lambda x: fx.sum(f(fused)(x)))(x).numpy(),
+        fx.grad(lambda x: fx.sum(f(graph)(x)))(x).numpy(),
+    )
+    tangent = fx.ones_like(x)
+    _, want = fx.jvp(f(graph), (x,), (tangent,))
+    _, got = fx.jvp(f(fused), (x,), (tangent,))
+    np.testing.assert_allclose(got.numpy(), want.numpy())
+    xs = fx.stack([x, x * 2])
+    np.testing.assert_allclose(
+        fx.vmap(f(fused))(xs).numpy(), np.stack([f(graph)(x).numpy(), f(graph)(x * 2).numpy()])
+    )
+
+
+# ----------------------------------------------------------------------------- memory plan
+
+
+def test_plan_memory_reuses_a_dying_buffer_this_function_made():
+    a, b = _v(4), _v(4)
+    t1, t2, t3 = _v(4), _v(4), _v(4)
+    graph = Graph(
+        [a, b],
+        [_eqn(P.add_p, [a, b], t1), _eqn(P.exp_p, [t1], t2), _eqn(P.mul_p, [t2, a], t3)],
+        [t3],
+    )
+    plan = codegen.plan_memory(graph)
+    assert plan.reuse == {1: t1, 2: t2}  # never a, b: the caller's arrays
+    assert plan.dead == {0: [b], 1: [t1], 2: [t2, a]}
+
+
+def test_plan_memory_does_not_reuse_what_is_read_later_viewed_or_differently_typed():
+    a = _v(2, 3)
+    t1, r, t2, t3, c, t4, t5 = (
+        _v(2, 3),
+        _v(3, 2),
+        _v(2, 3),
+        _v(2, 3),
+        _v(2, 3, dtype=F64),
+        _v(2, 3),
+        _v(2, 3),
+    )
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.exp_p, [a], t1),
+            _eqn(P.reshape_p, [t1], r, shape=(3, 2)),  # may return a view of t1
+            _eqn(P.neg_p, [t1], t2),  # t1 dies here, but r may share its memory
+            _eqn(P.sin_p, [t2], t3),  # t2 is read again below: not reused here
+            _eqn(P.convert_p, [t3], c, dtype=F64),
+            _eqn(P.cos_p, [t2], t4),  # t2 dies here: reused
+            _eqn(P.add_p, [t4, t3], t5),
+        ],
+        [t5, r, c],
+    )
+    plan = codegen.plan_memory(graph)
+    assert plan.reuse == {5: t2, 6: t4}
+    assert all(t5 not in dead and r not in dead and c not in dead for dead in plan.dead.values())
+    run = codegen.compile_graph(graph)
+    x = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
+    got = run(x)
+    want = [w.numpy() for w in eval_graph(graph, fx.tensor(x))]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_plan_memory_frees_unused_results_at_once():
+    a = _v(3)
+    unused, t = _v(3), _v(3)
+    graph = Graph([a], [_eqn(P.exp_p, [a], unused), _eqn(P.neg_p, [a], t)], [t])
+    plan = codegen.plan_memory(graph)
+    assert plan.dead[0] == [unused] and plan.dead[1] == [a]
 
 
 # ----------------------------------------------------------------------------- optimize

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fluxion.compiler.fusion import fuse_elementwise
 from fluxion.compiler.ir import Eqn, Graph, Literal, typecheck
 from fluxion.core.trace import ctx
 
@@ -138,7 +139,13 @@ def algebraic_simplification(graph: Graph) -> Graph:
     return _substitute(graph, replace, kept)
 
 
-PASSES = [constant_folding, algebraic_simplification, common_subexpressions, dead_code]
+PASSES = [
+    constant_folding,
+    algebraic_simplification,
+    common_subexpressions,
+    dead_code,
+    fuse_elementwise,
+]
 
 
 def optimize(graph: Graph) -> Graph:

@@ -12,6 +12,9 @@ A primitive is declared once, with every rule beside it (STYLE.md point 1):
 * ``emit`` (optional): how codegen writes it, a format string over ``{args}`` (the inputs'
   names) and ``{out}`` (``, out=buffer`` when a dead input's buffer can be reused); without
   it, codegen calls ``impl`` with the params bound.
+* ``elementwise``: each output element depends only on the inputs' elements at the same
+  (broadcast) position, so the op can run on any slice of its operands (the fusion pass
+  groups such ops and runs them a cache-sized block at a time).
 
 A rule may be the explicit marker ``NOT_DIFFERENTIABLE`` (piecewise constant or
 integer-valued outputs: gradients are zero / absent) but never simply missing; a
@@ -53,7 +56,17 @@ PRIMITIVES: dict[str, Primitive] = {}
 class Primitive:
     """One primitive with all of its rules; see the module docstring."""
 
-    __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch", "multiple_results", "emit")
+    __slots__ = (
+        "name",
+        "impl",
+        "abstract",
+        "jvp",
+        "vjp",
+        "batch",
+        "multiple_results",
+        "emit",
+        "elementwise",
+    )
 
     def __init__(
         self,
@@ -66,12 +79,14 @@ class Primitive:
         batch: Callable,
         multiple_results: bool = False,
         emit: str | None = None,
+        elementwise: bool = False,
     ):
         if name in PRIMITIVES:
             raise ValueError(f"primitive {name!r} is defined twice")
         self.name, self.impl, self.abstract = name, impl, abstract
         self.jvp, self.vjp, self.batch = jvp, vjp, batch
         self.multiple_results, self.emit = multiple_results, emit
+        self.elementwise = elementwise
         PRIMITIVES[name] = self
 
     @property

@@ -173,6 +173,7 @@ def unary(name, kernel, deriv, floats_only=True):
         vjp=NOT_DIFFERENTIABLE if deriv is None else vjp,
         batch=_batch_broadcasting(name),
         emit=emit,
+        elementwise=True,
     )
 
 
@@ -244,6 +245,7 @@ def binary(name, kernel, jvp, vjp, out_dtype=None):
         vjp=vjp,
         batch=_batch_broadcasting(name),
         emit=emit,
+        elementwise=True,
     )
 
 
@@ -418,6 +420,7 @@ select_p = Primitive(
     ),
     vjp=_select_vjp,
     batch=_batch_broadcasting("select"),
+    elementwise=True,
 )
 
 
@@ -442,6 +445,7 @@ convert_p = Primitive(
     jvp=_convert_jvp,
     vjp=_convert_vjp,
     batch=lambda args, dims, *, dtype: (bind(convert_p, args[0], dtype=dtype), dims[0]),
+    elementwise=True,
 )
 
 stop_gradient_p = Primitive(
@@ -517,10 +521,21 @@ def expand_reduced(ct: Tensor, shape: tuple, axes: tuple) -> Tensor:
     return bind(broadcast_to_p, bind(reshape_p, ct, shape=kept), shape=shape)
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _reduce_sum_impl(xp, x, *, axes):
+    # NumPy's sum over a short innermost axis runs one tiny pairwise loop per output element;
+    # einsum's vectorized loop is 2.5-3x faster there (same error for axes this short).
+    if xp is np and x.ndim - 1 in axes and x.shape[-1] <= 1024 and x.dtype.kind == "f":
+        kept = "".join(_LETTERS[i] for i in range(x.ndim) if i not in axes)
+        return np.einsum(f"{_LETTERS[: x.ndim]}->{kept}", x)
+    return xp.sum(x, axis=axes, dtype=x.dtype)
+
+
 reduce_sum_p = Primitive(
     "reduce_sum",
-    impl=lambda xp, x, *, axes: xp.sum(x, axis=axes, dtype=x.dtype),
-    emit="xp.sum({args}, axis={axes}, dtype={args}.dtype)",
+    impl=_reduce_sum_impl,
     abstract=_reduce_aval("sum"),
     jvp=lambda primals, tangents, *, axes: (
         bind(reduce_sum_p, primals[0], axes=axes),
@@ -676,18 +691,41 @@ def _mT(x):
     return bind(transpose_p, x, perm=tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
 
 
+def _matmul_impl(xp, a, b):
+    if a.ndim > 2 and b.ndim == 2:
+        # a stack times one matrix is one matrix product: NumPy would loop over the stack
+        out = xp.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(
+            a.shape[:-1] + b.shape[-1:]
+        )
+    else:
+        out = xp.matmul(a, b)
+    return out.astype(a.dtype, copy=False)  # bf16 @ bf16 gives f32
+
+
+def _matmul_vjp(ct, primals, outputs):
+    a, b = primals
+    if a.ndim > 2 and b.ndim == 2:
+        # the gradient of a matrix shared by the stack: one product over the flattened stack,
+        # rather than a product per matrix summed afterwards (2x faster, no stack-sized temporary)
+        rows = math.prod(a.shape[:-1])
+        flat_a = bind(reshape_p, a, shape=(rows, a.shape[-1]))
+        flat_ct = bind(reshape_p, ct, shape=(rows, ct.shape[-1]))
+        return bind(matmul_p, ct, _mT(b)), bind(matmul_p, _mT(flat_a), flat_ct)
+    return (
+        unbroadcast(bind(matmul_p, ct, _mT(b)), a.shape),
+        unbroadcast(bind(matmul_p, _mT(a), ct), b.shape),
+    )
+
+
 matmul_p = Primitive(
     "matmul",
-    impl=lambda xp, a, b: xp.matmul(a, b).astype(a.dtype, copy=False),  # bf16 @ bf16 gives f32
+    impl=_matmul_impl,
     abstract=_matmul_aval,
     jvp=lambda primals, tangents: (
         bind(matmul_p, *primals),
         bind(matmul_p, tangents[0], primals[1]) + bind(matmul_p, primals[0], tangents[1]),
     ),
-    vjp=lambda ct, primals, outputs: (
-        unbroadcast(bind(matmul_p, ct, _mT(primals[1])), primals[0].shape),
-        unbroadcast(bind(matmul_p, _mT(primals[0]), ct), primals[1].shape),
-    ),
+    vjp=_matmul_vjp,
     batch=_batch_broadcasting("matmul"),
 )
 
@@ -1022,6 +1060,18 @@ def _scatter_add_aval(x, idx, updates, *, axis):
 
 
 def _scatter_add_impl(xp, x, idx, updates, *, axis):
+    rows, flat = x.shape[0], idx.reshape(-1)
+    if (
+        xp is np
+        and axis == 0
+        and x.dtype.kind == "f"
+        and 0 < flat.size * rows <= 1 << 22
+        and -rows <= flat.min()
+        and flat.max() < rows  # out of range: add.at below raises the IndexError
+    ):
+        # an embedding's gradient: a one-hot matrix product is ~10x faster than ufunc.add.at
+        one_hot = (np.arange(rows)[:, None] == flat % rows).astype(x.dtype)
+        return x + (one_hot @ updates.reshape(flat.size, -1)).reshape(x.shape)
     out = x.copy()
     xp.add.at(out, (slice(None),) * axis + (idx,), updates)
     return out

@@ -1,0 +1,144 @@
+"""Elementwise fusion: runs of elementwise equations over one shape become one ``fused``
+equation holding them as a sub-graph, which codegen runs a cache-sized block at a time.
+
+    { lambda (a:f32[4096,1024]:cpu(0)) ;
+      let b:f32[4096,1024]:cpu(0) = fused[graph=
+              { lambda (c:f32[4096,1024]:cpu(0)) ;
+              let d:f32[4096,1024]:cpu(0) = mul c 0.5
+                  e:f32[4096,1024]:cpu(0) = erf c
+                  ...
+              in f }] a
+      in b }
+
+The pass walks the equations in order and keeps one open group per shape. An elementwise
+equation joins the group of its shape; any other equation first closes (emits) the groups
+whose values it reads, so a group is emitted after everything it reads and before
+everything that reads it, and equations that do not touch an open group may move ahead of
+it. A group's outputs are its values that something outside the group reads.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+from fluxion.compiler.codegen import compile_blocked
+from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph
+from fluxion.core.primitive import Primitive
+from fluxion.errors import ShapeError
+
+
+def _fused_impl(xp, *arrays, graph):
+    if graph.compiled is None:
+        graph.compiled = compile_blocked(graph)
+    return graph.compiled(*arrays)
+
+
+def _fused_aval(*avals, graph):
+    if [tuple(a.shape) for a in avals] != [tuple(a.shape) for a in graph.in_avals]:
+        raise ShapeError(
+            f"fused: inputs of shapes {[a.shape for a in avals]} given to a group built for "
+            f"{[a.shape for a in graph.in_avals]}"
+        )
+    return graph.out_avals
+
+
+# The rules replay the group's equations one by one under the active transform (a fused
+# equation only appears in optimized graphs, so they serve an interpreted optimized graph).
+def _fused_jvp(primals, tangents, *, graph):
+    from fluxion.transforms.autodiff import jvp
+
+    outs, touts = jvp(partial(eval_graph, graph), tuple(primals), tuple(tangents))
+    return list(outs), list(touts)
+
+
+def _fused_vjp(ct, primals, outputs, *, graph):
+    from fluxion.transforms.autodiff import vjp
+
+    _, pullback = vjp(partial(eval_graph, graph), *primals)
+    return pullback(list(ct))
+
+
+def _fused_batch(args, dims, *, graph):
+    from fluxion.transforms.batching import vmap
+
+    outs = vmap(partial(eval_graph, graph), in_axes=tuple(dims))(*args)
+    return list(outs), [0] * len(outs)
+
+
+fused_p = Primitive(
+    "fused",
+    impl=_fused_impl,
+    abstract=_fused_aval,
+    jvp=_fused_jvp,
+    vjp=_fused_vjp,
+    batch=_fused_batch,
+    multiple_results=True,
+)
+
+
+def _fusible(eqn: Eqn) -> bool:
+    shape = eqn.outputs[0].aval.shape
+    return eqn.prim.elementwise and len(shape) > 0 and math.prod(shape) > 0
+
+
+def fuse_elementwise(graph: Graph) -> Graph:
+    """Group elementwise equations of one output shape into ``fused`` equations."""
+    readers: dict[int, set[int]] = {}  # value -> the equations (by id) that read it
+    for eqn in graph.eqns:
+        for v in eqn.inputs:
+            readers.setdefault(id(v), set()).add(id(eqn))
+    results = {id(v) for v in graph.outvars}
+    out: list[Eqn] = []
+    open_groups: dict[tuple, list[Eqn]] = {}  # shape -> members, in order
+    group_of: dict[int, tuple] = {}  # value made by an open group -> that group's shape
+
+    def close(shape):
+        members = open_groups.pop(shape)
+        for eqn in members:
+            for v in eqn.outputs:
+                group_of.pop(id(v), None)
+        out.append(members[0] if len(members) == 1 else _fused_eqn(members, readers, results))
+
+    def close_readers_of(eqn, keep=None):
+        for shape in {group_of.get(id(v)) for v in eqn.inputs} - {None, keep}:
+            close(shape)
+
+    for eqn in graph.eqns:
+        if _fusible(eqn):
+            shape = tuple(eqn.outputs[0].aval.shape)
+            close_readers_of(eqn, keep=shape)
+            open_groups.setdefault(shape, []).append(eqn)
+            group_of[id(eqn.outputs[0])] = shape
+        else:
+            close_readers_of(eqn)
+            out.append(eqn)
+    for shape in list(open_groups):
+        close(shape)
+    return Graph(graph.invars, out, graph.outvars)
+
+
+def _fused_eqn(members: list[Eqn], readers: dict, results: set) -> Eqn:
+    """One equation computing ``members``; array literals become inputs (a block loop
+    slices inputs; only 0-d constants are the same for every block)."""
+    inside = {id(e) for e in members}
+    made = {id(v) for e in members for v in e.outputs}
+    inputs, sub_inputs, sub_of = [], [], {}
+
+    def sub(v):
+        if isinstance(v, Literal) and v.aval.ndim == 0 or id(v) in made:
+            return v
+        if id(v) not in sub_of:
+            sub_of[id(v)] = Var(v.aval)
+            inputs.append(v)
+            sub_inputs.append(sub_of[id(v)])
+        return sub_of[id(v)]
+
+    eqns = [Eqn(e.prim, [sub(v) for v in e.inputs], e.params, e.outputs) for e in members]
+    outputs = [
+        v
+        for e in members
+        for v in e.outputs
+        if id(v) in results or readers.get(id(v), set()) - inside
+    ]
+    return Eqn(fused_p, inputs, {"graph": Graph(sub_inputs, eqns, outputs)}, outputs)
