@@ -87,3 +87,18 @@ def test_embedding_gradient_matches_add_at(rows, n_idx, dtype):
         fx.tensor(x)
     ).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "bfloat16"])
+@pytest.mark.parametrize("zero", [0.0, -0.0])
+@pytest.mark.parametrize("zero_side", ["x", "y"])
+def test_where_with_a_zero_scalar_branch_matches_numpy(dtype, zero, zero_side):
+    rng = np.random.default_rng(4)
+    np_dtype = fx.DType.__dict__[dtype].np
+    other = rng.normal(size=(150, 8, 64)).astype(np_dtype)
+    scalar = np.array(zero).astype(np_dtype)
+    c = rng.normal(size=(150, 8, 64)) > 0
+    x, y = (scalar, other) if zero_side == "x" else (other, scalar)
+    got = fx.where(fx.tensor(c), fx.tensor(x), fx.tensor(y)).numpy()
+    want = np.where(c, x, y)
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

@@ -403,10 +403,17 @@ def _select_impl(xp, c, x, y):
         return xp.where(c, x, y)
     shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
     bits = _BITS[x.dtype.itemsize]
-    take_x = np.negative(np.broadcast_to(c, shape).astype(bits))  # all ones where c
-    out = np.broadcast_to(x, shape).view(bits) & take_x
-    np.invert(take_x, out=take_x)
-    out |= np.broadcast_to(y, shape).view(bits) & take_x
+    mask = np.broadcast_to(c, shape).astype(bits)  # 1 where c
+    if y.ndim == 0 and not y.view(bits):  # where(c, x, +0): a relu or a masked gradient
+        np.negative(mask, out=mask)  # all ones where c
+        return (np.broadcast_to(x, shape).view(bits) & mask).view(x.dtype)
+    if x.ndim == 0 and not x.view(bits):
+        np.subtract(mask, 1, out=mask)  # all ones where not c
+        return (np.broadcast_to(y, shape).view(bits) & mask).view(x.dtype)
+    np.negative(mask, out=mask)
+    out = np.broadcast_to(x, shape).view(bits) & mask
+    np.invert(mask, out=mask)
+    out |= np.broadcast_to(y, shape).view(bits) & mask
     return out.view(x.dtype)
 
 
