@@ -767,6 +767,8 @@ def test_stateful_optimizer_step_inside_jit_trains_like_eager(make_optimizer):
 
         run = fx.jit(step) if compiled else step
         losses = [float(run(x, y)) for _ in range(10)]
+        if compiled:  # zero_grad first: the .grad states at a call's start do not matter
+            assert run.stats.misses == 1
         return losses, [p.numpy().copy() for p in model.parameters()], optimizer
 
     eager_losses, eager_params, eager_opt = train(False)
@@ -775,3 +777,32 @@ def test_stateful_optimizer_step_inside_jit_trains_like_eager(make_optimizer):
     for a, b in zip(eager_params, jit_params):
         np.testing.assert_array_equal(a, b)
     assert int(jit_opt._step_count) == int(eager_opt._step_count) == 10
+
+
+def test_backward_inside_jit_accumulates_like_eager_across_grad_states():
+    """Without zero_grad inside, the step reads the .grad it is called with: None (set it)
+    and a tensor (add to it) are two graphs. One entry per signature: each change of state
+    retraces (calls 1, 2, 4 and 5 of 5)."""
+
+    def run(compiled):
+        w = fx.tensor([1.0, -2.0, 0.5], requires_grad=True)
+
+        def step(x):
+            loss = fx.sum(fx.tanh(w * x))
+            loss.backward()
+            return loss
+
+        f = fx.jit(step) if compiled else step
+        grads = []
+        for i in range(5):
+            if i == 3:
+                w.grad = None
+            f(fx.tensor([0.5, 1.0, 2.0]) * (i + 1))
+            grads.append(w.grad.numpy().copy())
+        return grads, f
+
+    eager, _ = run(False)
+    got, compiled = run(True)
+    for g, e in zip(got, eager):
+        np.testing.assert_allclose(g, e, rtol=1e-6)
+    assert (compiled.stats.misses, compiled.stats.hits) == (4, 1)

@@ -50,14 +50,14 @@ class Tensor:
     [2. 4. 6.]:f32[3]:cpu(0)
     """
 
-    __slots__ = ("_value", "requires_grad", "grad", "_node", "_out_index", "__weakref__")
+    __slots__ = ("_value", "requires_grad", "_grad", "_node", "_out_index", "__weakref__")
     _trace = None
     _weak = False  # True for jit's tracers of Python-scalar arguments (see ops._promoted)
     __array_ufunc__ = None  # NumPy defers to our reflected operators: np_array * tensor -> Tensor
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self._value = _to_array(data, dtype, copy=True)
-        self.requires_grad, self.grad, self._node, self._out_index = False, None, None, 0
+        self.requires_grad, self._grad, self._node, self._out_index = False, None, None, 0
         if ctx.dynamic is not None:
             ctx.dynamic.born.add(id(self))
         if requires_grad:
@@ -66,10 +66,26 @@ class Tensor:
     @classmethod
     def _from_array(cls, array: np.ndarray) -> Tensor:
         t = object.__new__(Tensor)
-        t._value, t.requires_grad, t.grad, t._node, t._out_index = array, False, None, None, 0
+        t._value, t.requires_grad, t._grad, t._node, t._out_index = array, False, None, None, 0
         if ctx.dynamic is not None:
             ctx.dynamic.born.add(id(t))  # made while tracing: a constant of the graph
         return t
+
+    @property
+    def grad(self):
+        """What ``backward()`` accumulated into this leaf, or None."""
+        trace = ctx.dynamic
+        if trace is not None and id(self) not in trace.grads_set:
+            # a function being compiled looks at the .grad it was called with: the graph
+            # holds for calls where .grad is None (or not) as it is now
+            trace.grad_guards.setdefault(id(self), (self, self._grad is None))
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if ctx.dynamic is not None:
+            ctx.dynamic.grads_set.add(id(self))
+        self._grad = value
 
     def _alias(self) -> Tensor:
         """The same value without autograd state."""
@@ -443,7 +459,7 @@ class Tracer(Tensor):
 
     def _init_tracer(self, trace):
         self._trace = trace
-        self.requires_grad, self.grad, self._node, self._out_index = False, None, None, 0
+        self.requires_grad, self._grad, self._node, self._out_index = False, None, None, 0
 
     @property
     def aval(self):

@@ -572,11 +572,11 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
-            if not isinstance(p, Tensor) or p.grad is None:
+            if not isinstance(p, Tensor):
                 continue
-            if set_to_none:
+            if set_to_none:  # without looking first (see Optimizer.zero_grad)
                 p.grad = None
-            else:
+            elif p.grad is not None:
                 p.grad = Tensor._from_array(np.zeros(p.shape, p.grad._np_dtype))
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:

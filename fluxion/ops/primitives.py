@@ -188,15 +188,17 @@ _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -
 def _erf_impl(xp, x):
     if x.dtype == np.float64:  # exact to the last bit, where precision is asked for
         return _erf_exact(x)
-    z = xp.clip(x.astype(np.float32), -4.0, 4.0)
+    z = xp.clip(x.astype(np.float32, copy=False), -4.0, 4.0)
     z2 = z * z
-    p, q = xp.full_like(z2, _ERF_P[0]), xp.full_like(z2, _ERF_Q[0])
-    for c in _ERF_P[1:]:
-        p *= z2
+    p, q = z2 * _ERF_P[0], z2 * _ERF_Q[0]  # Horner's rule from the leading coefficient
+    for c in _ERF_P[1:-1]:
         p += c
-    for c in _ERF_Q[1:]:
-        q *= z2
+        p *= z2
+    for c in _ERF_Q[1:-1]:
         q += c
+        q *= z2
+    p += _ERF_P[-1]
+    q += _ERF_Q[-1]
     p *= z
     p /= q
     return p.astype(x.dtype, copy=False)

@@ -134,9 +134,10 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients: ``.grad = None`` (or zeros with ``set_to_none=False``)."""
         for _, p in self._params():
-            if p.grad is None:
-                continue
-            p.grad = None if set_to_none else zeros(p.grad.shape, p.grad._np_dtype)
+            if set_to_none:  # without looking first: a compiled step then does not depend
+                p.grad = None  # on the .grad it is called with (one trace, not two)
+            elif p.grad is not None:
+                p.grad = zeros(p.grad.shape, p.grad._np_dtype)
 
     def step(self, closure: Callable[[], Any] | None = None):
         """Update every parameter that has a ``.grad``, in place.

@@ -70,6 +70,8 @@ class GraphTrace(Trace):
         self.born: set[int] = set()  # ids of tensors created while tracing: constants
         self.captured: dict[int, tuple] = {}  # id -> (tensor, var): closure inputs
         self.writes: dict[int, tuple] = {}  # id -> (tensor, tracer): in-place updates
+        self.grads_set: set[int] = set()  # tensors whose .grad the function assigned
+        self.grad_guards: dict[int, tuple] = {}  # id -> (tensor, .grad was None when read)
 
     def new_input(self, aval, weak=False) -> GraphTracer:
         var = Var(aval)
@@ -95,7 +97,7 @@ class GraphTrace(Trace):
             return Literal(x._value)
         if id(x) not in self.captured:
             # remember .grad as it was: backward() inside may set it, and it is restored
-            self.captured[id(x)] = (x, Var(ShapedArray(x.shape, x._np_dtype)), x.grad)
+            self.captured[id(x)] = (x, Var(ShapedArray(x.shape, x._np_dtype)), x._grad)
         return self.captured[id(x)][1]
 
     def write(self, target: Tensor, value) -> None:
@@ -189,19 +191,16 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
             for (holder, attr), value in zip(holders, saved):
                 setattr(holder, attr, value)
             for tensor, _, grad_before in trace.captured.values():
-                if isinstance(tensor.grad, GraphTracer):  # a failed trace leaks none
-                    tensor.grad = grad_before
+                if isinstance(tensor._grad, GraphTracer):  # a failed trace leaks none
+                    tensor._grad = grad_before
     captured = [t for t, _, _ in trace.captured.values()]
     graph = Graph(
         trace.invars + [v for _, v, _ in trace.captured.values()], trace.eqns, outvars + effect_vars
     )
     sources = {id(v): h for h, v in zip(holders, saved)}
-    guards = []
     for t, _, grad_before in trace.captured.values():
         if grad_before is not None and id(grad_before) in trace.captured:
             sources.setdefault(id(grad_before), (t, "grad"))
-        if any(h is t and a == "grad" for h, a in effects) or id(grad_before) in trace.captured:
-            guards.append((t, grad_before is None))
     return Traced(
         graph,
         captured,
@@ -209,7 +208,7 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
         out_static,
         effects,
         [sources.get(id(t)) for t in captured],
-        guards,
+        list(trace.grad_guards.values()),
     )
 
 
@@ -220,11 +219,11 @@ def _collect_effects(trace, holders, saved):
         effects.append((target, "_value"))
         effect_vars.append(value.var)
     for tensor, _, grad_before in list(trace.captured.values()):
-        g = tensor.grad
+        g = tensor._grad
         if isinstance(g, GraphTracer) and g._trace is trace:
             effects.append((tensor, "grad"))
             effect_vars.append(g.var)
-            tensor.grad = grad_before  # each call of the compiled code writes the new one
+            tensor._grad = grad_before  # each call of the compiled code writes the new one
     for (holder, attr), before in zip(holders, saved):
         value = getattr(holder, attr)
         if value is not before:
@@ -412,11 +411,6 @@ class Compiled:
             self.cache[key] = _FALLBACK
             self.stats.misses -= 1
             return _FALLBACK
-        if stale is not None:
-            # A .grad state the function resets itself (zero_grad inside) traces the same
-            # whatever it was at the call's start: stop checking it.
-            old = {id(t): was_none for t, was_none in stale.traced.guards}
-            traced.guards = [(t, n) for t, n in traced.guards if old.get(id(t)) != n]
         typecheck(traced.graph)
         optimized = passes.optimize(traced.graph)
         run = codegen.compile_graph(optimized, name=self.__name__)
