@@ -398,6 +398,82 @@ def test_algebraic_simplification_removes_reshape_round_trip():
     _same_values(graph, result)
 
 
+# ----------------------------------------------------------------------------- pads
+
+
+def _pad(x, out, lo, hi, axis=1, value=0.0, interior=0):
+    widths = tuple((lo, hi, interior) if k == axis else (0, 0, 0) for k in range(len(x.aval.shape)))
+    return _eqn(P.pad_p, [x], out, widths=widths, value=value)
+
+
+def test_pads_to_concatenate_joins_the_gradient_of_a_split():
+    q, k, v = _v(2, 3), _v(2, 3), _v(2, 3)
+    pq, pk, pv, s1, s2 = (_v(2, 9) for _ in range(5))
+    graph = Graph(
+        [q, k, v],
+        [
+            _pad(q, pq, 0, 6),
+            _pad(k, pk, 3, 3),
+            _pad(v, pv, 6, 0),
+            _eqn(P.add_p, [pq, pk], s1),
+            _eqn(P.add_p, [s1, pv], s2),
+        ],
+        [s2],
+    )
+    result = passes.pads_to_concatenate(graph)
+    assert _prims(result) == ["concatenate"]
+    assert result.eqns[0].inputs == [q, k, v]
+    _same_values(graph, result)
+
+
+def test_pads_to_concatenate_keeps_the_zeros_neither_piece_reaches():
+    a, b = _v(2, 3), _v(2, 2)
+    pa, pb, s = _v(2, 9), _v(2, 9), _v(2, 9)
+    graph = Graph(
+        [a, b],
+        [_pad(b, pb, 4, 3), _pad(a, pa, 1, 5), _eqn(P.add_p, [pb, pa], s)],  # b after a
+        [s],
+    )
+    result = passes.pads_to_concatenate(graph)
+    assert _prims(result) == ["concatenate", "pad"]
+    assert result.eqns[0].inputs == [a, b]
+    assert result.eqns[1].params["widths"] == ((0, 0, 0), (1, 3, 0))
+    _same_values(graph, result)
+
+
+@pytest.mark.parametrize("case", ["gap", "value", "reused", "axes", "interior"])
+def test_pads_to_concatenate_leaves_other_sums_of_pads(case):
+    a, b = _v(2, 3), _v(2, 3)
+    width = 7 if case == "gap" else 6
+    pa, pb, s = _v(2, width), _v(2, width), _v(2, width)
+    eqns = [
+        _pad(a, pa, 0, 4 if case == "gap" else 3, value=1.0 if case == "value" else 0.0),
+        _pad(b, pb, 4 if case == "gap" else 3, 0),
+        _eqn(P.add_p, [pa, pb], s),
+    ]
+    outs = [s, pa] if case == "reused" else [s]
+    if case == "axes":
+        pa, pb, s = _v(2, 6), _v(4, 3), _v(4, 6)
+        pa2, pb2 = _v(4, 6), _v(4, 6)
+        eqns = [
+            _pad(a, pa, 0, 3),
+            _pad(pa, pa2, 0, 2, axis=0),
+            _pad(b, pb, 2, 0, axis=0),
+            _pad(pb, pb2, 3, 0),
+            _eqn(P.add_p, [pa2, pb2], s),
+        ]
+        outs = [s]
+    if case == "interior":
+        pa, s = _v(2, 6), _v(2, 6)
+        eqns = [_pad(a, pa, 0, 1, interior=1), _pad(b, pb, 3, 0), _eqn(P.add_p, [pa, pb], s)]
+        outs = [s]
+    graph = Graph([a, b], eqns, outs)
+    typecheck(graph)
+    result = passes.pads_to_concatenate(graph)
+    assert "concatenate" not in _prims(result)
+    _same_values(graph, result)
+
+
 # ----------------------------------------------------------------------------- fusion
 
 

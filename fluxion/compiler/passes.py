@@ -8,8 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from fluxion.compiler.fusion import fuse_elementwise
-from fluxion.compiler.ir import Eqn, Graph, Literal, typecheck
+from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
+from fluxion.core.primitive import ShapedArray
 from fluxion.core.trace import ctx
+from fluxion.ops import primitives as P
 
 
 def _substitute(graph: Graph, replace: dict, eqns) -> Graph:
@@ -139,11 +141,90 @@ def algebraic_simplification(graph: Graph) -> Graph:
     return _substitute(graph, replace, kept)
 
 
+def _readers(graph: Graph) -> dict:
+    counts: dict[int, int] = {}
+    for v in [v for e in graph.eqns for v in e.inputs] + list(graph.outvars):
+        counts[id(v)] = counts.get(id(v), 0) + 1
+    return counts
+
+
+def _padded_range(pad: Eqn):
+    """``(axis, start, stop)`` of the one axis a zero pad widens (no interior padding)."""
+    widened = [k for k, w in enumerate(pad.params["widths"]) if w != (0, 0, 0)]
+    if pad.params["value"] != 0 or len(widened) != 1:
+        return None
+    (axis,) = widened
+    lo, _, interior = pad.params["widths"][axis]
+    if interior:
+        return None
+    return axis, lo, lo + pad.inputs[0].aval.shape[axis]
+
+
+def _joined_pads(a: Eqn, b: Eqn, out: Var) -> list[Eqn] | None:
+    """``add(pad(x), pad(y))`` where x and y fill adjacent ranges of one axis: the
+    concatenation of x and y, padded only where neither reaches."""
+    ranges = _padded_range(a), _padded_range(b)
+    if None in ranges or ranges[0][0] != ranges[1][0]:
+        return None
+    (axis, start_a, stop_a), (_, start_b, stop_b) = ranges
+    if stop_b == start_a:
+        a, b, start_a, stop_b = b, a, start_b, stop_a
+    elif stop_a != start_b:
+        return None
+    pieces = [a.inputs[0], b.inputs[0]]
+    after = out.aval.shape[axis] - stop_b
+    if start_a == 0 and after == 0:
+        return [Eqn(P.concatenate_p, pieces, {"axis": axis}, [out])]
+    shape = list(out.aval.shape)
+    shape[axis] = stop_b - start_a
+    joined = Var(ShapedArray(tuple(shape), out.aval.dtype))
+    widths = tuple((start_a, after, 0) if k == axis else (0, 0, 0) for k in range(len(shape)))
+    return [
+        Eqn(P.concatenate_p, pieces, {"axis": axis}, [joined]),
+        Eqn(P.pad_p, [joined], {"widths": widths, "value": a.params["value"]}, [out]),
+    ]
+
+
+def pads_to_concatenate(graph: Graph) -> Graph:
+    """The gradient of a split (q, k, v cut from one projection) is a sum of zero pads, one
+    per piece: ``add(pad(x), pad(y))`` over adjacent ranges becomes ``pad(concatenate(x,
+    y))``, and a concatenate of a concatenate along the same axis one concatenate. One
+    write of the result instead of a zero-filled copy per piece and a pass per add."""
+    readers, producer, kept = _readers(graph), {}, []
+
+    def sole(v, name):  # the equation making v, when it is a `name` read only here
+        e = producer.get(id(v))
+        return e if e is not None and e.prim.name == name and readers[id(v)] == 1 else None
+
+    def flattened(concat):
+        axis, pieces = concat.params["axis"], []
+        for v in concat.inputs:
+            inner = sole(v, "concatenate")
+            pieces += inner.inputs if inner and inner.params["axis"] == axis else [v]
+        return Eqn(concat.prim, pieces, concat.params, concat.outputs)
+
+    for eqn in graph.eqns:
+        new = [eqn]
+        if eqn.prim.name == "add":
+            a, b = (sole(v, "pad") for v in eqn.inputs)
+            same = all(v.aval == eqn.outputs[0].aval for v in eqn.inputs)
+            if a is not None and b is not None and same:
+                new = _joined_pads(a, b, eqn.outputs[0]) or new
+        for k, e in enumerate(new):
+            if e.prim.name == "concatenate":
+                new[k] = e = flattened(e)
+            producer[id(e.outputs[0])] = e
+            readers.setdefault(id(e.outputs[0]), 1)  # a joined range: read by its pad only
+        kept += new
+    return dead_code(Graph(graph.invars, kept, graph.outvars))
+
+
 PASSES = [
     constant_folding,
     algebraic_simplification,
     common_subexpressions,
     dead_code,
+    pads_to_concatenate,
     fuse_elementwise,
 ]
 
