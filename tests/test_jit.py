@@ -806,3 +806,89 @@ def test_backward_inside_jit_accumulates_like_eager_across_grad_states():
     for g, e in zip(got, eager):
         np.testing.assert_allclose(g, e, rtol=1e-6)
     assert (compiled.stats.misses, compiled.stats.hits) == (4, 1)
+
+
+# ----------------------------------------------------------------------------- on the tape
+
+
+def test_backward_through_a_compiled_module_matches_eager():
+    fx.manual_seed(0)
+    model = fx.nn.Sequential(fx.nn.Linear(3, 8), fx.nn.GELU(), fx.nn.Linear(8, 2))
+    compiled = fx.jit(model)
+    x = fx.randn(5, 3, requires_grad=True)
+    for _ in range(3):
+        model.zero_grad()
+        x.grad = None
+        out = compiled(x)
+        assert out.requires_grad and out.grad_fn is not None
+        fx.sum(out**2).backward()
+        got = [p.grad.numpy().copy() for p in model.parameters()] + [x.grad.numpy().copy()]
+    model.zero_grad()
+    x.grad = None
+    fx.sum(model(x) ** 2).backward()
+    want = [p.grad.numpy() for p in model.parameters()] + [x.grad.numpy()]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+    assert (compiled.stats.misses, compiled.stats.hits, compiled.stats.fallbacks) == (1, 2, 0)
+    assert compiled.__name__ == "Sequential"
+
+
+def test_compiled_output_on_the_tape_mixes_with_eager_ops_and_int_inputs():
+    table = fx.tensor(np.random.default_rng(0).normal(size=(6, 3)), requires_grad=True)
+
+    def lookup(idx, scale):
+        return fx.take(table, idx, axis=0) * scale
+
+    idx = fx.tensor(np.array([0, 2, 2, 5]))
+    scale = fx.tensor(2.0, requires_grad=True)
+    loss = fx.sum(fx.exp(fx.jit(lookup)(idx, scale)))
+    loss.backward()
+    got = table.grad.numpy(), scale.grad.numpy()
+    table.grad = scale.grad = None
+    fx.sum(fx.exp(lookup(idx, scale))).backward()
+    np.testing.assert_allclose(got[0], table.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(got[1], scale.grad.numpy(), rtol=1e-12)
+
+
+def test_compiled_function_that_writes_state_runs_on_the_tape_op_by_op():
+    fx.manual_seed(0)
+    model = fx.nn.Sequential(fx.nn.Linear(3, 4), fx.nn.Dropout(0.5))
+    compiled = fx.jit(model)
+    x = fx.randn(8, 3)
+    fx.manual_seed(1)
+    with pytest.warns(UserWarning, match="runs op by op"):
+        fx.sum(compiled(x)).backward()
+    got = model[0].weight.grad.numpy().copy()
+    model.zero_grad()
+    fx.manual_seed(1)
+    fx.sum(model(x)).backward()
+    np.testing.assert_array_equal(got, model[0].weight.grad.numpy())
+    assert compiled.stats.fallbacks == 1
+
+
+def test_compiled_call_under_no_grad_records_nothing():
+    w = fx.tensor([1.0, 2.0], requires_grad=True)
+    f = fx.jit(lambda x: x * w)
+    with fx.no_grad():
+        out = f(fx.tensor([3.0, 4.0]))
+    assert not out.requires_grad and out.grad_fn is None
+
+
+def test_a_step_that_takes_its_own_gradients_returns_plain_values():
+    """The JAX face: value_and_grad inside, Parameters as arguments: no tape, no graph
+    growing from one step's outputs into the next."""
+    fx.manual_seed(0)
+    model = fx.nn.Linear(3, 2)
+    state = fx.optim.adamw_init(model)
+    x = fx.randn(4, 3)
+
+    @fx.jit
+    def step(model, state):
+        loss, grads = fx.value_and_grad(lambda m: fx.sum(m(x) ** 2))(model)
+        model, state = fx.optim.adamw_update(model, grads, state, lr=0.1)
+        return model, state, loss
+
+    for _ in range(3):
+        model, state, loss = step(model, state)
+        assert loss.grad_fn is None and all(p.grad_fn is None for p in model.parameters())
+    assert step.stats.fallbacks == 0

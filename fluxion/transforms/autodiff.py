@@ -138,6 +138,8 @@ def _seed(name, what, ct, out) -> Tensor:
 
 def tensor_backward(t: Tensor, gradient, retain_graph: bool, create_graph: bool) -> None:
     """``t.backward()``: accumulate d(t)/d(leaf) into every leaf's ``.grad``."""
+    if ctx.dynamic is not None:  # see vjp
+        ctx.dynamic.differentiates = True
     if not t.requires_grad:
         raise GradError(
             "backward: this tensor does not require grad and has no grad_fn; create the inputs "
@@ -263,6 +265,8 @@ def vjp(f, *primals, has_aux: bool = False):
     """
     primals = _as_tensors(primals)
     in_leaves, in_tree = tree_flatten(primals)
+    if ctx.dynamic is not None:  # a function being compiled takes its own gradients
+        ctx.dynamic.differentiates = True
     with new_trace(VJPTrace) as trace:
         # Aliases: differentiating w.r.t. an argument records nothing on the imperative tape,
         # even when the argument requires grad (a Parameter).

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fluxion.compiler import codegen, passes
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, pp_graph, typecheck
+from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph, typecheck
 from fluxion.core import dtypes
 from fluxion.core.primitive import ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
@@ -71,6 +71,7 @@ class GraphTrace(Trace):
         self.captured: dict[int, tuple] = {}  # id -> (tensor, var): closure inputs
         self.writes: dict[int, tuple] = {}  # id -> (tensor, tracer): in-place updates
         self.grads_set: set[int] = set()  # tensors whose .grad the function assigned
+        self.differentiates = False  # it takes gradients itself (grad, vjp, backward inside)
         self.grad_guards: dict[int, tuple] = {}  # id -> (tensor, .grad was None when read)
 
     def new_input(self, aval, weak=False) -> GraphTracer:
@@ -131,6 +132,11 @@ class Traced:
     # (tensor, grad_was_none): the graph assumes each of these .grad states at a call's
     # start (backward inside sets .grad when it was None, accumulates otherwise)
     guards: list
+    # Whether a call whose inputs require grad goes on the autograd tape, as one node (the
+    # PyTorch face: a compiled model's output has a grad_fn). Not for a function that takes
+    # gradients itself (a training step: grad or backward() inside), whose results are
+    # plain values (the JAX face), nor for one that returns no float tensor.
+    on_tape: bool
     checks: list = field(init=False)  # (tensor, source, aval) of each captured input
 
     def __post_init__(self):
@@ -140,11 +146,14 @@ class Traced:
             for t, src, var in zip(self.captured, self.sources, self.graph.invars[n:])
         ]
 
-    def inputs(self, leaves) -> list:
-        return [x._value for x in leaves] + [
-            t._value if src is None else getattr(*src)._value
-            for t, src in zip(self.captured, self.sources)
+    def input_tensors(self, leaves) -> list:
+        """The graph's inputs at this call: the argument leaves, then the captured tensors."""
+        return list(leaves) + [
+            t if src is None else getattr(*src) for t, src in zip(self.captured, self.sources)
         ]
+
+    def inputs(self, leaves) -> list:
+        return [x._value for x in self.input_tensors(leaves)]
 
     def guards_hold(self) -> bool:
         """The captured tensors still have the shapes and dtypes traced (``p.data = ...``
@@ -209,6 +218,7 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
         effects,
         [sources.get(id(t)) for t in captured],
         list(trace.grad_guards.values()),
+        not trace.differentiates and any(dtypes.is_float(v.aval.dtype) for v in outvars),
     )
 
 
@@ -258,6 +268,8 @@ def trace_subgraph(fn, in_avals, name):
             changed = [getattr(h, a) is not v for (h, a), v in zip(holders, saved)]
         finally:
             ctx.dynamic = previous
+            if previous is not None and trace.differentiates:
+                previous.differentiates = True
             for (holder, attr), value in zip(holders, saved):
                 setattr(holder, attr, value)
     if any(changed) or trace.writes:
@@ -293,10 +305,11 @@ class CompilationStats:
 
 
 class _Entry:
-    __slots__ = ("traced", "run", "optimized")
+    __slots__ = ("traced", "run", "optimized", "pullback")
 
     def __init__(self, traced, run, optimized):
         self.traced, self.run, self.optimized = traced, run, optimized
+        self.pullback = None  # compiled on the first backward() through this entry
 
 
 _FALLBACK = object()
@@ -308,6 +321,8 @@ class Compiled:
 
     def __init__(self, fn, static_argnums, static_argnames, show_graph, max_cache_size, fallback):
         functools.update_wrapper(self, fn)
+        if not hasattr(self, "__name__"):  # a callable object: fx.jit(model)
+            self.__name__ = type(fn).__name__
         self.fn = fn
         self.static_argnums = (
             (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
@@ -385,6 +400,21 @@ class Compiled:
             self.cache.move_to_end(key)
             if entry is not _FALLBACK:
                 self.stats.hits += 1
+        if entry is not _FALLBACK and ctx.grad_enabled and entry.traced.on_tape:
+            inputs = entry.traced.input_tensors(leaves)
+            if any(x.requires_grad for x in inputs):
+                if entry.traced.effects or entry.traced.out_static:
+                    entry = _FALLBACK  # the tape must see the writes: run it op by op
+                    if not self.stats.fallbacks:
+                        warnings.warn(
+                            f"jit: {self.__name__} runs op by op: its inputs require grad and "
+                            "it writes state (the global random key, an in-place update) or "
+                            "returns non-tensors; compile the whole step (backward() inside) "
+                            "or pass random keys explicitly",
+                            stacklevel=2,
+                        )
+                else:
+                    return self._run_on_tape(entry, inputs)
         if entry is _FALLBACK:
             self.stats.fallbacks += 1
             return self.fn(*args, **kwargs)
@@ -443,15 +473,42 @@ class Compiled:
         )
         log.warning("jit: compiling %s: %s", self.__name__, why)
 
-    def _run(self, entry, leaves):
+    def _run_on_tape(self, entry, inputs):
+        """One node of the autograd tape: the compiled graph forward, and for backward() a
+        compiled pullback of the traced graph (it recomputes the forward pass inside)."""
+        from fluxion.ops.creation import zeros
+        from fluxion.transforms.autodiff import _record_call
+
         traced = entry.traced
+
+        def forward(primals):
+            outs = self._call_graph(entry.run, [x._value for x in primals])
+            return [Tensor._from_array(np.asarray(o)) for o in outs], primals
+
+        def backward(primals, cts):
+            if entry.pullback is None:
+                entry.pullback = jit(_pullback(traced.graph))
+            cts = [
+                zeros(v.aval.shape, v.aval.dtype) if c is None else c
+                for c, v in zip(cts, traced.graph.outvars)
+            ]
+            return entry.pullback([x.detach() for x in primals], cts)
+
+        outs = _record_call(f"jit[{self.__name__}]", inputs, forward, backward)
+        return tree_unflatten(traced.out_tree, outs)
+
+    def _call_graph(self, run, arrays):
         try:
-            outs = entry.run(*traced.inputs(leaves))
+            return run(*arrays)
         except IndexError as e:  # values (indices) are only known now, not at trace time
             raise IndexOutOfRangeError(
                 f"{self.__name__} (compiled): {e}; an index (a gather, take, embedding lookup) is "
                 "out of range for the axis it indexes; run it eagerly to see which op"
             ) from None
+
+    def _run(self, entry, leaves):
+        traced = entry.traced
+        outs = self._call_graph(entry.run, traced.inputs(leaves))
         n_effects = len(traced.effects)
         results = outs[: len(outs) - n_effects] if n_effects else outs
         for (holder, attr), value in zip(traced.effects, outs[len(outs) - n_effects :]):
@@ -464,6 +521,26 @@ class Compiled:
                 else Tensor._from_array(np.asarray(next(it)))
             )
         return tree_unflatten(traced.out_tree, out_leaves)
+
+
+def _pullback(graph: Graph):
+    """``(inputs, cotangents) -> input cotangents`` of ``graph`` (None for non-float inputs)."""
+    from fluxion.transforms.autodiff import vjp
+
+    floats = [i for i, v in enumerate(graph.invars) if dtypes.is_float(np.dtype(v.aval.dtype))]
+
+    def pullback(inputs, cts):
+        def f(*wrt):
+            full = list(inputs)
+            for i, x in zip(floats, wrt):
+                full[i] = x
+            return eval_graph(graph, *full)
+
+        _, vjp_fn = vjp(f, *[inputs[i] for i in floats])
+        grads = dict(zip(floats, vjp_fn(list(cts))))
+        return [grads.get(i) for i in range(len(inputs))]
+
+    return pullback
 
 
 def _write_back(holder, attr, value: np.ndarray):
