@@ -102,3 +102,19 @@ def test_where_with_a_zero_scalar_branch_matches_numpy(dtype, zero, zero_side):
     got = fx.where(fx.tensor(c), fx.tensor(x), fx.tensor(y)).numpy()
     want = np.where(c, x, y)
     assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize(
+    "shape, axes",
+    [((150, 4, 8, 8), (3,)), ((64, 4, 10, 10), (3,)), ((10, 1000), (1,)), ((6, 5, 4), (0, 2))],
+)
+@pytest.mark.parametrize("op", ["max", "min"])
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_max_min_match_numpy_on_both_kernels(shape, axes, op, dtype):
+    x = (np.random.default_rng(5).normal(size=shape) * 10).astype(dtype)
+    if dtype == "float32":
+        x.flat[7] = np.nan  # propagates, as in NumPy
+    got = getattr(fx, op)(fx.tensor(x), axis=axes).numpy()
+    want = getattr(np, op)(x, axis=axes)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
