@@ -888,7 +888,13 @@ def test_a_step_that_takes_its_own_gradients_returns_plain_values():
         model, state = fx.optim.adamw_update(model, grads, state, lr=0.1)
         return model, state, loss
 
+    eager_model, eager_state, _ = step.fn(model, state)
     for _ in range(3):
         model, state, loss = step(model, state)
         assert loss.grad_fn is None and all(p.grad_fn is None for p in model.parameters())
     assert step.stats.fallbacks == 0
+    # the updated parameters come back as Parameters, as adamw_update returns them eagerly
+    assert [type(p) for p in model.parameters()] == [type(p) for p in eager_model.parameters()]
+    assert all(type(p) is fx.nn.Parameter and p.requires_grad for p in model.parameters())
+    fx.sum(model(x)).backward()  # so the imperative style can take over
+    assert model.weight.grad is not None

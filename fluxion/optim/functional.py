@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from fluxion.core import dtypes
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer
-from fluxion.core.trace import no_grad
+from fluxion.core.trace import ctx, no_grad
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import astype, maximum, power, sqrt, where
 from fluxion.ops.primitives import constant, zeros
@@ -147,12 +147,14 @@ def _rebuild(treedef, old_leaves, new_leaves):
     ``adamw_update`` returns can go on training with ``loss.backward()`` as well."""
     param_type = getattr(_nn_module(), "Parameter", None)
     if param_type is not None:
-        new_leaves = [
-            param_type(new, requires_grad=old.requires_grad)
-            if new is not old and type(old) is param_type and not isinstance(new, Tracer)
-            else new
-            for old, new in zip(old_leaves, new_leaves)
-        ]
+        rebuilt = []
+        for old, new in zip(old_leaves, new_leaves):
+            if new is not old and type(old) is param_type and not isinstance(new, Tracer):
+                new = param_type(new, requires_grad=old.requires_grad)
+            elif new is not old and ctx.dynamic is not None and id(old) in ctx.dynamic.parameters:
+                ctx.dynamic.parameters.add(id(new))  # traced by jit: returned as a Parameter
+            rebuilt.append(new)
+        new_leaves = rebuilt
     return tree_unflatten(treedef, new_leaves)
 
 

@@ -31,7 +31,7 @@ from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
 from fluxion.core.trace import Trace, ctx, new_trace, user_frame
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
-from fluxion.nn.module import training_flags
+from fluxion.nn.module import Parameter, training_flags
 
 log = logging.getLogger("fluxion.jit")
 
@@ -72,6 +72,9 @@ class GraphTrace(Trace):
         self.writes: dict[int, tuple] = {}  # id -> (tensor, tracer): in-place updates
         self.grads_set: set[int] = set()  # tensors whose .grad the function assigned
         self.differentiates = False  # it takes gradients itself (grad, vjp, backward inside)
+        # traced values that stand for trainable nn.Parameters: the arguments that are, and
+        # what an optimizer's update returns for them (see optim.functional._rebuild)
+        self.parameters: set[int] = set()
         self.grad_guards: dict[int, tuple] = {}  # id -> (tensor, .grad was None when read)
 
     def new_input(self, aval, weak=False) -> GraphTracer:
@@ -137,6 +140,7 @@ class Traced:
     # gradients itself (a training step: grad or backward() inside), whose results are
     # plain values (the JAX face), nor for one that returns no float tensor.
     on_tape: bool
+    out_parameters: frozenset  # output leaf indices that come back as nn.Parameters
     checks: list = field(init=False)  # (tensor, source, aval) of each captured input
 
     def __post_init__(self):
@@ -186,6 +190,11 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
                 trace.new_input(ShapedArray(x.shape, x._np_dtype), w)
                 for x, w in zip(args_leaves, weak)
             ]
+            trace.parameters.update(
+                id(t)
+                for t, x in zip(tracers, args_leaves)
+                if type(x) is Parameter and x.requires_grad
+            )
             out = fn(*tree_unflatten(in_tree, tracers))
             out_leaves, out_tree = tree_flatten(out)
             outvars, out_static = [], {}
@@ -219,6 +228,7 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
         [sources.get(id(t)) for t in captured],
         list(trace.grad_guards.values()),
         not trace.differentiates and any(dtypes.is_float(v.aval.dtype) for v in outvars),
+        frozenset(i for i, o in enumerate(out_leaves) if id(o) in trace.parameters),
     )
 
 
@@ -515,11 +525,12 @@ class Compiled:
             _write_back(holder, attr, np.asarray(value))
         out_leaves, it = [], iter(results)
         for i in range(len(results) + len(traced.out_static)):
-            out_leaves.append(
-                traced.out_static[i]
-                if i in traced.out_static
-                else Tensor._from_array(np.asarray(next(it)))
-            )
+            if i in traced.out_static:
+                out_leaves.append(traced.out_static[i])
+            elif i in traced.out_parameters:  # as adamw_update returns them eagerly
+                out_leaves.append(Parameter(np.asarray(next(it))))
+            else:
+                out_leaves.append(Tensor._from_array(np.asarray(next(it))))
         return tree_unflatten(traced.out_tree, out_leaves)
 
 
