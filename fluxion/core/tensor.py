@@ -8,6 +8,8 @@ through ``bind``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fluxion.core import dtypes
@@ -109,11 +111,11 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
-        return len(self.shape)
+        return self._value.ndim
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return self._value.size
 
     def numel(self) -> int:
         return self.size
@@ -468,6 +470,14 @@ class Tracer(Tensor):
     @property
     def shape(self) -> tuple:
         return self.aval.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.aval.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.aval.shape)
 
     @property
     def _np_dtype(self) -> np.dtype:

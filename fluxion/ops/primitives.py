@@ -774,8 +774,8 @@ def _reshape_aval(x, *, shape):
 
 reshape_p = Primitive(
     "reshape",
-    impl=lambda xp, x, *, shape: xp.reshape(x, shape),
-    emit="xp.reshape({args}, {shape})",
+    impl=lambda xp, x, *, shape: x.reshape(shape),  # the method: no np.reshape wrapper
+    emit="{args}.reshape({shape})",
     abstract=_reshape_aval,
     jvp=lambda primals, tangents, *, shape: (
         bind(reshape_p, primals[0], shape=shape),
@@ -836,8 +836,8 @@ def _transpose_aval(x, *, perm):
 
 transpose_p = Primitive(
     "transpose",
-    impl=lambda xp, x, *, perm: xp.transpose(x, perm),
-    emit="xp.transpose({args}, {perm})",
+    impl=lambda xp, x, *, perm: x.transpose(perm),
+    emit="{args}.transpose({perm})",
     abstract=_transpose_aval,
     jvp=lambda primals, tangents, *, perm: (
         bind(transpose_p, primals[0], perm=perm),
