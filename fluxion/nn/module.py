@@ -754,10 +754,21 @@ def training_flags(tree: Any) -> tuple[bool, ...]:
     switch); a cache of traced/compiled functions that depends on the mode (dropout)
     should add these flags to its key.
     """
+    return structure_training_flags(tree_flatten(tree)[1])
+
+
+def structure_training_flags(treedef) -> tuple[bool, ...]:
+    """``training_flags`` of a tree from its flattened structure (each module's aux carries
+    its flag): jit reads them from the argument structure it has flattened anyway."""
     flags: list[bool] = []
-    for leaf in tree_flatten(tree, is_leaf=lambda x: isinstance(x, Module))[0]:
-        if isinstance(leaf, Module):
-            flags.extend(m.training for m in leaf.modules())
+
+    def visit(node):
+        if isinstance(node.aux, _ModuleAux):
+            flags.append(node.aux.training)
+        for child in node.children:
+            visit(child)
+
+    visit(treedef)
     return tuple(flags)
 
 

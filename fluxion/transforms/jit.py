@@ -31,7 +31,7 @@ from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
 from fluxion.core.trace import Trace, ctx, new_trace, user_frame
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
-from fluxion.nn.module import Parameter, training_flags
+from fluxion.nn.module import Parameter, structure_training_flags
 
 log = logging.getLogger("fluxion.jit")
 
@@ -393,7 +393,7 @@ class Compiled:
         # give different dtypes
         # train()/eval() leave a Module's structure alone (optimizer state survives the
         # switch) but change what it computes (dropout): the modes are part of the key
-        modes = training_flags((dyn_args, dyn_kwargs))
+        modes = structure_training_flags(in_tree)
         key = (
             in_tree,
             tuple((x.shape, x._np_dtype, w) for x, w in zip(leaves, weak)),
