@@ -159,27 +159,28 @@ def _ints_and_forward_slices(x, index):
     """The common case (``x[1:5]``, ``x[:, 0]``) as one slice and one reshape; None when
     the index needs the general path (which also gives the errors)."""
     items = index if type(index) is tuple else (index,)
-    if len(items) > x.ndim:
+    shape = x.shape
+    if len(items) > len(shape):
         return None
     starts, stops, steps, kept = [], [], [], []
     for axis, item in enumerate(items):
-        n = x.shape[axis]
-        if type(item) is int and -n <= item < n:
-            item %= n
-            starts.append(item), stops.append(item + 1), steps.append(1)
-        elif type(item) is slice:
+        n = shape[axis]
+        if type(item) is slice:
             b, e, step = item.indices(n)
             if step < 0:
                 return None
-            starts.append(b), stops.append(max(b, e)), steps.append(step)
+            starts.append(b), stops.append(e if e > b else b), steps.append(step)
             kept.append(axis)
+        elif type(item) is int and -n <= item < n:
+            item %= n
+            starts.append(item), stops.append(item + 1), steps.append(1)
         else:
             return None
-    rest = range(len(items), x.ndim)
-    starts, stops = tuple(starts) + (0,) * len(rest), tuple(stops) + x.shape[len(items) :]
-    steps = tuple(steps) + (1,) * len(rest)
+    rest = len(shape) - len(items)
+    starts, stops = (*starts, *(0,) * rest), (*stops, *shape[len(items) :])
+    steps = (*steps, *(1,) * rest)
     y = x
-    if (starts, stops, steps) != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
+    if stops != shape or any(starts) or any(s != 1 for s in steps):
         y = bind(P.slice_p, x, starts=starts, stops=stops, steps=steps)
     if len(kept) < len(items):  # ints drop their axis
         y = bind(P.reshape_p, y, shape=tuple(y.shape[a] for a in kept) + y.shape[len(items) :])
