@@ -729,6 +729,16 @@ def test_show_graph_prints_optimized_ir_and_code(capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_show_graph_prints_each_fused_group_kernel(capsys):
+    compiled = fx.jit(lambda x, b: fx.tanh(x * 2.0 + b) * x, show_graph=True)
+    x, b = fx.ones((300, 1000)), fx.ones(1000)
+    got = compiled(x, b)
+    out = capsys.readouterr().out
+    assert "k0_fused(in0, in1)" in out and "--- k0_fused:" in out
+    assert "for s in range(0, 300, 65):" in out  # blocks of 65 rows of 1000 float32
+    np.testing.assert_array_equal(_np(got), _np(fx.tanh(x * 2.0 + b) * x))
+
+
 def test_xpr_matches_make_graph_and_does_not_compile():
     def f(x):
         return fx.exp(x) * 2.0

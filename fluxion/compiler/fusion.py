@@ -34,6 +34,19 @@ def _fused_impl(xp, *arrays, graph):
     return graph.compiled(*arrays)
 
 
+def kernel_sources(graph: Graph) -> dict[int, str]:
+    """The generated code of each ``fused`` group of ``graph`` by equation index (codegen
+    calls it ``k{index}_fused``), for show_graph."""
+    sources = {}
+    for k, eqn in enumerate(graph.eqns):
+        if eqn.prim is fused_p:
+            group = eqn.params["graph"]
+            if group.compiled is None:
+                group.compiled = compile_blocked(group)
+            sources[k] = group.compiled.source
+    return sources
+
+
 def _fused_aval(*avals, graph):
     if [tuple(a.shape) for a in avals] != [tuple(a.shape) for a in graph.in_avals]:
         raise ShapeError(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fluxion.compiler import codegen, passes
+from fluxion.compiler import codegen, fusion, passes
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph, typecheck
 from fluxion.core import dtypes
 from fluxion.core.primitive import ShapedArray
@@ -463,6 +463,8 @@ class Compiled:
             print(
                 f"--- {self.__name__}: optimized graph\n{pp_graph(optimized)}\n--- generated code\n{run.source}"
             )
+            for k, source in fusion.kernel_sources(optimized).items():
+                print(f"--- k{k}_fused: a fused group of elementwise ops\n{source}")
         return entry
 
     def _explain_miss(self, key, stale=None):
