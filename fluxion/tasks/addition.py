@@ -28,6 +28,7 @@ END = "#"
 @register
 class Addition(Task):
     name = "addition"
+    length_key = "exact_match_by_length"
     help = "'a+b' -> the sum, digits reversed: Seq2Seq with teacher forcing, exact match by length"
     metric = "token_accuracy"
     defaults = dict(
@@ -140,23 +141,17 @@ class Addition(Task):
             result["exact_match_by_length"] = {str(L): v for L, v in table.items()}
         return result
 
-    def by_length(self, result):
-        table = result.get("exact_match_by_length")
-        return (
-            None
-            if table is None
-            else ({int(k): v for k, v in table.items()}, set(self.data.train_lengths))
-        )
+    def trained_lengths(self):
+        return set(self.data.train_lengths)
 
     def describe(self, result):
         lines = [
             f"addition: exact match {result['val_exact_match']:.2%} on held-out problems of the "
             f"training lengths (3-{self.train_max}), greedy decoding"
         ]
-        table = result.get("exact_match_by_length")
-        if table:
-            trained = set(self.data.train_lengths)
-            lines += length_table({int(k): v for k, v in table.items()}, trained, "exact")
+        lengths = self.by_length(result)
+        if lengths:
+            lines += length_table(*lengths, "exact")
         return lines
 
     # ---------------------------------------------------------------- inference

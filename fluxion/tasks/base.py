@@ -161,9 +161,20 @@ class Task:
         """The lines that tell a person what ``evaluate(..., full=True)`` found."""
         return [f"{k}: {v}" for k, v in result.items() if not isinstance(v, dict | list)]
 
+    #: the key of the ``{length: score}`` table that ``evaluate(full=True)`` returns, if any
+    length_key: ClassVar[str | None] = None
+
+    def trained_lengths(self) -> set[int]:
+        """The input lengths the task trains on (the rest of the table is out of distribution)."""
+        raise NotImplementedError
+
     def by_length(self, result: dict[str, Any]) -> tuple[dict[int, float], set[int]] | None:
-        """``({length: accuracy}, lengths trained on)`` for the chart, if the task has one."""
-        return None
+        """``({length: score}, lengths trained on)`` for the chart and ``describe``, if the
+        result has a table (JSON keys are strings)."""
+        table = result.get(self.length_key) if self.length_key else None
+        if not table:
+            return None
+        return {int(k): v for k, v in table.items()}, self.trained_lengths()
 
     # ---------------------------------------------------------------- inference
     def tokenizer_dict(self) -> dict | None:

@@ -17,6 +17,7 @@ from fluxion.tasks.base import Task, accuracy, eval_rng, length_table, register
 @register
 class Classify(Task):
     name = "classify"
+    length_key = "accuracy_by_length"
     help = "sum of tokens mod 3 (the seed-000 task) with an EncoderClassifier"
     defaults = dict(
         steps=600,
@@ -87,9 +88,8 @@ class Classify(Task):
             }
         return result
 
-    def by_length(self, result):
-        table = result.get("accuracy_by_length")
-        return None if table is None else ({int(k): v for k, v in table.items()}, {self.seq_len})
+    def trained_lengths(self):
+        return {self.seq_len}
 
     def describe(self, result):
         lines = [
@@ -97,7 +97,7 @@ class Classify(Task):
             f"({self.train_size} sequences) fitted to {result['train_accuracy']:.2%}; held-out "
             f"accuracy {result['val_accuracy']:.2%} (chance {1 / self.classes:.1%})"
         ]
-        table = result.get("accuracy_by_length")
-        if table:
-            lines += length_table({int(k): v for k, v in table.items()}, {self.seq_len}, "accuracy")
+        lengths = self.by_length(result)
+        if lengths:
+            lines += length_table(*lengths, "accuracy")
         return lines

@@ -20,6 +20,7 @@ from fluxion.tasks.base import Task, TaskError, accuracy, length_table, register
 @register
 class Difference(Task):
     name = "difference"
+    length_key = "accuracy_by_length"
     help = "is a > b in 'a-b'? an EncoderClassifier over characters, by length"
     defaults = dict(
         steps=1500,
@@ -108,13 +109,8 @@ class Difference(Task):
             result["accuracy_by_length"] = {str(n): both[n] for n in sorted(both)}
         return result
 
-    def by_length(self, result):
-        table = result.get("accuracy_by_length")
-        return (
-            None
-            if table is None
-            else ({int(k): v for k, v in table.items()}, set(self.data.train_lengths))
-        )
+    def trained_lengths(self):
+        return set(self.data.train_lengths)
 
     def describe(self, result):
         lines = [
@@ -122,10 +118,9 @@ class Difference(Task):
             f"training lengths (3-{self.train_max}), {result['test_accuracy']:.2%} on the test "
             f"split (lengths {self.train_max + 1}-{self.max_len}, out of distribution)"
         ]
-        table = result.get("accuracy_by_length")
-        if table:
-            trained = set(self.data.train_lengths)
-            lines += length_table({int(k): v for k, v in table.items()}, trained, "accuracy")
+        lengths = self.by_length(result)
+        if lengths:
+            lines += length_table(*lengths, "accuracy")
         return lines
 
     def generate(self, model, prompt, options):
