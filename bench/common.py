@@ -243,7 +243,9 @@ def to_numpy(x) -> np.ndarray:
 # ----------------------------------------------------------------------------- output
 
 
-def parser(description: str, repeat: int) -> argparse.ArgumentParser:
+def parser(description: str, repeat: int, torch_optional: bool = False) -> argparse.ArgumentParser:
+    """The options every script shares; ``torch_optional`` adds ``--no-torch``. Read the
+    thread and torch options back with ``torch_from_args``."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument(
         "--repeat",
@@ -254,7 +256,23 @@ def parser(description: str, repeat: int) -> argparse.ArgumentParser:
     p.add_argument(
         "--json", action="store_true", help="print one JSON object per result line, no table"
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads of torch and of NumPy's OpenBLAS (default 2, the machine's cores)",
+    )
+    if torch_optional:
+        p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     return p
+
+
+def torch_from_args(args):
+    """``torch`` (None with ``--no-torch`` or when it is not installed), with torch and
+    NumPy's BLAS set to ``--threads`` threads."""
+    torch = None if getattr(args, "no_torch", False) else import_torch(threads=args.threads)
+    set_threads(args.threads, torch)
+    return torch
 
 
 def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:

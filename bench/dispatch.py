@@ -102,7 +102,7 @@ def profile(fn, calls: int, top: int = 20):
 
 
 def main(argv=None):
-    p = common.parser(__doc__.splitlines()[0], repeat=7)
+    p = common.parser(__doc__.splitlines()[0], repeat=7, torch_optional=True)
     p.add_argument("--sizes", default="small,large", help="comma list of: small, large")
     p.add_argument(
         "--min-sample-ms", type=float, default=5.0, help="minimum length of one timed sample"
@@ -118,19 +118,11 @@ def main(argv=None):
         action="store_true",
         help="add a column: fluxion with float inputs requiring grad (records the tape)",
     )
-    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        help="threads of torch and of NumPy's OpenBLAS (default 2, the machine's cores)",
-    )
     p.add_argument(
         "--profile", metavar="OP", help="cProfile fluxion's OP on the first size instead of timing"
     )
     args = p.parse_args(argv)
-    torch = None if args.no_torch else common.import_torch(threads=args.threads)
-    common.set_threads(args.threads, torch)
+    torch = common.torch_from_args(args)
     if args.profile:
         size = args.sizes.split(",")[0]
         fns = {op: f for op, _, f in cases(size, None, args.requires_grad)}[args.profile]

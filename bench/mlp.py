@@ -237,7 +237,7 @@ def _profile(step, n: int, top: int):
 
 
 def main(argv=None):
-    p = common.parser(__doc__.splitlines()[0], repeat=21)
+    p = common.parser(__doc__.splitlines()[0], repeat=21, torch_optional=True)
     p.add_argument("--act", choices=["tanh", "relu"], default="tanh")
     p.add_argument("--batch", type=int, default=BATCH)
     p.add_argument("--in", dest="d_in", type=int, default=IN)
@@ -254,13 +254,6 @@ def main(argv=None):
         help="sleep before each sample so the previous framework's spinning BLAS/OpenMP "
         "threads time out (OpenBLAS spins ~0.1 s after a call; see common.time_interleaved)",
     )
-    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        help="threads of torch and of NumPy's OpenBLAS (default 2, the machine's cores)",
-    )
     p.add_argument(
         "--profile",
         choices=["imperative", "functional"],
@@ -273,8 +266,7 @@ def main(argv=None):
     p.add_argument("--profile-steps", type=int, default=30)
     p.add_argument("--top", type=int, default=25, help="rows of the profile to print")
     args = p.parse_args(argv)
-    torch = None if args.no_torch else common.import_torch(threads=args.threads)
-    common.set_threads(args.threads, torch)
+    torch = common.torch_from_args(args)
     sizes = {"batch": args.batch, "d_in": args.d_in, "width": args.width, "d_out": args.d_out}
     steps = make_steps(torch, args.act, args.loss, **sizes)
     if args.profile:

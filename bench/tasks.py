@@ -424,9 +424,6 @@ def main(argv=None) -> int:
         "--tasks", default=",".join(TASKS), help=f"comma list of {', '.join(TASKS)} (default all)"
     )
     p.add_argument(
-        "--threads", type=int, default=2, help="threads of torch and of NumPy's OpenBLAS"
-    )
-    p.add_argument(
         "--check-steps", type=int, default=5, help="steps compared before timing (default 5)"
     )
     p.add_argument(

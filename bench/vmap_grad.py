@@ -95,15 +95,8 @@ def make_candidates(torch, n: int):
 
 
 def main(argv=None):
-    p = common.parser(__doc__.splitlines()[0], repeat=7)
+    p = common.parser(__doc__.splitlines()[0], repeat=7, torch_optional=True)
     p.add_argument("--examples", type=int, default=512)
-    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        help="threads of torch and of NumPy's OpenBLAS (default 2, the machine's cores)",
-    )
     p.add_argument(
         "--settle-ms",
         type=float,
@@ -112,8 +105,7 @@ def main(argv=None):
     )
     p.add_argument("--no-loops", action="store_true", help="time only the vmap candidates (faster)")
     args = p.parse_args(argv)
-    torch = None if args.no_torch else common.import_torch(threads=args.threads)
-    common.set_threads(args.threads, torch)
+    torch = common.torch_from_args(args)
     env = common.environment(torch)
     cands = make_candidates(torch, args.examples)
 

@@ -662,7 +662,6 @@ def main() -> int:
         "is importable, torch_compile with --torch-compile",
     )
     p.add_argument("--torch-compile", action="store_true", help="add the torch_compile peer")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument(
         "--rtol",
         type=float,
@@ -712,7 +711,7 @@ def main() -> int:
         # a fresh Inductor cache: repeat 1 compiles cold, later repeats hit this disk cache
         tmp_cache = tempfile.TemporaryDirectory(prefix="fluxion_bench_inductor_")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp_cache.name
-    torch = common.import_torch(args.threads)
+    torch = common.torch_from_args(args)
     try:
         import jax
 
