@@ -80,12 +80,14 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     return MemoryPlan(reuse, dead)
 
 
-def _emit_body(graph: Graph, names: dict, namespace: dict, targets: dict) -> list[str]:
+def _emit_body(
+    graph: Graph, names: dict, namespace: dict, targets: dict, in_loop: bool = False
+) -> list[str]:
     """The lines computing ``graph``'s equations, inputs already bound to ``names``;
-    ``targets`` maps some outputs to the buffer expression they must be written into (a
-    blocked loop's body: its inputs are then read again by the next block, never freed)."""
+    ``targets`` maps some outputs to the buffer expression they must be written into.
+    ``in_loop``: the body of a blocked loop, whose inputs the next block reads again."""
     plan = plan_memory(graph)
-    kept = {id(v) for v in graph.invars} if targets else set()
+    kept = {id(v) for v in graph.invars} if in_loop else set()
 
     def ref(v) -> str:
         if isinstance(v, Literal):
@@ -145,6 +147,14 @@ def compile_graph(graph: Graph, name: str = "compiled"):
     return _function(name, params, body + [f"    return [{returns}]"], namespace)
 
 
+def subgraph_kernel(graph: Graph, blocked: bool = False):
+    """The generated function of a sub-graph (a control-flow body, or with ``blocked`` a
+    fused group), made on first use and kept on the graph."""
+    if graph.compiled is None:
+        graph.compiled = compile_blocked(graph) if blocked else compile_graph(graph, "body")
+    return graph.compiled
+
+
 def blocked_layout(shape: tuple, in_shapes: list[tuple]) -> int:
     """How many leading axes of ``shape`` a blocked loop can run over: the most ``k`` such
     that every input either spans all of ``shape[:k]`` or is broadcast along all of it
@@ -189,7 +199,7 @@ def compile_blocked(graph: Graph, name: str = "fused"):
         targets[id(v)] = f"o{j}[s:e]"
     lines.append(f"    for s in range(0, {rows}, {block}):")
     lines.append(f"        e = s + {block}")
-    body = _emit_body(graph, names, namespace, targets)
+    body = _emit_body(graph, names, namespace, targets, in_loop=True)
     lines += ["    " + line for line in body]
     returns = ", ".join(f"o{j}.reshape({shape!r})" for j in range(len(graph.outvars)))
     return _function(name, params, lines + [f"    return [{returns}]"], namespace)

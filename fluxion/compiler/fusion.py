@@ -22,29 +22,24 @@ from __future__ import annotations
 import math
 from functools import partial
 
-from fluxion.compiler.codegen import compile_blocked
+from fluxion.compiler.codegen import subgraph_kernel
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph
 from fluxion.core.primitive import Primitive
 from fluxion.errors import ShapeError
 
 
 def _fused_impl(xp, *arrays, graph):
-    if graph.compiled is None:
-        graph.compiled = compile_blocked(graph)
-    return graph.compiled(*arrays)
+    return subgraph_kernel(graph, blocked=True)(*arrays)
 
 
 def kernel_sources(graph: Graph) -> dict[int, str]:
     """The generated code of each ``fused`` group of ``graph`` by equation index (codegen
     calls it ``k{index}_fused``), for show_graph."""
-    sources = {}
-    for k, eqn in enumerate(graph.eqns):
-        if eqn.prim is fused_p:
-            group = eqn.params["graph"]
-            if group.compiled is None:
-                group.compiled = compile_blocked(group)
-            sources[k] = group.compiled.source
-    return sources
+    return {
+        k: subgraph_kernel(eqn.params["graph"], blocked=True).source
+        for k, eqn in enumerate(graph.eqns)
+        if eqn.prim is fused_p
+    }
 
 
 def _fused_aval(*avals, graph):

@@ -26,9 +26,7 @@ from fluxion.ops.shape import reshape, stack
 
 
 def _run(graph: Graph, *arrays):
-    if graph.compiled is None:
-        graph.compiled = codegen.compile_graph(graph, "body")
-    return graph.compiled(*arrays)
+    return codegen.subgraph_kernel(graph)(*arrays)
 
 
 def _subgraph(fn, avals, name):
