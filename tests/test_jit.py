@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import fluxion as fx
+from fluxion.compiler import native
 from fluxion.errors import FluxionError, InvalidArgumentError, TracerError
 from fluxion.transforms.jit import explain_key_change
 
@@ -394,7 +395,9 @@ def test_fresh_randomness_per_call_reproducible_from_the_seed():
     for a, b in zip(first[:-1], first[1:]):
         assert not np.array_equal(a, b), "a compiled call repeated the previous numbers"
     np.testing.assert_array_equal(np.stack(first), np.stack(second))
-    np.testing.assert_array_equal(np.stack(first), np.stack(eager))
+    # the same draws: the bits are equal, and the normal transform's log and cos in the
+    # native kernels are glibc's vector ones, within an ulp of NumPy's
+    np.testing.assert_allclose(np.stack(first), np.stack(eager), rtol=3e-7, atol=3e-7)
     # the global generator advances as eagerly: an eager draw after compiled calls
     fx.manual_seed(7)
     compiled(x), compiled(x)
@@ -729,14 +732,26 @@ def test_show_graph_prints_optimized_ir_and_code(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_show_graph_prints_each_fused_group_kernel(capsys):
-    compiled = fx.jit(lambda x, b: fx.tanh(x * 2.0 + b) * x, show_graph=True)
-    x, b = fx.ones((300, 1000)), fx.ones(1000)
-    got = compiled(x, b)
+@pytest.mark.parametrize(
+    "native_kernels, loop",
+    [
+        ("1", "for (long i1 = 0; i1 < 1000; i1++) {"),  # C: rows, then the bias's axis
+        ("0", "for s in range(0, 300, 65):"),  # NumPy: blocks of 65 rows of 1000 float32
+    ],
+)
+def test_show_graph_prints_each_fused_group_kernel(capsys, monkeypatch, native_kernels, loop):
+    monkeypatch.setenv("FLUXION_NATIVE_KERNELS", native_kernels)
+    native._compiler.cache_clear()
+    try:
+        compiled = fx.jit(lambda x, b: fx.tanh(x * 2.0 + b) * x, show_graph=True)
+        x, b = fx.ones((300, 1000)), fx.ones(1000)
+        got = compiled(x, b)
+    finally:
+        native._compiler.cache_clear()
     out = capsys.readouterr().out
     assert "k0_fused(in0, in1)" in out and "--- k0_fused:" in out
-    assert "for s in range(0, 300, 65):" in out  # blocks of 65 rows of 1000 float32
-    np.testing.assert_array_equal(_np(got), _np(fx.tanh(x * 2.0 + b) * x))
+    assert loop in out
+    np.testing.assert_allclose(_np(got), _np(fx.tanh(x * 2.0 + b) * x), rtol=1e-6)
 
 
 def test_xpr_matches_make_graph_and_does_not_compile():
@@ -783,9 +798,10 @@ def test_stateful_optimizer_step_inside_jit_trains_like_eager(make_optimizer):
 
     eager_losses, eager_params, eager_opt = train(False)
     jit_losses, jit_params, jit_opt = train(True)
-    assert jit_losses == eager_losses
+    # equal but for the last bits of tanh, glibc's vector one in the native kernels
+    np.testing.assert_allclose(jit_losses, eager_losses, rtol=1e-6)
     for a, b in zip(eager_params, jit_params):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert int(jit_opt._step_count) == int(eager_opt._step_count) == 10
 
 

@@ -82,6 +82,8 @@ def _check(got, want, rtol, atol, what):
         g, w = g.numpy(), w.numpy()
         assert g.dtype == w.dtype, f"{what}: output {k} holds {g.dtype}, eager {w.dtype}"
         if g.dtype.kind == "f" or g.dtype == _np_dtype("bfloat16"):
+            if g.dtype == np.float32:  # compiled exp, log, sin... may differ by an ulp
+                rtol, atol = max(rtol, 1e-6), max(atol, 1e-6)
             np.testing.assert_allclose(
                 g.astype(np.float64),
                 w.astype(np.float64),
@@ -211,7 +213,11 @@ def test_jit_of_vmap_of_grad(case, index):
     args = [_to_fx(a) for a in stacked]
     want = fx.vmap(fx.grad(loss, argnums=argnums))(*args)
     got = fx.jit(fx.vmap(fx.grad(loss, argnums=argnums)))(*args)
-    _check(got, want, 1e-10, 1e-10, f"jit(vmap(grad({case.name}))) on {sample!r}")
+    # the loss's sin runs in the op's output dtype: an ulp of float32 when astype makes one
+    outputs = fx.tree_leaves(case.fx_fn(*[_to_fx(a) for a in sample.args], **sample.kwargs))
+    floats = [o.numpy().dtype for o in outputs if o.numpy().dtype.kind == "f"]
+    tol = max([1e-10] + [8 * float(np.finfo(d).eps) for d in floats])
+    _check(got, want, tol, tol, f"jit(vmap(grad({case.name}))) on {sample!r}")
 
 
 @pytest.mark.parametrize("case, index", BATCHABLE)

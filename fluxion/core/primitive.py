@@ -12,6 +12,9 @@ A primitive is declared once, with every rule beside it (STYLE.md point 1):
 * ``emit`` (optional): how codegen writes it, a format string over ``{args}`` (the inputs'
   names) and ``{out}`` (``, out=buffer`` when a dead input's buffer can be reused); without
   it, codegen calls ``impl`` with the params bound.
+* ``c_expr`` (optional, elementwise ops): the op as a C expression over its inputs ``{0}``,
+  ``{1}``... (names of C values of the inputs' dtype) and its params, for the native kernels
+  of fused groups (``compiler/native.py``); a group with an op lacking it runs on NumPy.
 * ``elementwise``: each output element depends only on the inputs' elements at the same
   (broadcast) position, so the op can run on any slice of its operands (the fusion pass
   groups such ops and runs them a cache-sized block at a time).
@@ -66,6 +69,7 @@ class Primitive:
         "multiple_results",
         "emit",
         "elementwise",
+        "c_expr",
     )
 
     def __init__(
@@ -80,13 +84,14 @@ class Primitive:
         multiple_results: bool = False,
         emit: str | None = None,
         elementwise: bool = False,
+        c_expr: str | None = None,
     ):
         if name in PRIMITIVES:
             raise ValueError(f"primitive {name!r} is defined twice")
         self.name, self.impl, self.abstract = name, impl, abstract
         self.jvp, self.vjp, self.batch = jvp, vjp, batch
         self.multiple_results, self.emit = multiple_results, emit
-        self.elementwise = elementwise
+        self.elementwise, self.c_expr = elementwise, c_expr
         PRIMITIVES[name] = self
 
     @property

@@ -130,14 +130,19 @@ def _shift_axis(params):
 # ----------------------------------------------------------------------------- elementwise unary
 
 
-def _same_aval(x, **_):
-    return x
+_ANY = None
+_BITWISE = INTEGERS | {BOOL}  # bitwise ops: NumPy's and C's refuse floats
 
 
-def _float_aval(op):
+def _check_kind(op, dtype, takes):
+    if takes is not _ANY and dtype not in takes:
+        what = "a floating-point" if takes is FLOATS else "a bool or integer"
+        raise DTypeError(f"{op}: needs {what} argument, got {dtype}")
+
+
+def _unary_aval(op, takes):
     def rule(x, **_):
-        if x.dtype not in FLOATS:
-            raise DTypeError(f"{op}: needs a floating-point argument, got {x.dtype}")
+        _check_kind(op, x.dtype, takes)
         return x
 
     return rule
@@ -151,9 +156,11 @@ def ufunc_rules(kernel):
     return (lambda xp, *arrays: getattr(xp, kernel)(*arrays)), f"xp.{kernel}({{args}}{{out}})"
 
 
-def unary(name, kernel, deriv, floats_only=True):
+def unary(name, kernel, deriv, c_expr, takes=FLOATS):
     """An elementwise unary primitive; ``kernel`` a ufunc name or an impl; ``deriv(x, y)``
-    is dy/dx written with fluxion ops (``None`` for piecewise-constant ops: zero gradient)."""
+    is dy/dx written with fluxion ops (``None`` for piecewise-constant ops: zero gradient);
+    ``c_expr`` the op in C (C's <tgmath.h> names are type-generic: ``exp`` is ``expf`` on
+    float32)."""
     impl, emit = ufunc_rules(kernel)
 
     def jvp(primals, tangents):
@@ -168,12 +175,13 @@ def unary(name, kernel, deriv, floats_only=True):
     return Primitive(
         name,
         impl=impl,
-        abstract=_float_aval(name) if floats_only else _same_aval,
+        abstract=_unary_aval(name, takes),
         jvp=NOT_DIFFERENTIABLE if deriv is None else jvp,
         vjp=NOT_DIFFERENTIABLE if deriv is None else vjp,
         batch=_batch_broadcasting(name),
         emit=emit,
         elementwise=True,
+        c_expr=c_expr,
     )
 
 
@@ -206,48 +214,66 @@ def _erf_impl(xp, x):
 
 _erf_exact = np.vectorize(math.erf, otypes=[np.float64])
 
-neg_p = unary("neg", "negative", lambda x, y: -1.0, floats_only=False)
-exp_p = unary("exp", "exp", lambda x, y: y)
-log_p = unary("log", "log", lambda x, y: 1.0 / x)
-log1p_p = unary("log1p", "log1p", lambda x, y: 1.0 / (1.0 + x))
-expm1_p = unary("expm1", "expm1", lambda x, y: y + 1.0)
-sin_p = unary("sin", "sin", lambda x, y: bind(cos_p, x))
-cos_p = unary("cos", "cos", lambda x, y: -bind(sin_p, x))
-tanh_p = unary("tanh", "tanh", lambda x, y: 1.0 - y * y)
-sqrt_p = unary("sqrt", "sqrt", lambda x, y: 0.5 / y)
-erf_p = unary("erf", _erf_impl, lambda x, y: (2.0 / math.sqrt(math.pi)) * bind(exp_p, -(x * x)))
-abs_p = unary("abs", "abs", lambda x, y: bind(sign_p, x), floats_only=False)
-sign_p = unary("sign", "sign", None, floats_only=False)
-floor_p = unary("floor", "floor", None)
-ceil_p = unary("ceil", "ceil", None)
-round_p = unary("round", "round", None)  # half to even, like NumPy
-invert_p = unary("invert", "invert", None, floats_only=False)
+neg_p = unary("neg", "negative", lambda x, y: -1.0, "(-{0})", takes=_ANY)
+exp_p = unary("exp", "exp", lambda x, y: y, "exp({0})")
+log_p = unary("log", "log", lambda x, y: 1.0 / x, "log({0})")
+log1p_p = unary("log1p", "log1p", lambda x, y: 1.0 / (1.0 + x), "log1p({0})")
+expm1_p = unary("expm1", "expm1", lambda x, y: y + 1.0, "expm1({0})")
+sin_p = unary("sin", "sin", lambda x, y: bind(cos_p, x), "sin({0})")
+cos_p = unary("cos", "cos", lambda x, y: -bind(sin_p, x), "cos({0})")
+tanh_p = unary("tanh", "tanh", lambda x, y: 1.0 - y * y, "tanh({0})")
+sqrt_p = unary("sqrt", "sqrt", lambda x, y: 0.5 / y, "sqrt({0})")
+erf_p = unary(
+    "erf",
+    _erf_impl,
+    lambda x, y: (2.0 / math.sqrt(math.pi)) * bind(exp_p, -(x * x)),
+    "fx_erf({0})",  # the same fit, in the native kernels' prelude
+)
+abs_p = unary(
+    "abs",
+    "abs",
+    lambda x, y: bind(sign_p, x),
+    "_Generic({0}, float: fabsf({0}), double: fabs({0}), default: {0} < 0 ? -{0} : {0})",
+    takes=_ANY,
+)
+sign_p = unary(
+    "sign", "sign", None, "({0} > 0 ? 1 : {0} < 0 ? -1 : {0} == 0 ? 0 : {0})", takes=_ANY
+)  # 0 for -0.0, NaN for NaN, as NumPy
+floor_p = unary("floor", "floor", None, "floor({0})")
+ceil_p = unary("ceil", "ceil", None, "ceil({0})")
+round_p = unary("round", "round", None, "nearbyint({0})")  # half to even, like NumPy
+invert_p = unary(
+    "invert", "invert", None, "_Generic({0}, _Bool: !{0}, default: ~{0})", takes=_BITWISE
+)
 
 
 # ----------------------------------------------------------------------------- elementwise binary
 
 
-def _binary_aval(op, out_dtype=None):
+def _binary_aval(op, out_dtype, takes):
     def rule(x, y, **_):
         dtype = _same_dtypes(op, (x, y), ("x", "y"))
+        _check_kind(op, dtype, takes)
         shape = broadcast_shapes(op, x.shape, y.shape, names=("x", "y"))
         return ShapedArray(shape, out_dtype or dtype)
 
     return rule
 
 
-def binary(name, kernel, jvp, vjp, out_dtype=None):
-    """An elementwise binary primitive (NumPy broadcasting); ``kernel`` as in ``unary``."""
+def binary(name, kernel, jvp, vjp, c_expr=None, out_dtype=None, takes=_ANY):
+    """An elementwise binary primitive (NumPy broadcasting); ``kernel`` and ``c_expr`` as in
+    ``unary`` (``c_expr=None``: no C twin of NumPy's semantics, groups stay on NumPy)."""
     impl, emit = ufunc_rules(kernel)
     return Primitive(
         name,
         impl=impl,
-        abstract=_binary_aval(name, out_dtype),
+        abstract=_binary_aval(name, out_dtype, takes),
         jvp=jvp,
         vjp=vjp,
         batch=_batch_broadcasting(name),
         emit=emit,
         elementwise=True,
+        c_expr=c_expr,
     )
 
 
@@ -346,30 +372,48 @@ def _rem_vjp(ct, primals, outputs):
     return unbroadcast(ct, x.shape), unbroadcast(-ct * bind(floor_divide_p, x, y), y.shape)
 
 
-add_p = binary("add", "add", _linear_jvp("add"), _add_vjp)
-sub_p = binary("sub", "subtract", _linear_jvp("sub"), _sub_vjp)
-mul_p = binary("mul", "multiply", _mul_jvp, _mul_vjp)
-div_p = binary("div", "divide", _div_jvp, _div_vjp)
-pow_p = binary("pow", "power", _pow_jvp, _pow_vjp)
-max_p = binary("max", "maximum", *_extremum("max", lambda x, y: x > y))
-min_p = binary("min", "minimum", *_extremum("min", lambda x, y: x < y))
-rem_p = binary("rem", "remainder", _rem_jvp, _rem_vjp)
+add_p = binary("add", "add", _linear_jvp("add"), _add_vjp, "({0} + {1})")
+sub_p = binary("sub", "subtract", _linear_jvp("sub"), _sub_vjp, "({0} - {1})")
+mul_p = binary("mul", "multiply", _mul_jvp, _mul_vjp, "({0} * {1})")
+div_p = binary("div", "divide", _div_jvp, _div_vjp, "({0} / {1})", takes=FLOATS)
+pow_p = binary("pow", "power", _pow_jvp, _pow_vjp)  # NumPy's integer powers raise on x ** -1
+# NaN wins, as in NumPy's maximum/minimum
+max_p = binary(
+    "max",
+    "maximum",
+    *_extremum("max", lambda x, y: x > y),
+    "({0} != {0} || {0} > {1} ? {0} : {1})",
+)
+min_p = binary(
+    "min",
+    "minimum",
+    *_extremum("min", lambda x, y: x < y),
+    "({0} != {0} || {0} < {1} ? {0} : {1})",
+)
+rem_p = binary("rem", "remainder", _rem_jvp, _rem_vjp)  # floored: C's % and fmod truncate
 floor_divide_p = binary("floor_divide", "floor_divide", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
-and_p = binary("and", "bitwise_and", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
-or_p = binary("or", "bitwise_or", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
-xor_p = binary("xor", "bitwise_xor", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE)
+and_p = binary(
+    "and", "bitwise_and", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, "({0} & {1})", takes=_BITWISE
+)
+or_p = binary(
+    "or", "bitwise_or", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, "({0} | {1})", takes=_BITWISE
+)
+xor_p = binary(
+    "xor", "bitwise_xor", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, "({0} ^ {1})", takes=_BITWISE
+)
 
 
-def compare(name, kernel):
-    return binary(name, kernel, NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, out_dtype=BOOL)
+def compare(name, kernel, c_operator):
+    c_expr = f"({{0}} {c_operator} {{1}})"
+    return binary(name, kernel, NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, c_expr, out_dtype=BOOL)
 
 
-eq_p = compare("eq", "equal")
-ne_p = compare("ne", "not_equal")
-lt_p = compare("lt", "less")
-le_p = compare("le", "less_equal")
-gt_p = compare("gt", "greater")
-ge_p = compare("ge", "greater_equal")
+eq_p = compare("eq", "equal", "==")
+ne_p = compare("ne", "not_equal", "!=")
+lt_p = compare("lt", "less", "<")
+le_p = compare("le", "less_equal", "<=")
+gt_p = compare("gt", "greater", ">")
+ge_p = compare("ge", "greater_equal", ">=")
 
 
 # ----------------------------------------------------------------------------- select, convert
@@ -430,6 +474,7 @@ select_p = Primitive(
     vjp=_select_vjp,
     batch=_batch_broadcasting("select"),
     elementwise=True,
+    c_expr="({0} ? {1} : {2})",
 )
 
 
@@ -455,12 +500,13 @@ convert_p = Primitive(
     vjp=_convert_vjp,
     batch=lambda args, dims, *, dtype: (bind(convert_p, args[0], dtype=dtype), dims[0]),
     elementwise=True,
+    c_expr="(({dtype}){0})",  # C's casts are NumPy's: truncating, x != 0 to bool
 )
 
 stop_gradient_p = Primitive(
     "stop_gradient",
     impl=lambda xp, x: x,
-    abstract=_same_aval,
+    abstract=_unary_aval("stop_gradient", _ANY),
     jvp=NOT_DIFFERENTIABLE,
     vjp=NOT_DIFFERENTIABLE,
     batch=lambda args, dims: (bind(stop_gradient_p, args[0]), dims[0]),

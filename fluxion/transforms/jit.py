@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fluxion.compiler import codegen, fusion, passes
+from fluxion.compiler import codegen, fusion, native, passes
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph, typecheck
 from fluxion.core import dtypes
 from fluxion.core.primitive import ShapedArray
@@ -456,6 +456,7 @@ class Compiled:
             return _FALLBACK
         typecheck(traced.graph)
         optimized = passes.optimize(traced.graph)
+        native.compile_groups(optimized)
         run = codegen.compile_graph(optimized, name=self.__name__)
         entry = _Entry(key, traced, run, optimized)
         self.cache[key] = entry

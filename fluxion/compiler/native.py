@@ -1,0 +1,445 @@
+"""Native kernels: each fused group of a compiled graph becomes one C loop, built with the
+system's C compiler into a Python extension module (one per graph, cached on disk).
+
+A group of ten elementwise ops costs NumPy ten passes over memory and ten calls; in C it is
+one pass that keeps every intermediate in a register. Measured on an exact GELU (erf, 7 ops):
+1.7 ms for (32,128,1024) float32 against 30 ms for NumPy's passes, 0.016 ms against 0.16 ms
+for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C's
+``<tgmath.h>`` picks the float32 or float64 function, and glibc's vector math library
+(libmvec) lets the compiler vectorize exp, log, tanh... as NumPy does.
+
+    static void g0_loop(const float *restrict a0, const float *restrict a1, float *restrict o0) {
+        for (long i0 = 0; i0 < 1200; i0++) {
+            for (long i1 = 0; i1 < 32; i1++) {
+                float v0 = a0[i0 * 32 + i1];
+                float v1 = a1[i1];
+                float v2 = (v0 + v1);
+                o0[i0 * 32 + i1] = v2;
+            }
+        }
+    }
+
+A group goes native when every op has a ``c_expr`` and every value a C type (float16 and
+bfloat16 stay on NumPy). Without a C compiler, or when it fails, the groups run on NumPy and
+one warning says why. ``FLUXION_NATIVE_KERNELS=0`` keeps them on NumPy (for comparisons).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.machinery
+import importlib.util
+import math
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import warnings
+
+import numpy as np
+
+from fluxion.compiler.ir import Graph, Literal
+
+C_TYPES = {
+    np.dtype(np.bool_): "_Bool",
+    np.dtype(np.uint8): "uint8_t",
+    np.dtype(np.uint32): "uint32_t",
+    np.dtype(np.int8): "int8_t",
+    np.dtype(np.int16): "int16_t",
+    np.dtype(np.int32): "int32_t",
+    np.dtype(np.int64): "int64_t",
+    np.dtype(np.float32): "float",
+    np.dtype(np.float64): "double",
+}
+
+# -O2 -ftree-vectorize: as fast as -O3 on these loops, in 0.6x the compile time;
+# -ffp-contract=off: no fused multiply-adds, so + - * / round exactly as NumPy's do;
+# -fwrapv: signed integers wrap on overflow, as NumPy's do; -fopenmp-simd: honour the
+# "declare simd" below, which points the vectorizer at libmvec.
+FLAGS = [
+    "-O2",
+    "-ftree-vectorize",
+    "-march=native",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-fwrapv",
+    "-fopenmp-simd",
+    "-shared",
+    "-fPIC",
+]
+
+# functions glibc's libmvec has in vector form (tanh, log1p, expm1 since glibc 2.35); erf
+# stays scalar in float64 so that it matches math.erf, which eager float64 erf calls
+_VECTOR_MATH = ["exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "erf"]
+
+
+def _prelude() -> str:
+    from fluxion.ops.primitives import _ERF_P, _ERF_Q
+
+    declarations = [
+        f"FX_SIMD {c_type} {name}{suffix}({c_type});"
+        for name in _VECTOR_MATH
+        for c_type, suffix in (("float", "f"), ("double", ""))
+        if (name, c_type) != ("erf", "double")
+    ]
+
+    def horner(name, coefficients):  # the order of _erf_impl's NumPy passes, bit for bit
+        lines = [f"    float {name} = z2 * {_c_literal(coefficients[0], np.float32)};"]
+        for c in coefficients[1:-1]:
+            lines.append(f"    {name} += {_c_literal(c, np.float32)}; {name} *= z2;")
+        lines.append(f"    {name} += {_c_literal(coefficients[-1], np.float32)};")
+        return lines
+
+    return "\n".join(
+        [
+            "#define PY_SSIZE_T_CLEAN",
+            "#include <Python.h>",
+            "#include <stdint.h>",
+            "#include <math.h>",
+            '#define FX_SIMD _Pragma("omp declare simd notinbranch")',
+            *declarations,
+            "#include <tgmath.h>",
+            "",
+            "static inline float fx_erf_f32(float x) {",
+            "    float z = x < -4.0f ? -4.0f : x > 4.0f ? 4.0f : x;",
+            "    float z2 = z * z;",
+            *horner("p", _ERF_P),
+            *horner("q", _ERF_Q),
+            "    p *= z;",
+            "    return p / q;",
+            "}",
+            "#define fx_erf(x) _Generic((x), float: fx_erf_f32, double: erf)(x)",
+            "",
+            _BUFFERS,
+        ]
+    )
+
+
+# Arguments arrive as arrays (inputs, then preallocated outputs); a non-contiguous input is
+# first copied by its own copy() (NumPy's, fast for every layout). Sizes are checked, so a
+# wrong call raises instead of reading past an array.
+_BUFFERS = r"""
+typedef struct { Py_buffer view; PyObject *copy; } fx_arg;
+
+static void fx_release(fx_arg *args, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyBuffer_Release(&args[i].view);
+        Py_XDECREF(args[i].copy);
+    }
+}
+
+static int fx_acquire(PyObject *const *objects, Py_ssize_t nargs, const char *name,
+                      Py_ssize_t n_in, Py_ssize_t n, const Py_ssize_t *bytes, fx_arg *args) {
+    if (nargs != n) {
+        PyErr_Format(PyExc_TypeError, "%s: takes %zd arrays, got %zd", name, n, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        fx_arg *a = &args[i];
+        a->copy = NULL;
+        int flags = i < n_in ? PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE;
+        int status = PyObject_GetBuffer(objects[i], &a->view, flags);
+        if (status < 0 && i < n_in && (PyErr_ExceptionMatches(PyExc_BufferError) ||
+                                       PyErr_ExceptionMatches(PyExc_ValueError))) {
+            PyErr_Clear();
+            a->copy = PyObject_CallMethod(objects[i], "copy", NULL);
+            status = a->copy ? PyObject_GetBuffer(a->copy, &a->view, flags) : -1;
+            if (status < 0) Py_CLEAR(a->copy);
+        }
+        if (status < 0) {
+            fx_release(args, i);
+            return -1;
+        }
+        if (a->view.len != bytes[i]) {
+            PyErr_Format(PyExc_ValueError, "%s: array %zd has %zd bytes, expected %zd",
+                         name, i, a->view.len, bytes[i]);
+            fx_release(args, i + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+"""
+
+
+def _c_literal(value, dtype) -> str:
+    dtype = np.dtype(dtype)
+    c_type = C_TYPES[dtype]
+    if dtype.kind == "f":
+        x = float(value)
+        if math.isnan(x):
+            return f"(({c_type})NAN)"
+        if math.isinf(x):
+            return f"(({c_type}){'-' if x < 0 else ''}INFINITY)"
+        x = float(np.asarray(value, dtype=dtype))  # rounded to the dtype, then exact in hex
+        return f"(({c_type}){x.hex()})"
+    if dtype.kind == "b":
+        return "1" if value else "0"
+    bits = int(value) & ((1 << (8 * dtype.itemsize)) - 1)  # two's complement, read back by the cast
+    return f"(({c_type}){bits:#x}ULL)"
+
+
+def supported(graph: Graph) -> bool:
+    """Whether a fused group can run as a C loop."""
+    values = list(graph.invars) + [v for e in graph.eqns for v in e.inputs + e.outputs]
+    return all(e.prim.c_expr is not None for e in graph.eqns) and all(
+        np.dtype(v.aval.dtype) in C_TYPES for v in values
+    )
+
+
+def _loops(shape: tuple, in_shapes: list[tuple]):
+    """The loop nest of a group: the output's axes with length-1 axes dropped and neighbours
+    merged where every input either spans both or is broadcast along both; returns the loop
+    lengths and, per input, its element stride along each loop (0 where broadcast)."""
+    spans_of = []
+    for s in in_shapes:
+        lead = (1,) * (len(shape) - len(s)) + tuple(s)
+        spans_of.append([d == n for d, n in zip(lead, shape)])
+    axes = [d for d, n in enumerate(shape) if n != 1]
+    lengths, patterns = [], []
+    for d in axes:
+        pattern = tuple(spans[d] for spans in spans_of)
+        if patterns and patterns[-1] == pattern:
+            lengths[-1] *= shape[d]
+        else:
+            lengths.append(shape[d])
+            patterns.append(pattern)
+    strides = []
+    for j in range(len(in_shapes)):
+        stride, row = 1, []
+        for length, pattern in zip(reversed(lengths), reversed(patterns)):
+            row.append(stride if pattern[j] else 0)
+            stride *= length if pattern[j] else 1
+        strides.append(row[::-1])
+    return lengths, strides
+
+
+def group_source(graph: Graph, name: str) -> str:
+    """The C of one fused group: ``{name}_loop`` over typed pointers, and ``name``, the
+    Python-callable function that takes the input arrays and the output arrays to fill."""
+    shape = tuple(graph.outvars[0].aval.shape)
+    lengths, strides = _loops(shape, [tuple(v.aval.shape) for v in graph.invars])
+    loops = [f"i{k}" for k in range(len(lengths))]
+
+    def index(row):
+        terms = [f"{i} * {s}" if s != 1 else i for i, s in zip(loops, row) if s]
+        return " + ".join(terms) or "0"
+
+    flat = index([math.prod(lengths[k + 1 :]) for k in range(len(lengths))])
+    names: dict[int, str] = {}
+    body = []
+    for j, v in enumerate(graph.invars):
+        names[id(v)] = f"v{len(names)}"
+        body.append(
+            f"{C_TYPES[np.dtype(v.aval.dtype)]} {names[id(v)]} = a{j}[{index(strides[j])}];"
+        )
+    for eqn in graph.eqns:
+        args = [
+            _c_literal(v.value, v.aval.dtype) if isinstance(v, Literal) else names[id(v)]
+            for v in eqn.inputs
+        ]
+        params = {
+            k: C_TYPES.get(p, p) if isinstance(p, np.dtype) else p for k, p in eqn.params.items()
+        }
+        (out,) = eqn.outputs
+        names[id(out)] = f"v{len(names)}"
+        expr = eqn.prim.c_expr.format(*args, **params)
+        body.append(f"{C_TYPES[np.dtype(out.aval.dtype)]} {names[id(out)]} = {expr};")
+    for j, v in enumerate(graph.outvars):
+        body.append(f"o{j}[{flat}] = {names[id(v)]};")
+
+    pointers = [
+        f"const {C_TYPES[np.dtype(v.aval.dtype)]} *restrict a{j}"
+        for j, v in enumerate(graph.invars)
+    ] + [f"{C_TYPES[np.dtype(v.aval.dtype)]} *restrict o{j}" for j, v in enumerate(graph.outvars)]
+    lines = [f"static void {name}_loop({', '.join(pointers)}) {{"]
+    for depth, (i, length) in enumerate(zip(loops, lengths)):
+        lines.append(f"{'    ' * (depth + 1)}for (long {i} = 0; {i} < {length}; {i}++) {{")
+    lines += [f"{'    ' * (len(loops) + 1)}{line}" for line in body]
+    lines += [f"{'    ' * (depth + 1)}}}" for depth in reversed(range(len(loops)))]
+    lines.append("}")
+
+    arrays = list(graph.invars) + list(graph.outvars)
+    n, n_in = len(arrays), len(graph.invars)
+    byte_sizes = ", ".join(
+        str(math.prod(v.aval.shape) * np.dtype(v.aval.dtype).itemsize) for v in arrays
+    )
+    casts = ", ".join(f"args[{j}].view.buf" for j in range(n))
+    lines += [
+        f"static PyObject *{name}(PyObject *self, PyObject *const *objects, Py_ssize_t nargs) {{",
+        f"    static const Py_ssize_t bytes[] = {{{byte_sizes}}};",
+        f"    fx_arg args[{n}];",
+        f'    if (fx_acquire(objects, nargs, "{name}", {n_in}, {n}, bytes, args) < 0) return NULL;',
+        f"    {name}_loop({casts});",
+        f"    fx_release(args, {n});",
+        "    Py_RETURN_NONE;",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+def module_source(module: str, sources: dict[str, str]) -> str:
+    methods = [
+        f'    {{"{name}", (PyCFunction)(void (*)(void)){name}, METH_FASTCALL, NULL}},'
+        for name in sources
+    ]
+    return "\n\n".join(
+        [_prelude(), *sources.values()]
+        + [
+            "\n".join(
+                ["static PyMethodDef methods[] = {", *methods, "    {NULL, NULL, 0, NULL}", "};"]
+            ),
+            f'static struct PyModuleDef module = {{PyModuleDef_HEAD_INIT, "{module}", NULL, -1, methods}};',
+            f"PyMODINIT_FUNC PyInit_{module}(void) {{ return PyModule_Create(&module); }}",
+        ]
+    )
+
+
+@functools.cache
+def _compiler() -> str | None:
+    """The C compiler, or None (with a warning) where there is none to use."""
+    if os.environ.get("FLUXION_NATIVE_KERNELS", "1") == "0":
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    include = sysconfig.get_paths()["include"]
+    if compiler is None or not os.path.exists(os.path.join(include, "Python.h")):
+        warnings.warn(
+            "fluxion: no C compiler or no Python headers (Python.h); fused groups of "
+            "compiled functions run on NumPy, slower. Install gcc and python3-dev to fix.",
+            stacklevel=2,
+        )
+        return None
+    return compiler
+
+
+@functools.cache
+def _machine() -> str:
+    """What the built code depends on besides its source: -march=native, the compiler."""
+    cpu = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line for line in f if line.startswith("flags")), "")
+    version = subprocess.run([_compiler(), "--version"], capture_output=True, text=True).stdout
+    return "\n".join([cpu, version, sys.version, " ".join(FLAGS)])
+
+
+def cache_dir() -> str:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("FLUXION_CACHE_DIR") or os.path.join(root, "fluxion")
+
+
+def build(sources: dict[str, str]) -> dict | None:
+    """The C functions ``sources`` (name -> source) as Python callables by name; None, with a
+    warning, where they cannot be built. They are split into one extension module per core,
+    compiled at once, each built once per machine and kept in ``cache_dir()``."""
+    compiler = _compiler()
+    if compiler is None:
+        return None
+    directory = os.path.join(cache_dir(), "kernels")
+    os.makedirs(directory, exist_ok=True)
+    modules, running = {}, []
+    for chunk in _chunks(sources, os.cpu_count() or 1):
+        text = "\n".join([_machine(), _prelude(), *chunk.values()])
+        module = f"fx_{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+        path = os.path.join(directory, module + sysconfig.get_config_var("EXT_SUFFIX"))
+        modules[module] = (path, list(chunk))
+        if not os.path.exists(path):
+            running.append(_start_compiler(compiler, module, module_source(module, chunk), path))
+    failures = [error for error in (_finish(*job) for job in running) if error]
+    if failures:
+        warnings.warn(
+            "fluxion: the C compiler failed on native kernels, so they run on NumPy "
+            f"(FLUXION_NATIVE_KERNELS=0 silences this):\n{failures[0][-2000:]}",
+            stacklevel=2,
+        )
+        return None
+    functions = {}
+    for module, (path, names) in modules.items():
+        loader = importlib.machinery.ExtensionFileLoader(module, path)
+        extension = importlib.util.module_from_spec(
+            importlib.util.spec_from_file_location(module, path, loader=loader)
+        )
+        loader.exec_module(extension)
+        functions |= {name: getattr(extension, name) for name in names}
+    return functions
+
+
+def _chunks(sources: dict[str, str], n: int) -> list[dict[str, str]]:
+    """``sources`` in at most ``n`` parts of about equal length, longest first."""
+    parts: list[dict[str, str]] = [{} for _ in range(min(n, len(sources)))]
+    sizes = [0] * len(parts)
+    for name, text in sorted(sources.items(), key=lambda item: -len(item[1])):
+        k = sizes.index(min(sizes))
+        parts[k][name] = text
+        sizes[k] += len(text)
+    return parts
+
+
+def _start_compiler(compiler: str, module: str, source: str, path: str):
+    scratch = tempfile.mkdtemp(dir=os.path.dirname(path))
+    source_path = os.path.join(scratch, module + ".c")
+    with open(source_path, "w") as f:
+        f.write(source)
+    built = os.path.join(scratch, os.path.basename(path))
+    include = "-I" + sysconfig.get_paths()["include"]
+    command = [compiler, *FLAGS, include, source_path, "-o", built, "-lmvec", "-lm"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    return process, scratch, built, path
+
+
+def _finish(process, scratch: str, built: str, path: str) -> str | None:
+    """Wait for one compiler run; its error output if it failed."""
+    _, errors = process.communicate()
+    if process.returncode == 0:
+        os.replace(built, path)  # atomic: a concurrent process sees all of it or nothing
+    shutil.rmtree(scratch, ignore_errors=True)
+    if process.returncode != 0:
+        return errors or f"{' '.join(process.args)} exited with status {process.returncode}"
+    return None
+
+
+def compile_groups(graph: Graph) -> None:
+    """Build the C kernels of ``graph``'s fused groups in one module (one compiler run) and
+    keep each group's kernel as its ``compiled`` function, where ``codegen.subgraph_kernel``
+    finds it; groups that cannot go native keep NumPy's blocked loop."""
+    groups = [
+        eqn.params["graph"]
+        for eqn in graph.eqns
+        if eqn.prim.name == "fused" and eqn.params["graph"].compiled is None
+    ]
+    groups = [group for group in groups if supported(group)]
+    if not groups:
+        return
+    # groups alike (a layer's, repeated) share one kernel: the compiler's time goes by kernel
+    names, sources = {}, {}
+    for group in groups:
+        text = group_source(group, "g")
+        if text not in names:
+            names[text] = f"g{len(names)}"
+            sources[names[text]] = group_source(group, names[text])
+    functions = build(sources)
+    if functions is None:
+        return
+    for group in groups:
+        name = names[group_source(group, "g")]
+        group.compiled = _caller(group, functions[name], sources[name])
+
+
+def _caller(graph: Graph, kernel, c_source: str):
+    """A Python function that allocates a group's outputs and runs its kernel into them."""
+    from fluxion.compiler.codegen import _function, _param
+
+    namespace = {"empty": np.empty, "kernel": kernel}
+    params = [f"in{i}" for i in range(len(graph.invars))]
+    outs = [f"o{j}" for j in range(len(graph.outvars))]
+    body = [
+        f"    {o} = empty({tuple(v.aval.shape)!r}, {_param(namespace, np.dtype(v.aval.dtype))})"
+        for o, v in zip(outs, graph.outvars)
+    ]
+    body += [f"    kernel({', '.join(params + outs)})", f"    return [{', '.join(outs)}]"]
+    run = _function("fused", params, body, namespace)
+    run.source += "\n" + c_source
+    return run

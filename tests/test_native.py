@@ -1,0 +1,209 @@
+"""The native kernels of fused groups (compiler/native.py) against NumPy: every primitive
+with a C rule in every dtype it takes, exactly or (exp, log...) within a few ulps; loop
+layouts and views against eager; the disk cache; and the fallback to NumPy."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import fluxion as fx
+from fluxion.compiler import native
+from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.ir import Eqn, Graph, Var
+from fluxion.core.primitive import PRIMITIVES, ShapedArray
+from fluxion.errors import FluxionError
+
+# glibc's vector exp, log... and NumPy's own are each within a few ulps of the true value
+TRANSCENDENTAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh"}
+DTYPES = [np.dtype(d) for d in native.C_TYPES]
+FLOAT_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, 1.5, 2.5, -2.5, 3.7, -1e30, 1e-40, 0.3]
+PARAMS = {"convert": [{"dtype": d} for d in DTYPES]}
+
+
+def _values(dtype, n, rng):
+    if dtype.kind == "b":
+        return rng.integers(0, 2, n).astype(bool)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        edges = [info.min, info.max, 0, 1, -1 if info.min < 0 else 2]
+        return np.concatenate(
+            [edges, rng.integers(info.min, info.max, n - 5, endpoint=True)]
+        ).astype(dtype)
+    x = np.concatenate([FLOAT_VALUES, rng.normal(size=n - len(FLOAT_VALUES)) * 4])
+    return x.astype(dtype)
+
+
+def _cases():
+    """(primitive, dtype, params) for each primitive with a C rule and dtype it accepts."""
+    cases = []
+    for prim in PRIMITIVES.values():
+        if prim.c_expr is None:
+            continue
+        arity = 1 + max(int(k) for k in re.findall(r"\{(\d)\}", prim.c_expr))
+        for dtype in DTYPES:
+            for params in PARAMS.get(prim.name, [{}]):
+                avals = [ShapedArray((40,), dtype)] * arity
+                if prim.name == "select":
+                    avals[0] = ShapedArray((40,), np.dtype(bool))
+                try:
+                    out = prim.abstract(*avals, **params)
+                except FluxionError:
+                    continue
+                cases.append((prim, avals, out, params))
+    return cases
+
+
+CASES = _cases()
+
+
+def _group(prim, avals, out, params):
+    invars = [Var(a) for a in avals]
+    outvar = Var(out)
+    return Graph(invars, [Eqn(prim, invars, params, [outvar])], [outvar])
+
+
+def _compile(groups):
+    """Build ``groups`` natively, the way jit does: one graph holding each as a fused eqn."""
+    eqns = [Eqn(fused_p, g.invars, {"graph": g}, g.outvars) for g in groups]
+    native.compile_groups(Graph([v for g in groups for v in g.invars], eqns, []))
+    assert all("static void" in g.compiled.source for g in groups), "a group stayed on NumPy"
+
+
+@pytest.fixture(scope="module")
+def single_op_groups():
+    groups = [_group(*case) for case in CASES]
+    _compile(groups)  # one compiler run for every case
+    return groups
+
+
+def test_every_c_rule_is_covered():
+    covered = {prim.name for prim, *_ in CASES}
+    assert covered == {p.name for p in PRIMITIVES.values() if p.c_expr is not None}
+    assert {"add", "erf", "select", "convert", "max", "invert"} <= covered
+
+
+@pytest.mark.parametrize(
+    "k", range(len(CASES)), ids=[f"{c[0].name}-{c[1][-1].dtype}-{c[3]}" for c in CASES]
+)
+def test_each_op_matches_numpy(single_op_groups, k):
+    prim, avals, out, params = CASES[k]
+    rng = np.random.default_rng(k)
+    arrays = [_values(np.dtype(a.dtype), 40, rng) for a in avals]
+    if prim.name == "convert" and out.dtype.kind in "iu" and avals[0].dtype.kind in "fb":
+        # NumPy's and C's casts agree where the value fits; outside it, both are undefined
+        fits = np.isfinite(arrays[0]) & (abs(arrays[0]) < 100)
+        if out.dtype.kind == "u":
+            fits &= arrays[0] >= 0
+        arrays[0] = np.where(fits, arrays[0], 7)
+        arrays[0] = arrays[0].astype(avals[0].dtype)
+    with np.errstate(all="ignore"):
+        try:
+            want = np.asarray(prim.impl(np, *arrays, **params), dtype=out.dtype)
+        except TypeError:  # NumPy refuses this dtype (-bool): eager has no answer to match
+            return
+        (got,) = single_op_groups[k].compiled(*arrays)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if prim.name in TRANSCENDENTAL:
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.isfinite(want)
+        ulps = np.abs(got[finite].astype(np.float64) - want[finite]) / np.spacing(abs(want[finite]))
+        assert ulps.max() <= 4
+        np.testing.assert_array_equal(got[np.isinf(want)], want[np.isinf(want)])
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "x_shape, b_shape",
+    [
+        ((150, 8, 32), (32,)),  # a bias: two loops, the bias's stride 0 along the first
+        ((4, 1, 5), (1, 3, 1)),  # both broadcast, along different axes
+        ((6, 7), ()),  # a 0-d array input
+        ((1, 1), (1,)),  # nothing but length-1 axes: one element
+        ((2, 3, 4, 5), (3, 1, 5)),
+    ],
+)
+def test_loop_layouts_match_eager(x_shape, b_shape):
+    def f(x, b):
+        y = fx.exp(x - b) * 0.5 + b
+        return fx.where(y > 1.0, y, -y), fx.tanh(y)
+
+    rng = np.random.default_rng(0)
+    x = fx.tensor(rng.normal(size=x_shape).astype(np.float32))
+    b = fx.tensor(rng.normal(size=b_shape).astype(np.float32))
+    compiled = fx.jit(f)
+    for got, want in zip(compiled(x, b), f(x, b)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
+    fused = [e for e in next(iter(compiled.cache.values())).optimized.eqns if e.prim is fused_p]
+    assert fused and all("static void" in e.params["graph"].compiled.source for e in fused)
+
+
+def test_views_as_inputs_match_eager():
+    def f(x):
+        t = fx.transpose(x, (1, 0))  # a transposed view into the group
+        return fx.sqrt(t * t + 1.0) - x[::2, ::2].sum() * t
+
+    x = fx.tensor(np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32))
+    np.testing.assert_allclose(fx.jit(f)(x).numpy(), f(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_erf_matches_the_eager_fit_bit_for_bit(single_op_groups):
+    x = np.linspace(-6, 6, 40).astype(np.float32)
+    k = next(k for k, c in enumerate(CASES) if c[0].name == "erf" and c[1][0].dtype == np.float32)
+    (got,) = single_op_groups[k].compiled(x)
+    assert got.tobytes() == fx.erf(fx.tensor(x)).numpy().tobytes()
+
+
+def test_a_kernel_checks_its_arguments(single_op_groups):
+    k = next(k for k, c in enumerate(CASES) if c[0].name == "add" and c[1][0].dtype == np.float32)
+    kernel = single_op_groups[k].compiled.__globals__["kernel"]
+    x, out = np.ones(40, np.float32), np.empty(40, np.float32)
+    with pytest.raises(ValueError, match="array 1 has 80 bytes, expected 160"):
+        kernel(x, np.ones(20, np.float32), out)
+    with pytest.raises(TypeError, match="takes 3 arrays, got 2"):
+        kernel(x, out)
+    with pytest.raises(ValueError):  # read-only output
+        kernel(x, x, np.broadcast_to(out, (40,)))
+
+
+def test_built_kernels_are_kept_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLUXION_CACHE_DIR", str(tmp_path))
+    case = next(c for c in CASES if c[0].name == "mul" and c[1][0].dtype == np.float64)
+    _compile([_group(*case)])
+    assert list((tmp_path / "kernels").glob("fx_*"))
+
+    def no_compiler(*args):
+        raise AssertionError("the compiler ran again for a kernel already built")
+
+    monkeypatch.setattr(native, "_start_compiler", no_compiler)
+    group = _group(*case)
+    _compile([group])
+    np.testing.assert_array_equal(
+        group.compiled(np.arange(40.0), np.arange(40.0))[0], np.arange(40.0) ** 2
+    )
+
+
+def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
+    def f(x):
+        return fx.exp(x) * 2.0 + 1.0
+
+    x = fx.tensor(np.linspace(-1, 1, 50).astype(np.float32))
+    monkeypatch.setenv("FLUXION_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a compiler that always fails
+    native._compiler.cache_clear()
+    native._machine.cache_clear()
+    try:
+        compiled = fx.jit(f)
+        with pytest.warns(UserWarning, match="the C compiler failed"):
+            got = compiled(x)
+        np.testing.assert_allclose(got.numpy(), f(x).numpy(), rtol=1e-6)
+        monkeypatch.setenv("FLUXION_NATIVE_KERNELS", "0")
+        native._compiler.cache_clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # switched off on purpose: no warning
+            np.testing.assert_allclose(fx.jit(f)(x).numpy(), f(x).numpy(), rtol=1e-6)
+    finally:
+        native._compiler.cache_clear()
+        native._machine.cache_clear()
