@@ -81,11 +81,18 @@ def plan_memory(graph: Graph) -> MemoryPlan:
 
 
 def _emit_body(
-    graph: Graph, names: dict, namespace: dict, targets: dict, in_loop: bool = False
+    graph: Graph,
+    names: dict,
+    namespace: dict,
+    targets: dict,
+    in_loop: bool = False,
+    kernels: dict | None = None,
 ) -> list[str]:
     """The lines computing ``graph``'s equations, inputs already bound to ``names``;
     ``targets`` maps some outputs to the buffer expression they must be written into.
-    ``in_loop``: the body of a blocked loop, whose inputs the next block reads again."""
+    ``in_loop``: the body of a blocked loop, whose inputs the next block reads again.
+    ``kernels``: functions to call for some equations (by index), native ones."""
+    kernels = kernels or {}
     plan = plan_memory(graph)
     kept = {id(v) for v in graph.invars} if in_loop else set()
 
@@ -105,7 +112,10 @@ def _emit_body(
             "," if eqn.prim.multiple_results else ""
         )
         target = targets.get(id(eqn.outputs[0]))
-        if eqn.prim.emit is not None:
+        if k in kernels:
+            namespace[f"k{k}_{eqn.prim.name}"] = kernels[k]
+            body.append(f"    {outs} = k{k}_{eqn.prim.name}({args})")
+        elif eqn.prim.emit is not None:
             params = {k: _param(namespace, v) for k, v in eqn.params.items()}
             if "{out}" in eqn.prim.emit and target is not None:
                 out_clause, target = f", out={target}", None
@@ -134,12 +144,13 @@ def _function(name: str, params: list[str], body: list[str], namespace: dict):
     return run
 
 
-def compile_graph(graph: Graph, name: str = "compiled"):
-    """Return ``run(*arrays) -> list of arrays`` for ``graph``; ``run.source`` is its code."""
+def compile_graph(graph: Graph, name: str = "compiled", kernels: dict | None = None):
+    """Return ``run(*arrays) -> list of arrays`` for ``graph``; ``run.source`` is its code.
+    ``kernels``: functions that run some equations (by index) instead of their primitive."""
     namespace: dict = {"xp": ctx.xp}
     params = [f"in{i}" for i in range(len(graph.invars))]
     names = {id(v): p for v, p in zip(graph.invars, params)}
-    body = _emit_body(graph, names, namespace, {})
+    body = _emit_body(graph, names, namespace, {}, kernels=kernels)
     returns = ", ".join(
         names[id(v)] if not isinstance(v, Literal) else _param(namespace, v.value)
         for v in graph.outvars

@@ -217,18 +217,50 @@ def _loops(shape: tuple, in_shapes: list[tuple]):
     return lengths, strides
 
 
+def _function(name: str, ins: list, outs: list, body: list[str]) -> str:
+    """A kernel's C: ``{name}_loop(a0.., o0..)`` running ``body`` over typed pointers, and
+    ``name``, callable from Python with the input arrays and the output arrays to fill."""
+    pointers = [f"const {C_TYPES[np.dtype(a.dtype)]} *restrict a{j}" for j, a in enumerate(ins)]
+    pointers += [f"{C_TYPES[np.dtype(a.dtype)]} *restrict o{j}" for j, a in enumerate(outs)]
+    n, n_in = len(ins) + len(outs), len(ins)
+    byte_sizes = ", ".join(str(math.prod(a.shape) * np.dtype(a.dtype).itemsize) for a in ins + outs)
+    casts = ", ".join(f"args[{j}].view.buf" for j in range(n))
+    return "\n".join(
+        [f"static void {name}_loop({', '.join(pointers)}) {{", *body, "}"]
+        + [
+            f"static PyObject *{name}(PyObject *self, PyObject *const *objects, Py_ssize_t nargs) {{",
+            f"    static const Py_ssize_t bytes[] = {{{byte_sizes}}};",
+            f"    fx_arg args[{n}];",
+            f'    if (fx_acquire(objects, nargs, "{name}", {n_in}, {n}, bytes, args) < 0) return NULL;',
+            f"    {name}_loop({casts});",
+            f"    fx_release(args, {n});",
+            "    Py_RETURN_NONE;",
+            "}",
+        ]
+    )
+
+
+def _nest(loops: list[tuple[str, int]], body: list[str]) -> list[str]:
+    """``body`` inside ``for`` loops over ``(index, length)``, outermost first."""
+    pad = "    " * (len(loops) + 1)
+    lines = [
+        f"{'    ' * (d + 1)}for (long {i} = 0; {i} < {n}; {i}++) {{"
+        for d, (i, n) in enumerate(loops)
+    ]
+    lines += [pad + line for line in body]
+    return lines + [f"{'    ' * (d + 1)}}}" for d in reversed(range(len(loops)))]
+
+
 def group_source(graph: Graph, name: str) -> str:
-    """The C of one fused group: ``{name}_loop`` over typed pointers, and ``name``, the
-    Python-callable function that takes the input arrays and the output arrays to fill."""
+    """The C of one fused group: one pass over its output shape, every value in a register."""
     shape = tuple(graph.outvars[0].aval.shape)
     lengths, strides = _loops(shape, [tuple(v.aval.shape) for v in graph.invars])
-    loops = [f"i{k}" for k in range(len(lengths))]
+    loops = [(f"i{k}", n) for k, n in enumerate(lengths)]
 
     def index(row):
-        terms = [f"{i} * {s}" if s != 1 else i for i, s in zip(loops, row) if s]
+        terms = [f"{i} * {s}" if s != 1 else i for (i, _), s in zip(loops, row) if s]
         return " + ".join(terms) or "0"
 
-    flat = index([math.prod(lengths[k + 1 :]) for k in range(len(lengths))])
     names: dict[int, str] = {}
     body = []
     for j, v in enumerate(graph.invars):
@@ -248,37 +280,41 @@ def group_source(graph: Graph, name: str) -> str:
         names[id(out)] = f"v{len(names)}"
         expr = eqn.prim.c_expr.format(*args, **params)
         body.append(f"{C_TYPES[np.dtype(out.aval.dtype)]} {names[id(out)]} = {expr};")
-    for j, v in enumerate(graph.outvars):
-        body.append(f"o{j}[{flat}] = {names[id(v)]};")
+    flat = index([math.prod(lengths[k + 1 :]) for k in range(len(lengths))])
+    body += [f"o{j}[{flat}] = {names[id(v)]};" for j, v in enumerate(graph.outvars)]
+    ins, outs = [v.aval for v in graph.invars], [v.aval for v in graph.outvars]
+    return _function(name, ins, outs, _nest(loops, body))
 
-    pointers = [
-        f"const {C_TYPES[np.dtype(v.aval.dtype)]} *restrict a{j}"
-        for j, v in enumerate(graph.invars)
-    ] + [f"{C_TYPES[np.dtype(v.aval.dtype)]} *restrict o{j}" for j, v in enumerate(graph.outvars)]
-    lines = [f"static void {name}_loop({', '.join(pointers)}) {{"]
-    for depth, (i, length) in enumerate(zip(loops, lengths)):
-        lines.append(f"{'    ' * (depth + 1)}for (long {i} = 0; {i} < {length}; {i}++) {{")
-    lines += [f"{'    ' * (len(loops) + 1)}{line}" for line in body]
-    lines += [f"{'    ' * (depth + 1)}}}" for depth in reversed(range(len(loops)))]
-    lines.append("}")
 
-    arrays = list(graph.invars) + list(graph.outvars)
-    n, n_in = len(arrays), len(graph.invars)
-    byte_sizes = ", ".join(
-        str(math.prod(v.aval.shape) * np.dtype(v.aval.dtype).itemsize) for v in arrays
-    )
-    casts = ", ".join(f"args[{j}].view.buf" for j in range(n))
-    lines += [
-        f"static PyObject *{name}(PyObject *self, PyObject *const *objects, Py_ssize_t nargs) {{",
-        f"    static const Py_ssize_t bytes[] = {{{byte_sizes}}};",
-        f"    fx_arg args[{n}];",
-        f'    if (fx_acquire(objects, nargs, "{name}", {n_in}, {n}, bytes, args) < 0) return NULL;',
-        f"    {name}_loop({casts});",
-        f"    fx_release(args, {n});",
-        "    Py_RETURN_NONE;",
+# Attention's per-head products are a stack of tiny matrices (8x8 at seq 8, head 8): NumPy
+# calls gemm once per matrix, ~0.15 us each; this loop does a (150,4,8,8) stack in a fifth
+# of that. Beyond SMALL_MATMUL, BLAS's blocking wins.
+SMALL_MATMUL = 32
+
+
+def matmul_source(a, b, out, name: str) -> str | None:
+    """The C of ``a @ b`` for a stack of small matrices (same batch axes, float), else None."""
+    if (
+        a.ndim < 3
+        or tuple(a.shape[:-2]) != tuple(b.shape[:-2])
+        or np.dtype(a.dtype) not in (np.dtype(np.float32), np.dtype(np.float64))
+        or max(a.shape[-2:] + b.shape[-1:]) > SMALL_MATMUL
+        or math.prod(out.shape) == 0
+    ):
+        return None
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    c_type = C_TYPES[np.dtype(a.dtype)]
+    body = [  # a row of the product at a time, accumulated in registers over k
+        f"const {c_type} *x = a0 + s * {m * k}, *y = a1 + s * {k * n};",
+        f"{c_type} *z = o0 + s * {m * n};",
+        f"for (long i = 0; i < {m}; i++) {{",
+        f"    {c_type} row[{n}] = {{0}};",
+        f"    for (long p = 0; p < {k}; p++)",
+        f"        for (long j = 0; j < {n}; j++) row[j] += x[i * {k} + p] * y[p * {n} + j];",
+        f"    for (long j = 0; j < {n}; j++) z[i * {n} + j] = row[j];",
         "}",
     ]
-    return "\n".join(lines)
+    return _function(name, [a, b], [out], _nest([("s", math.prod(a.shape[:-2]))], body))
 
 
 def module_source(module: str, sources: dict[str, str]) -> str:
@@ -401,45 +437,51 @@ def _finish(process, scratch: str, built: str, path: str) -> str | None:
     return None
 
 
-def compile_groups(graph: Graph) -> None:
-    """Build the C kernels of ``graph``'s fused groups in one module (one compiler run) and
-    keep each group's kernel as its ``compiled`` function, where ``codegen.subgraph_kernel``
-    finds it; groups that cannot go native keep NumPy's blocked loop."""
-    groups = [
-        eqn.params["graph"]
-        for eqn in graph.eqns
-        if eqn.prim.name == "fused" and eqn.params["graph"].compiled is None
-    ]
-    groups = [group for group in groups if supported(group)]
-    if not groups:
-        return
-    # groups alike (a layer's, repeated) share one kernel: the compiler's time goes by kernel
-    names, sources = {}, {}
-    for group in groups:
-        text = group_source(group, "g")
-        if text not in names:
-            names[text] = f"g{len(names)}"
-            sources[names[text]] = group_source(group, names[text])
-    functions = build(sources)
+def native_kernels(graph: Graph) -> dict:
+    """C kernels for the equations of ``graph`` that have one (fused groups, stacks of small
+    matmuls), by equation index, all built in one go; each fused group also keeps its kernel
+    as its ``compiled`` function (show_graph prints it). Equations without one run on NumPy."""
+    from fluxion.compiler.fusion import fused_p
+
+    wanted = {}  # equation index -> (C source with a placeholder name, its out avals)
+    for k, eqn in enumerate(graph.eqns):
+        if eqn.prim is fused_p and eqn.params["graph"].compiled is None:
+            if supported(eqn.params["graph"]):
+                wanted[k] = group_source(eqn.params["graph"], "{name}")
+        elif eqn.prim.name == "matmul":
+            source = matmul_source(*(v.aval for v in eqn.inputs + eqn.outputs), "{name}")
+            if source is not None:
+                wanted[k] = source
+    # equations alike (a layer's, repeated) share one kernel: the compiler's time is by kernel
+    names = {text: f"k{j}" for j, text in enumerate(dict.fromkeys(wanted.values()))}
+    sources = {name: text.replace("{name}", name) for text, name in names.items()}
+    functions = build(sources) if sources else None
     if functions is None:
-        return
-    for group in groups:
-        name = names[group_source(group, "g")]
-        group.compiled = _caller(group, functions[name], sources[name])
+        return {}
+    kernels = {}
+    for k, text in wanted.items():
+        eqn = graph.eqns[k]
+        name = names[text]
+        run = _caller(functions[name], eqn, sources[name])
+        kernels[k] = run
+        if eqn.prim is fused_p:
+            eqn.params["graph"].compiled = run
+    return kernels
 
 
-def _caller(graph: Graph, kernel, c_source: str):
-    """A Python function that allocates a group's outputs and runs its kernel into them."""
+def _caller(kernel, eqn, c_source: str):
+    """A Python function that allocates an equation's outputs and runs its kernel into them."""
     from fluxion.compiler.codegen import _function, _param
 
     namespace = {"empty": np.empty, "kernel": kernel}
-    params = [f"in{i}" for i in range(len(graph.invars))]
-    outs = [f"o{j}" for j in range(len(graph.outvars))]
+    params = [f"in{i}" for i in range(len(eqn.inputs))]
+    outs = [f"o{j}" for j in range(len(eqn.outputs))]
     body = [
         f"    {o} = empty({tuple(v.aval.shape)!r}, {_param(namespace, np.dtype(v.aval.dtype))})"
-        for o, v in zip(outs, graph.outvars)
+        for o, v in zip(outs, eqn.outputs)
     ]
-    body += [f"    kernel({', '.join(params + outs)})", f"    return [{', '.join(outs)}]"]
-    run = _function("fused", params, body, namespace)
+    results = f"[{', '.join(outs)}]" if eqn.prim.multiple_results else outs[0]
+    body += [f"    kernel({', '.join(params + outs)})", f"    return {results}"]
+    run = _function(eqn.prim.name, params, body, namespace)
     run.source += "\n" + c_source
     return run

@@ -456,8 +456,8 @@ class Compiled:
             return _FALLBACK
         typecheck(traced.graph)
         optimized = passes.optimize(traced.graph)
-        native.compile_groups(optimized)
-        run = codegen.compile_graph(optimized, name=self.__name__)
+        kernels = native.native_kernels(optimized)
+        run = codegen.compile_graph(optimized, name=self.__name__, kernels=kernels)
         entry = _Entry(key, traced, run, optimized)
         self.cache[key] = entry
         if len(self.cache) > self.max_cache_size:
@@ -467,8 +467,11 @@ class Compiled:
             print(
                 f"--- {self.__name__}: optimized graph\n{pp_graph(optimized)}\n--- generated code\n{run.source}"
             )
-            for k, source in fusion.kernel_sources(optimized).items():
-                print(f"--- k{k}_fused: a fused group of elementwise ops\n{source}")
+            fused = fusion.kernel_sources(optimized)
+            sources = fused | {k: f.source for k, f in kernels.items()}
+            for k, source in sorted(sources.items()):
+                what = "a fused group of elementwise ops" if k in fused else "a native kernel"
+                print(f"--- k{k}_{optimized.eqns[k].prim.name}: {what}\n{source}")
         return entry
 
     def _explain_miss(self, key, stale=None):
