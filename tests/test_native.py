@@ -239,3 +239,13 @@ def test_other_matmuls_stay_on_blas(a_shape, b_shape):
         np.broadcast_shapes(a_shape[:-1], b_shape[:-2] + (1,)) + b_shape[-1:], a.dtype
     )
     assert native.matmul_source(a, b, out, "k") is None
+
+
+@pytest.mark.parametrize("shape, native_group", [((150, 8, 96), True), ((10,), False)])
+def test_a_large_single_op_gets_a_kernel_of_its_own(shape, native_group):
+    x = fx.tensor(np.random.default_rng(3).normal(size=shape).astype(np.float32))
+    b = fx.tensor(np.arange(shape[-1], dtype=np.float32))
+    compiled = fx.jit(lambda x, b: x + b)
+    np.testing.assert_array_equal(compiled(x, b).numpy(), (x + b).numpy())
+    (entry,) = compiled.cache.values()
+    assert [e.prim.name for e in entry.optimized.eqns] == ["fused" if native_group else "add"]

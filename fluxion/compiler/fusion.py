@@ -106,7 +106,17 @@ def fuse_elementwise(graph: Graph) -> Graph:
         for eqn in members:
             for v in eqn.outputs:
                 group_of.pop(id(v), None)
-        out.append(members[0] if len(members) == 1 else _fused_eqn(members, readers, results))
+        if len(members) == 1:
+            out.append(members[0])
+            return
+        inside = {id(e) for e in members}
+        outputs = [
+            v
+            for e in members
+            for v in e.outputs
+            if id(v) in results or readers.get(id(v), set()) - inside
+        ]
+        out.append(_fused_eqn(members, outputs))
 
     def close_readers_of(eqn, keep=None):
         for shape in {group_of.get(id(v)) for v in eqn.inputs} - {None, keep}:
@@ -126,10 +136,16 @@ def fuse_elementwise(graph: Graph) -> Graph:
     return Graph(graph.invars, out, graph.outvars)
 
 
-def _fused_eqn(members: list[Eqn], readers: dict, results: set) -> Eqn:
-    """One equation computing ``members``; array literals become inputs (a block loop
-    slices inputs; only 0-d constants are the same for every block)."""
-    inside = {id(e) for e in members}
+def as_group(eqn: Eqn) -> Eqn:
+    """One elementwise equation as a group of one (the pass leaves single equations alone:
+    on NumPy a group of one is one call anyway; a native kernel still saves the passes
+    of a broadcast, a mask, a cast)."""
+    return _fused_eqn([eqn], eqn.outputs)
+
+
+def _fused_eqn(members: list[Eqn], outputs: list) -> Eqn:
+    """One equation computing ``members`` and giving ``outputs``; array literals become
+    inputs (a block loop slices inputs; only 0-d constants are the same for every block)."""
     made = {id(v) for e in members for v in e.outputs}
     inputs, sub_inputs, sub_of = [], [], {}
 
@@ -143,10 +159,4 @@ def _fused_eqn(members: list[Eqn], readers: dict, results: set) -> Eqn:
         return sub_of[id(v)]
 
     eqns = [Eqn(e.prim, [sub(v) for v in e.inputs], e.params, e.outputs) for e in members]
-    outputs = [
-        v
-        for e in members
-        for v in e.outputs
-        if id(v) in results or readers.get(id(v), set()) - inside
-    ]
     return Eqn(fused_p, inputs, {"graph": Graph(sub_inputs, eqns, outputs)}, outputs)

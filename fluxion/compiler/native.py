@@ -437,12 +437,30 @@ def _finish(process, scratch: str, built: str, path: str) -> str | None:
     return None
 
 
-def native_kernels(graph: Graph) -> dict:
-    """C kernels for the equations of ``graph`` that have one (fused groups, stacks of small
-    matmuls), by equation index, all built in one go; each fused group also keeps its kernel
-    as its ``compiled`` function (show_graph prints it). Equations without one run on NumPy."""
-    from fluxion.compiler.fusion import fused_p
+# Below this many elements a single elementwise op stays a NumPy call: as fast as calling
+# a kernel, and one kernel less to compile.
+SINGLE_OP_ELEMENTS = 4096
 
+
+def native_kernels(graph: Graph) -> tuple[Graph, dict]:
+    """``graph`` with its large single elementwise equations made groups of one, and C
+    kernels for its equations that have one (fused groups, stacks of small matmuls) by
+    equation index, all built in one go; each fused group also keeps its kernel as its
+    ``compiled`` function (show_graph prints it). Equations without one run on NumPy."""
+    from fluxion.compiler.fusion import as_group, fused_p
+
+    if _compiler() is None:
+        return graph, {}
+
+    def single(eqn):
+        if not (eqn.prim.elementwise and eqn.prim.c_expr):
+            return eqn
+        if math.prod(eqn.outputs[0].aval.shape) < SINGLE_OP_ELEMENTS:
+            return eqn
+        group = as_group(eqn)
+        return group if supported(group.params["graph"]) else eqn
+
+    graph = Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
     wanted = {}  # equation index -> (C source with a placeholder name, its out avals)
     for k, eqn in enumerate(graph.eqns):
         if eqn.prim is fused_p and eqn.params["graph"].compiled is None:
@@ -457,7 +475,7 @@ def native_kernels(graph: Graph) -> dict:
     sources = {name: text.replace("{name}", name) for text, name in names.items()}
     functions = build(sources) if sources else None
     if functions is None:
-        return {}
+        return graph, {}
     kernels = {}
     for k, text in wanted.items():
         eqn = graph.eqns[k]
@@ -466,7 +484,7 @@ def native_kernels(graph: Graph) -> dict:
         kernels[k] = run
         if eqn.prim is fused_p:
             eqn.params["graph"].compiled = run
-    return kernels
+    return graph, kernels
 
 
 def _caller(kernel, eqn, c_source: str):

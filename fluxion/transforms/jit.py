@@ -456,7 +456,7 @@ class Compiled:
             return _FALLBACK
         typecheck(traced.graph)
         optimized = passes.optimize(traced.graph)
-        kernels = native.native_kernels(optimized)
+        optimized, kernels = native.native_kernels(optimized)
         run = codegen.compile_graph(optimized, name=self.__name__, kernels=kernels)
         entry = _Entry(key, traced, run, optimized)
         self.cache[key] = entry
