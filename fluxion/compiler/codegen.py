@@ -116,7 +116,7 @@ def _emit_body(
             namespace[f"k{k}_{eqn.prim.name}"] = kernels[k]
             body.append(f"    {outs} = k{k}_{eqn.prim.name}({args})")
         elif eqn.prim.emit is not None:
-            params = {k: _param(namespace, v) for k, v in eqn.params.items()}
+            params = {k: param_source(namespace, v) for k, v in eqn.params.items()}
             if "{out}" in eqn.prim.emit and target is not None:
                 out_clause, target = f", out={target}", None
             elif k in plan.reuse:
@@ -136,7 +136,7 @@ def _emit_body(
     return body
 
 
-def _function(name: str, params: list[str], body: list[str], namespace: dict):
+def python_function(name: str, params: list[str], body: list[str], namespace: dict):
     source = "\n".join([f"def {_identifier(name)}({', '.join(params)}):"] + body)
     exec(compile(source, f"<fluxion.jit {name}>", "exec"), namespace)
     run = namespace[_identifier(name)]
@@ -152,10 +152,10 @@ def compile_graph(graph: Graph, name: str = "compiled", kernels: dict | None = N
     names = {id(v): p for v, p in zip(graph.invars, params)}
     body = _emit_body(graph, names, namespace, {}, kernels=kernels)
     returns = ", ".join(
-        names[id(v)] if not isinstance(v, Literal) else _param(namespace, v.value)
+        names[id(v)] if not isinstance(v, Literal) else param_source(namespace, v.value)
         for v in graph.outvars
     )
-    return _function(name, params, body + [f"    return [{returns}]"], namespace)
+    return python_function(name, params, body + [f"    return [{returns}]"], namespace)
 
 
 def subgraph_kernel(graph: Graph, blocked: bool = False):
@@ -205,7 +205,7 @@ def compile_blocked(graph: Graph, name: str = "fused"):
             names[id(v)] = f"x{i}"
     targets = {}
     for j, v in enumerate(graph.outvars):
-        dtype = _param(namespace, np.dtype(v.aval.dtype))
+        dtype = param_source(namespace, np.dtype(v.aval.dtype))
         lines.append(f"    o{j} = xp.empty({(rows,) + shape[k:]!r}, dtype={dtype})")
         targets[id(v)] = f"o{j}[s:e]"
     lines.append(f"    for s in range(0, {rows}, {block}):")
@@ -213,10 +213,10 @@ def compile_blocked(graph: Graph, name: str = "fused"):
     body = _emit_body(graph, names, namespace, targets, in_loop=True)
     lines += ["    " + line for line in body]
     returns = ", ".join(f"o{j}.reshape({shape!r})" for j in range(len(graph.outvars)))
-    return _function(name, params, lines + [f"    return [{returns}]"], namespace)
+    return python_function(name, params, lines + [f"    return [{returns}]"], namespace)
 
 
-def _param(namespace: dict, value) -> str:
+def param_source(namespace: dict, value) -> str:
     """A param as source text: ints and tuples of them inline, anything else by name."""
     if isinstance(value, int | tuple) and all(
         isinstance(v, int) for v in (value if isinstance(value, tuple) else (value,))

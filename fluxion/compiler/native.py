@@ -1,5 +1,7 @@
-"""Native kernels: each fused group of a compiled graph becomes one C loop, built with the
-system's C compiler into a Python extension module (one per graph, cached on disk).
+"""Native kernels: each fused group of a compiled graph (and each large single elementwise
+op, and each stack of small matmuls) becomes one C loop, built with the system's C compiler
+into Python extension modules (a compiled function's kernels in one module per core,
+compiled in parallel, cached on disk).
 
 A group of ten elementwise ops costs NumPy ten passes over memory and ten calls; in C it is
 one pass that keeps every intermediate in a register. Measured on an exact GELU (erf, 7 ops):
@@ -8,7 +10,7 @@ for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C
 ``<tgmath.h>`` picks the float32 or float64 function, and glibc's vector math library
 (libmvec) lets the compiler vectorize exp, log, tanh... as NumPy does.
 
-    static void g0_loop(const float *restrict a0, const float *restrict a1, float *restrict o0) {
+    static void k0_loop(const float *restrict a0, const float *restrict a1, float *restrict o0) {
         for (long i0 = 0; i0 < 1200; i0++) {
             for (long i1 = 0; i1 < 32; i1++) {
                 float v0 = a0[i0 * 32 + i1];
@@ -41,7 +43,10 @@ import warnings
 
 import numpy as np
 
+from fluxion.compiler import codegen
+from fluxion.compiler.fusion import as_group, fused_p
 from fluxion.compiler.ir import Graph, Literal
+from fluxion.ops.primitives import _ERF_P, _ERF_Q
 
 C_TYPES = {
     np.dtype(np.bool_): "_Bool",
@@ -76,9 +81,8 @@ FLAGS = [
 _VECTOR_MATH = ["exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "erf"]
 
 
+@functools.cache
 def _prelude() -> str:
-    from fluxion.ops.primitives import _ERF_P, _ERF_Q
-
     declarations = [
         f"FX_SIMD {c_type} {name}{suffix}({c_type});"
         for name in _VECTOR_MATH
@@ -217,7 +221,7 @@ def _loops(shape: tuple, in_shapes: list[tuple]):
     return lengths, strides
 
 
-def _function(name: str, ins: list, outs: list, body: list[str]) -> str:
+def _c_function(name: str, ins: list, outs: list, body: list[str]) -> str:
     """A kernel's C: ``{name}_loop(a0.., o0..)`` running ``body`` over typed pointers, and
     ``name``, callable from Python with the input arrays and the output arrays to fill."""
     pointers = [f"const {C_TYPES[np.dtype(a.dtype)]} *restrict a{j}" for j, a in enumerate(ins)]
@@ -283,7 +287,7 @@ def group_source(graph: Graph, name: str) -> str:
     flat = index([math.prod(lengths[k + 1 :]) for k in range(len(lengths))])
     body += [f"o{j}[{flat}] = {names[id(v)]};" for j, v in enumerate(graph.outvars)]
     ins, outs = [v.aval for v in graph.invars], [v.aval for v in graph.outvars]
-    return _function(name, ins, outs, _nest(loops, body))
+    return _c_function(name, ins, outs, _nest(loops, body))
 
 
 # Attention's per-head products are a stack of tiny matrices (8x8 at seq 8, head 8): NumPy
@@ -314,7 +318,7 @@ def matmul_source(a, b, out, name: str) -> str | None:
         f"    for (long j = 0; j < {n}; j++) z[i * {n} + j] = row[j];",
         "}",
     ]
-    return _function(name, [a, b], [out], _nest([("s", math.prod(a.shape[:-2]))], body))
+    return _c_function(name, [a, b], [out], _nest([("s", math.prod(a.shape[:-2]))], body))
 
 
 def module_source(module: str, sources: dict[str, str]) -> str:
@@ -447,8 +451,6 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
     kernels for its equations that have one (fused groups, stacks of small matmuls) by
     equation index, all built in one go; each fused group also keeps its kernel as its
     ``compiled`` function (show_graph prints it). Equations without one run on NumPy."""
-    from fluxion.compiler.fusion import as_group, fused_p
-
     if _compiler() is None:
         return graph, {}
 
@@ -489,17 +491,15 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
 
 def _caller(kernel, eqn, c_source: str):
     """A Python function that allocates an equation's outputs and runs its kernel into them."""
-    from fluxion.compiler.codegen import _function, _param
-
     namespace = {"empty": np.empty, "kernel": kernel}
     params = [f"in{i}" for i in range(len(eqn.inputs))]
     outs = [f"o{j}" for j in range(len(eqn.outputs))]
     body = [
-        f"    {o} = empty({tuple(v.aval.shape)!r}, {_param(namespace, np.dtype(v.aval.dtype))})"
+        f"    {o} = empty({tuple(v.aval.shape)!r}, {codegen.param_source(namespace, np.dtype(v.aval.dtype))})"
         for o, v in zip(outs, eqn.outputs)
     ]
     results = f"[{', '.join(outs)}]" if eqn.prim.multiple_results else outs[0]
     body += [f"    kernel({', '.join(params + outs)})", f"    return {results}"]
-    run = _function(eqn.prim.name, params, body, namespace)
+    run = codegen.python_function(eqn.prim.name, params, body, namespace)
     run.source += "\n" + c_source
     return run
