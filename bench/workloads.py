@@ -450,6 +450,13 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
     run.step()
     entry.run = original
     graph, xp = entry.optimized, ctx.xp
+    # the kernels the generated code calls by equation index (native ones among them)
+    namespace = original.__globals__
+    kernels = {
+        k: namespace[f"k{k}_{eqn.prim.name}"]
+        for k, eqn in enumerate(graph.eqns)
+        if f"k{k}_{eqn.prim.name}" in namespace
+    }
     walls, sums = [], []
     best = [math.inf] * len(graph.eqns)  # per equation: its fastest run over the passes
     reps = max(4, steps)
@@ -482,7 +489,7 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
         for k, eqn in enumerate(graph.eqns):
             args = [v.value if hasattr(v, "value") else env[id(v)] for v in eqn.inputs]
             t0 = time.perf_counter()
-            out = eqn.prim.impl(xp, *args, **eqn.params)
+            out = kernels[k](*args) if k in kernels else eqn.prim.impl(xp, *args, **eqn.params)
             dt = time.perf_counter() - t0
             del args
             outs = out if eqn.prim.multiple_results else (out,)
@@ -598,6 +605,8 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
     for dt, eqn in sorted(per_eqn, key=lambda x: -x[0])[:top]:
         shapes = " ".join(_shape(v) for v in eqn.inputs)
         params = ", ".join(f"{k}={v}" for k, v in eqn.params.items())
+        if eqn.prim.name == "fused":  # its ops, not its printed graph
+            params = " ".join(e.prim.name for e in eqn.params["graph"].eqns)
         print(
             f"  {dt * 1e3:8.3f} ms  {eqn.prim.name}[{params[:60]}] {shapes} -> "
             f"{_shape(eqn.outputs[0])}"

@@ -221,11 +221,17 @@ def _loops(shape: tuple, in_shapes: list[tuple]):
     return lengths, strides
 
 
+def _stored(dtype) -> str:
+    """The C type an array's elements are read and written as: bools as bytes (NumPy's 0 and
+    1), since gcc does not vectorize loads of _Bool; values in registers stay _Bool."""
+    return "uint8_t" if np.dtype(dtype) == np.dtype(np.bool_) else C_TYPES[np.dtype(dtype)]
+
+
 def _c_function(name: str, ins: list, outs: list, body: list[str]) -> str:
     """A kernel's C: ``{name}_loop(a0.., o0..)`` running ``body`` over typed pointers, and
     ``name``, callable from Python with the input arrays and the output arrays to fill."""
-    pointers = [f"const {C_TYPES[np.dtype(a.dtype)]} *restrict a{j}" for j, a in enumerate(ins)]
-    pointers += [f"{C_TYPES[np.dtype(a.dtype)]} *restrict o{j}" for j, a in enumerate(outs)]
+    pointers = [f"const {_stored(a.dtype)} *restrict a{j}" for j, a in enumerate(ins)]
+    pointers += [f"{_stored(a.dtype)} *restrict o{j}" for j, a in enumerate(outs)]
     n, n_in = len(ins) + len(outs), len(ins)
     byte_sizes = ", ".join(str(math.prod(a.shape) * np.dtype(a.dtype).itemsize) for a in ins + outs)
     casts = ", ".join(f"args[{j}].view.buf" for j in range(n))
