@@ -214,7 +214,7 @@ def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
     [
         ((150, 4, 8, 8), (150, 4, 8, 8), np.float32),  # attention's per-head scores
         ((2, 3, 5, 7), (2, 3, 7, 4), np.float64),
-        ((6, 1, 32), (6, 32, 2), np.float32),
+        ((6, 1, 8), (6, 8, 2), np.float32),
     ],
 )
 def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype):
@@ -223,7 +223,7 @@ def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype):
     bt = np.ascontiguousarray(np.swapaxes(b, -1, -2))
     compiled = fx.jit(lambda a, bt: a @ fx.transpose(bt, (*range(bt.ndim - 2), -1, -2)))
     got = compiled(fx.tensor(a), fx.tensor(bt)).numpy()  # the transposed view is copied first
-    tol = 1e-5 if dtype == np.float32 else 1e-12  # sums of 8-32 products, another order
+    tol = 1e-5 if dtype == np.float32 else 1e-12  # sums of up to 8 products, another order
     np.testing.assert_allclose(got, a @ b, rtol=tol, atol=tol)
     (entry,) = compiled.cache.values()
     (matmul,) = [e for e in entry.optimized.eqns if e.prim.name == "matmul"]
@@ -231,7 +231,7 @@ def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype):
 
 
 @pytest.mark.parametrize(
-    "a_shape, b_shape", [((64, 64), (64, 64)), ((4, 33, 8), (4, 8, 8)), ((4, 8, 8), (1, 8, 8))]
+    "a_shape, b_shape", [((64, 64), (64, 64)), ((4, 16, 8), (4, 8, 8)), ((4, 8, 8), (1, 8, 8))]
 )
 def test_other_matmuls_stay_on_blas(a_shape, b_shape):
     a, b = ShapedArray(a_shape, np.dtype(np.float32)), ShapedArray(b_shape, np.dtype(np.float32))
