@@ -99,10 +99,7 @@ def test_each_op_matches_numpy(single_op_groups, k):
         arrays[0] = np.where(fits, arrays[0], 7)
         arrays[0] = arrays[0].astype(avals[0].dtype)
     with np.errstate(all="ignore"):
-        try:
-            want = np.asarray(prim.impl(np, *arrays, **params), dtype=out.dtype)
-        except TypeError:  # NumPy refuses this dtype (-bool): eager has no answer to match
-            return
+        want = np.asarray(prim.impl(np, *arrays, **params), dtype=out.dtype)
         (got,) = single_op_groups[k].compiled(*arrays)
     assert got.shape == want.shape and got.dtype == want.dtype
     if prim.name in TRANSCENDENTAL:

@@ -130,14 +130,16 @@ def _shift_axis(params):
 # ----------------------------------------------------------------------------- elementwise unary
 
 
+# the dtypes an elementwise op takes, and how its error names them
 _ANY = None
-_BITWISE = INTEGERS | {BOOL}  # bitwise ops: NumPy's and C's refuse floats
+_FLOATING = (FLOATS, "a floating-point")
+_NUMBERS = (FLOATS | INTEGERS, "a numeric (not bool)")  # NumPy refuses -x, sign(x) on bools
+_BITWISE = (INTEGERS | {BOOL}, "a bool or integer")  # NumPy's and C's bitwise ops refuse floats
 
 
 def _check_kind(op, dtype, takes):
-    if takes is not _ANY and dtype not in takes:
-        what = "a floating-point" if takes is FLOATS else "a bool or integer"
-        raise DTypeError(f"{op}: needs {what} argument, got {dtype}")
+    if takes is not _ANY and dtype not in takes[0]:
+        raise DTypeError(f"{op}: needs {takes[1]} argument, got {dtype}")
 
 
 def _unary_aval(op, takes):
@@ -156,7 +158,7 @@ def ufunc_rules(kernel):
     return (lambda xp, *arrays: getattr(xp, kernel)(*arrays)), f"xp.{kernel}({{args}}{{out}})"
 
 
-def unary(name, kernel, deriv, c_expr, takes=FLOATS):
+def unary(name, kernel, deriv, c_expr, takes=_FLOATING):
     """An elementwise unary primitive; ``kernel`` a ufunc name or an impl; ``deriv(x, y)``
     is dy/dx written with fluxion ops (``None`` for piecewise-constant ops: zero gradient);
     ``c_expr`` the op in C (C's <tgmath.h> names are type-generic: ``exp`` is ``expf`` on
@@ -214,7 +216,7 @@ def _erf_impl(xp, x):
 
 _erf_exact = np.vectorize(math.erf, otypes=[np.float64])
 
-neg_p = unary("neg", "negative", lambda x, y: -1.0, "(-{0})", takes=_ANY)
+neg_p = unary("neg", "negative", lambda x, y: -1.0, "(-{0})", takes=_NUMBERS)
 exp_p = unary("exp", "exp", lambda x, y: y, "exp({0})")
 log_p = unary("log", "log", lambda x, y: 1.0 / x, "log({0})")
 log1p_p = unary("log1p", "log1p", lambda x, y: 1.0 / (1.0 + x), "log1p({0})")
@@ -237,7 +239,7 @@ abs_p = unary(
     takes=_ANY,
 )
 sign_p = unary(
-    "sign", "sign", None, "({0} > 0 ? 1 : {0} < 0 ? -1 : {0} == 0 ? 0 : {0})", takes=_ANY
+    "sign", "sign", None, "({0} > 0 ? 1 : {0} < 0 ? -1 : {0} == 0 ? 0 : {0})", takes=_NUMBERS
 )  # 0 for -0.0, NaN for NaN, as NumPy
 floor_p = unary("floor", "floor", None, "floor({0})")
 ceil_p = unary("ceil", "ceil", None, "ceil({0})")
@@ -373,9 +375,9 @@ def _rem_vjp(ct, primals, outputs):
 
 
 add_p = binary("add", "add", _linear_jvp("add"), _add_vjp, "({0} + {1})")
-sub_p = binary("sub", "subtract", _linear_jvp("sub"), _sub_vjp, "({0} - {1})")
+sub_p = binary("sub", "subtract", _linear_jvp("sub"), _sub_vjp, "({0} - {1})", takes=_NUMBERS)
 mul_p = binary("mul", "multiply", _mul_jvp, _mul_vjp, "({0} * {1})")
-div_p = binary("div", "divide", _div_jvp, _div_vjp, "({0} / {1})", takes=FLOATS)
+div_p = binary("div", "divide", _div_jvp, _div_vjp, "({0} / {1})", takes=_FLOATING)
 pow_p = binary("pow", "power", _pow_jvp, _pow_vjp)  # NumPy's integer powers raise on x ** -1
 # NaN wins, as in NumPy's maximum/minimum
 max_p = binary(
