@@ -246,3 +246,49 @@ def test_a_large_single_op_gets_a_kernel_of_its_own(shape, native_group):
     np.testing.assert_array_equal(compiled(x, b).numpy(), (x + b).numpy())
     (entry,) = compiled.cache.values()
     assert [e.prim.name for e in entry.optimized.eqns] == ["fused" if native_group else "add"]
+
+
+@pytest.mark.parametrize(
+    "shape, axes, dtype",
+    [
+        ((150, 8, 32), (2,), np.float32),  # a row sum (softmax's): in a register, vectorized
+        ((150, 8, 32), (1, 2), np.float64),
+        ((150, 8, 32), (0, 1), np.float32),  # a column sum (a bias gradient): into the output
+        ((7, 5), (0, 1), np.float64),  # everything
+        ((4, 6, 1), (2,), np.float32),  # a length-1 axis only: a copy
+        ((4, 5, 6), (1,), np.float32),  # a middle axis: not taken into the group
+    ],
+)
+def test_sums_in_a_group_match_numpy(shape, axes, dtype):
+    def f(x, b):
+        e = fx.exp(x - b)
+        return e * 2.0, fx.sum(e, axis=axes)
+
+    rng = np.random.default_rng(4)
+    x, b = rng.normal(size=shape).astype(dtype), rng.normal(size=shape[-1:]).astype(dtype)
+    compiled = fx.jit(f)
+    got_e, got_sum = compiled(fx.tensor(x), fx.tensor(b))
+    e = np.exp(x - b)
+    tol = 1e-5 if dtype == np.float32 else 1e-12  # sums in another order than NumPy's
+    np.testing.assert_allclose(got_e.numpy(), e * 2.0, rtol=tol)
+    np.testing.assert_allclose(got_sum.numpy(), e.sum(axis=axes), rtol=tol)
+    (entry,) = compiled.cache.values()
+    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+    summed = "reduce_sum" in [e.prim.name for e in group.eqns]
+    assert summed == (axes != (1,))
+    assert ("static void" in group.compiled.source) == (native.group_source(group, "k") is not None)
+
+
+def test_a_group_summing_a_middle_axis_stays_on_numpy():
+    x, e, s = (
+        Var(ShapedArray(shape, np.dtype(np.float32))) for shape in [(4, 5, 6)] * 2 + [(4, 6)]
+    )
+    group = Graph(
+        [x],
+        [
+            Eqn(PRIMITIVES["exp"], [x], {}, [e]),
+            Eqn(PRIMITIVES["reduce_sum"], [e], {"axes": (1,)}, [s]),
+        ],
+        [e, s],
+    )
+    assert native.supported(group) and native.group_source(group, "k") is None

@@ -509,15 +509,54 @@ def test_fuse_elementwise_closes_a_group_before_its_first_outside_reader():
         [
             _eqn(P.exp_p, [a], t1),
             _eqn(P.neg_p, [t1], t2),
-            _eqn(P.reduce_sum_p, [t2], s, axes=(1,)),  # reads the group: closes it
+            _eqn(P.reduce_max_p, [t2], s, axes=(1,)),  # reads the group: closes it
             _eqn(P.mul_p, [t2, t1], t3),  # same shape, after the reader: a new group
         ],
         [t3, s],
     )
     result = fusion.fuse_elementwise(graph)
-    assert _prims(result) == ["fused", "reduce_sum", "mul"]
+    assert _prims(result) == ["fused", "reduce_max", "mul"]
     first = result.eqns[0]
     assert first.outputs == [t1, t2]  # both are read outside the group
+    _same_values(graph, result)
+
+
+def test_fuse_elementwise_takes_in_row_and_column_sums_of_its_values():
+    a = _v(4, 5, 6)
+    t1, rows, cols, mid, e = _v(4, 5, 6), _v(4, 5), _v(6), _v(4, 6), _v(4)
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.exp_p, [a], t1),
+            _eqn(P.reduce_sum_p, [t1], rows, axes=(2,)),  # a row sum: joins
+            _eqn(P.reduce_sum_p, [t1], cols, axes=(0, 1)),  # a column sum: joins
+            _eqn(P.reduce_sum_p, [t1], mid, axes=(1,)),  # a middle axis: reads the group
+            _eqn(P.reduce_sum_p, [rows], e, axes=(1,)),
+        ],
+        [t1, cols, mid, e],
+    )
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["fused", "reduce_sum", "reduce_sum"]
+    assert _prims(result.eqns[0].params["graph"]) == ["exp", "reduce_sum", "reduce_sum"]
+    assert result.eqns[0].outputs == [t1, rows, cols]
+    _same_values(graph, result)
+
+
+def test_fuse_elementwise_closes_a_group_before_a_reader_of_its_sum():
+    a = _v(4, 5)
+    t1, s, t2, total = _v(4, 5), _v(5), _v(4, 5), _v()
+    graph = Graph(
+        [a],
+        [
+            _eqn(P.exp_p, [a], t1),
+            _eqn(P.reduce_sum_p, [t1], s, axes=(0,)),  # joins the group
+            _eqn(P.reduce_sum_p, [s], total, axes=(0,)),  # a sum of the sum: after the group
+            _eqn(P.div_p, [t1, s], t2),  # the group's shape, but the sum is complete only after
+        ],
+        [t2, total],
+    )
+    result = fusion.fuse_elementwise(graph)
+    assert _prims(result) == ["fused", "reduce_sum", "div"]
     _same_values(graph, result)
 
 
@@ -568,13 +607,13 @@ def test_fuse_elementwise_leaves_single_equations_and_scalars_alone():
         [a, s],
         [
             _eqn(P.exp_p, [a], t1),
-            _eqn(P.reduce_sum_p, [t1], r, axes=(0,)),
+            _eqn(P.reduce_max_p, [t1], r, axes=(0,)),
             _eqn(P.mul_p, [r, s], t2),
         ],
         [t2],
     )
     result = fusion.fuse_elementwise(graph)
-    assert _prims(result) == ["exp", "reduce_sum", "mul"]
+    assert _prims(result) == ["exp", "reduce_max", "mul"]
     _same_values(graph, result)
 
 

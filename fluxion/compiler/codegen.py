@@ -182,15 +182,16 @@ def blocked_layout(shape: tuple, in_shapes: list[tuple]) -> int:
 
 
 def compile_blocked(graph: Graph, name: str = "fused"):
-    """Like ``compile_graph`` for a graph of elementwise equations that all share the shape
-    of its outputs, run a block of rows at a time when that shape is larger than a block."""
-    shape = tuple(graph.outvars[0].aval.shape)
+    """Like ``compile_graph`` for a graph of elementwise equations that all share one shape,
+    run a block of rows at a time when that shape is larger than a block (a group that also
+    sums runs whole: a block would only see part of each sum)."""
+    shape = tuple(graph.eqns[0].outputs[0].aval.shape)
     in_shapes = [tuple(v.aval.shape) for v in graph.invars]
     k = blocked_layout(shape, in_shapes)
     rows, row_size = math.prod(shape[:k]), math.prod(shape[k:])
     widest = max(np.dtype(v.aval.dtype).itemsize for v in graph.invars + graph.outvars)
     block = max(1, BLOCK_BYTES // max(1, row_size * widest))
-    if rows <= block:
+    if rows <= block or not all(e.prim.elementwise for e in graph.eqns):
         return compile_graph(graph, name)
     namespace: dict = {"xp": ctx.xp}
     params = [f"in{i}" for i in range(len(graph.invars))]

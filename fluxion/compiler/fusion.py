@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import numpy as np
+
 from fluxion.compiler.codegen import subgraph_kernel
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph
 from fluxion.core.primitive import Primitive
@@ -90,6 +92,19 @@ def _fusible(eqn: Eqn) -> bool:
     return eqn.prim.elementwise and len(shape) > 0 and math.prod(shape) > 0
 
 
+def _summed_in_group(eqn: Eqn, group_of: dict) -> bool:
+    """A float sum of a value of an open group over its leading or trailing axes, which the
+    group's pass can accumulate (a column or a row sum) instead of reading it again."""
+    x, axes = eqn.inputs[0].aval, tuple(eqn.params.get("axes", ()))
+    if eqn.prim.name != "reduce_sum" or group_of.get(id(eqn.inputs[0])) != tuple(x.shape):
+        return False  # not a sum, or not of a value of the group's shape (a sum, already)
+    n = len(axes)
+    return np.dtype(x.dtype).kind == "f" and axes in (
+        tuple(range(n)),
+        tuple(range(x.ndim - n, x.ndim)),
+    )
+
+
 def fuse_elementwise(graph: Graph) -> Graph:
     """Group elementwise equations of one output shape into ``fused`` equations."""
     readers: dict[int, set[int]] = {}  # value -> the equations (by id) that read it
@@ -100,6 +115,7 @@ def fuse_elementwise(graph: Graph) -> Graph:
     out: list[Eqn] = []
     open_groups: dict[tuple, list[Eqn]] = {}  # shape -> members, in order
     group_of: dict[int, tuple] = {}  # value made by an open group -> that group's shape
+    sums: set[int] = set()  # values summed inside their group: complete once it closes
 
     def close(shape):
         members = open_groups.pop(shape)
@@ -119,7 +135,10 @@ def fuse_elementwise(graph: Graph) -> Graph:
         out.append(_fused_eqn(members, outputs))
 
     def close_readers_of(eqn, keep=None):
-        for shape in {group_of.get(id(v)) for v in eqn.inputs} - {None, keep}:
+        shapes = {group_of.get(id(v)) for v in eqn.inputs} - {None}
+        if not any(id(v) in sums and group_of.get(id(v)) == keep for v in eqn.inputs):
+            shapes.discard(keep)
+        for shape in shapes:
             close(shape)
 
     for eqn in graph.eqns:
@@ -128,6 +147,11 @@ def fuse_elementwise(graph: Graph) -> Graph:
             close_readers_of(eqn, keep=shape)
             open_groups.setdefault(shape, []).append(eqn)
             group_of[id(eqn.outputs[0])] = shape
+        elif _summed_in_group(eqn, group_of):
+            shape = group_of[id(eqn.inputs[0])]
+            open_groups[shape].append(eqn)
+            group_of[id(eqn.outputs[0])] = shape
+            sums.add(id(eqn.outputs[0]))
         else:
             close_readers_of(eqn)
             out.append(eqn)

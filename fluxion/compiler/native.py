@@ -46,7 +46,7 @@ import numpy as np
 from fluxion.compiler import codegen
 from fluxion.compiler.fusion import as_group, fused_p
 from fluxion.compiler.ir import Graph, Literal
-from fluxion.ops.primitives import _ERF_P, _ERF_Q
+from fluxion.ops.primitives import _ERF_P, _ERF_Q, reduce_sum_p
 
 C_TYPES = {
     np.dtype(np.bool_): "_Bool",
@@ -189,7 +189,7 @@ def _c_literal(value, dtype) -> str:
 def supported(graph: Graph) -> bool:
     """Whether a fused group can run as a C loop."""
     values = list(graph.invars) + [v for e in graph.eqns for v in e.inputs + e.outputs]
-    return all(e.prim.c_expr is not None for e in graph.eqns) and all(
+    return all(e.prim.c_expr is not None or e.prim is reduce_sum_p for e in graph.eqns) and all(
         np.dtype(v.aval.dtype) in C_TYPES for v in values
     )
 
@@ -250,29 +250,45 @@ def _c_function(name: str, ins: list, outs: list, body: list[str]) -> str:
     )
 
 
-def _nest(loops: list[tuple[str, int]], body: list[str]) -> list[str]:
-    """``body`` inside ``for`` loops over ``(index, length)``, outermost first."""
-    pad = "    " * (len(loops) + 1)
-    lines = [
-        f"{'    ' * (d + 1)}for (long {i} = 0; {i} < {n}; {i}++) {{"
-        for d, (i, n) in enumerate(loops)
-    ]
-    lines += [pad + line for line in body]
-    return lines + [f"{'    ' * (d + 1)}}}" for d in reversed(range(len(loops)))]
+def _nest(loops, body, before=None, after=None, pragma=None) -> list[str]:
+    """``body`` inside ``for`` loops over ``(index, length)``, outermost first; ``before`` and
+    ``after`` (depth -> lines) go just before and after the loop at that depth, ``pragma``
+    on the innermost loop."""
+    before, after = before or {}, after or {}
+    lines = []
+    for d, (i, n) in enumerate(loops):
+        pad = "    " * (d + 1)
+        lines += [pad + line for line in before.get(d, [])]
+        if pragma and d == len(loops) - 1:
+            lines.append(f"{pad}#pragma {pragma}")
+        lines.append(f"{pad}for (long {i} = 0; {i} < {n}; {i}++) {{")
+    lines += ["    " * (len(loops) + 1) + line for line in body]
+    for d in reversed(range(len(loops))):
+        pad = "    " * (d + 1)
+        lines.append(f"{pad}}}")
+        lines += [pad + line for line in after.get(d, [])]
+    return lines
 
 
-def group_source(graph: Graph, name: str) -> str:
-    """The C of one fused group: one pass over its output shape, every value in a register."""
-    shape = tuple(graph.outvars[0].aval.shape)
-    lengths, strides = _loops(shape, [tuple(v.aval.shape) for v in graph.invars])
+def group_source(graph: Graph, name: str) -> str | None:
+    """The C of one fused group: one pass over its shape, every value in a register. A sum
+    in the group accumulates in the same pass: a row sum (its axes the innermost loops) in
+    a register, a column sum (the outermost loops) into its output. None for a sum over
+    axes in between."""
+    shape = tuple(graph.eqns[0].outputs[0].aval.shape)  # its elementwise ops' shape
+    sums = [e for e in graph.eqns if e.prim is reduce_sum_p]
+    kept = [tuple(1 if d in e.params["axes"] else n for d, n in enumerate(shape)) for e in sums]
+    lengths, strides = _loops(shape, [tuple(v.aval.shape) for v in graph.invars] + kept)
     loops = [(f"i{k}", n) for k, n in enumerate(lengths)]
+    n_loops = len(loops)
 
     def index(row):
         terms = [f"{i} * {s}" if s != 1 else i for (i, _), s in zip(loops, row) if s]
         return " + ".join(terms) or "0"
 
+    out_index = {id(v): j for j, v in enumerate(graph.outvars)}
     names: dict[int, str] = {}
-    body = []
+    body, before, after, row_sums = [], {}, {}, []
     for j, v in enumerate(graph.invars):
         names[id(v)] = f"v{len(names)}"
         body.append(
@@ -283,17 +299,39 @@ def group_source(graph: Graph, name: str) -> str:
             _c_literal(v.value, v.aval.dtype) if isinstance(v, Literal) else names[id(v)]
             for v in eqn.inputs
         ]
+        (out,) = eqn.outputs
+        c_type = C_TYPES[np.dtype(out.aval.dtype)]
+        if eqn.prim is reduce_sum_p:
+            j, row = out_index[id(out)], strides[len(graph.invars) + sums.index(eqn)]
+            reduced = [s == 0 for s in row]
+            first = reduced.index(True) if True in reduced else n_loops
+            if first == n_loops:  # over length-1 axes only: a copy
+                body.append(f"o{j}[{index(row)}] = {args[0]};")
+            elif all(reduced[first:]):  # a row sum: a register per row
+                before.setdefault(first, []).append(f"{c_type} s{j} = 0;")
+                after.setdefault(first, []).append(f"o{j}[{index(row)}] = s{j};")
+                body.append(f"s{j} += {args[0]};")
+                row_sums.append(f"s{j}")
+            elif not any(reduced[reduced.index(False) :]):  # a column sum, into its output
+                size = math.prod(out.aval.shape)
+                before.setdefault(0, []).append(f"for (long z = 0; z < {size}; z++) o{j}[z] = 0;")
+                body.append(f"o{j}[{index(row)}] += {args[0]};")
+            else:
+                return None
+            continue
         params = {
             k: C_TYPES.get(p, p) if isinstance(p, np.dtype) else p for k, p in eqn.params.items()
         }
-        (out,) = eqn.outputs
         names[id(out)] = f"v{len(names)}"
-        expr = eqn.prim.c_expr.format(*args, **params)
-        body.append(f"{C_TYPES[np.dtype(out.aval.dtype)]} {names[id(out)]} = {expr};")
-    flat = index([math.prod(lengths[k + 1 :]) for k in range(len(lengths))])
-    body += [f"o{j}[{flat}] = {names[id(v)]};" for j, v in enumerate(graph.outvars)]
+        body.append(f"{c_type} {names[id(out)]} = {eqn.prim.c_expr.format(*args, **params)};")
+    flat = index([math.prod(lengths[k + 1 :]) for k in range(n_loops)])
+    body += [
+        f"o{j}[{flat}] = {names[id(v)]};" for j, v in enumerate(graph.outvars) if id(v) in names
+    ]
+    # the sums' order across a row is free: that is what lets the row's loop vectorize
+    pragma = f"omp simd reduction(+:{', '.join(row_sums)})" if row_sums and n_loops else None
     ins, outs = [v.aval for v in graph.invars], [v.aval for v in graph.outvars]
-    return _c_function(name, ins, outs, _nest(loops, body))
+    return _c_function(name, ins, outs, _nest(loops, body, before, after, pragma))
 
 
 # Attention's per-head products at seq 8 and head 8 are a stack of tiny matrices: NumPy calls
@@ -473,7 +511,9 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
     for k, eqn in enumerate(graph.eqns):
         if eqn.prim is fused_p and eqn.params["graph"].compiled is None:
             if supported(eqn.params["graph"]):
-                wanted[k] = group_source(eqn.params["graph"], "{name}")
+                source = group_source(eqn.params["graph"], "{name}")
+                if source is not None:
+                    wanted[k] = source
         elif eqn.prim.name == "matmul":
             source = matmul_source(*(v.aval for v in eqn.inputs + eqn.outputs), "{name}")
             if source is not None:

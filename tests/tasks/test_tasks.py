@@ -114,13 +114,20 @@ def test_eager_and_compiled_agree(tmp_path):
     a = _params(tmp_path / "c" / "checkpoint.safetensors")
     b = _params(tmp_path / "e" / "checkpoint.safetensors")
     assert a.keys() == b.keys()
-    # Rounding differs (fused compiled code vs eager ops), and Adam turns the rounding noise
-    # of gradients that are zero in exact arithmetic (the key bias) into steps of ~lr: the
-    # parameters agree to a fraction of one step.
+    # Rounding differs (fused compiled code vs eager ops): the parameters agree to a
+    # fraction of one step, except the key bias, whose gradient is zero in exact arithmetic
+    # (softmax ignores a shift): Adam turns its rounding noise into steps of up to lr, so
+    # the two runs' key biases may differ by up to 2 lr a step.
     step = TASKS["classify"].defaults["lr"]
     for k in a:
-        if k.startswith("model."):
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-3, atol=0.1 * step, err_msg=k)
+        if not k.startswith("model."):
+            continue
+        x, y = a[k], b[k]
+        if k.endswith("attn.in_proj_bias"):  # [query | key | value]
+            d = x.shape[0] // 3
+            assert np.abs(x[d : 2 * d] - y[d : 2 * d]).max() <= 2 * 3 * step, k
+            x, y = np.delete(x, np.s_[d : 2 * d]), np.delete(y, np.s_[d : 2 * d])
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=0.1 * step, err_msg=k)
 
 
 @pytest.mark.parametrize(
