@@ -19,7 +19,7 @@ from fluxion.errors import FluxionError
 TRANSCENDENTAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh"}
 DTYPES = [np.dtype(d) for d in native.C_TYPES]
 FLOAT_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, 1.5, 2.5, -2.5, 3.7, -1e30, 1e-40, 0.3]
-PARAMS = {"convert": [{"dtype": d} for d in DTYPES]}
+PARAMS = {"convert": [{"dtype": d} for d in DTYPES], "broadcast_to": [{"shape": (40,)}]}
 
 
 def _values(dtype, n, rng):
@@ -292,3 +292,20 @@ def test_a_group_summing_a_middle_axis_stays_on_numpy():
         [e, s],
     )
     assert native.supported(group) and native.group_source(group, "k") is None
+
+
+def test_a_broadcast_enters_a_group_as_its_source():
+    def f(x, m):
+        return fx.exp(x) * fx.broadcast_to(m, x.shape)  # a view a kernel would have to copy
+
+    rng = np.random.default_rng(5)
+    x = fx.tensor(rng.normal(size=(32, 64, 128)).astype(np.float32))
+    m = fx.tensor(rng.normal(size=(32, 64, 1)).astype(np.float32))
+    compiled = fx.jit(f)
+    np.testing.assert_allclose(compiled(x, m).numpy(), f(x, m).numpy(), rtol=1e-6)
+    (entry,) = compiled.cache.values()
+    ((group, inputs),) = [
+        (e.params["graph"], e.inputs) for e in entry.optimized.eqns if e.prim is fused_p
+    ]
+    assert "broadcast_to" in [e.prim.name for e in group.eqns]
+    assert [tuple(v.aval.shape) for v in inputs] == [(32, 64, 128), (32, 64, 1)]

@@ -88,8 +88,11 @@ fused_p = Primitive(
 
 
 def _fusible(eqn: Eqn) -> bool:
+    # a broadcast_to joins too: inside the group its source is read at each position (by a
+    # native loop with stride 0), where a view would have to be copied to enter a kernel
     shape = eqn.outputs[0].aval.shape
-    return eqn.prim.elementwise and len(shape) > 0 and math.prod(shape) > 0
+    joins = eqn.prim.elementwise or eqn.prim.name == "broadcast_to"
+    return joins and len(shape) > 0 and math.prod(shape) > 0
 
 
 def _summed_in_group(eqn: Eqn, group_of: dict) -> bool:

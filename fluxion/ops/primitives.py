@@ -870,6 +870,7 @@ broadcast_to_p = Primitive(
     ),
     vjp=lambda ct, primals, outputs, *, shape: (unbroadcast(ct, primals[0].shape),),
     batch=_broadcast_to_batch,
+    c_expr="{0}",  # in a fused group's loop the source is read with stride 0 where it repeats
 )
 
 
