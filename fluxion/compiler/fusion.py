@@ -11,8 +11,10 @@ equation holding them as a sub-graph, which codegen runs a cache-sized block at 
       in b }
 
 The pass walks the equations in order and keeps one open group per shape. An elementwise
-equation joins the group of its shape; any other equation first closes (emits) the groups
-whose values it reads, so a group is emitted after everything it reads and before
+equation (or a broadcast_to) joins the group of its shape; a float sum of a group's value
+over its leading or trailing axes joins that group too (its pass accumulates the sum); any
+other equation first closes (emits) the groups whose values it reads, and so does one that
+reads a sum made in a group, so a group is emitted after everything it reads and before
 everything that reads it, and equations that do not touch an open group may move ahead of
 it. A group's outputs are its values that something outside the group reads.
 """
@@ -98,9 +100,11 @@ def _fusible(eqn: Eqn) -> bool:
 def _summed_in_group(eqn: Eqn, group_of: dict) -> bool:
     """A float sum of a value of an open group over its leading or trailing axes, which the
     group's pass can accumulate (a column or a row sum) instead of reading it again."""
-    x, axes = eqn.inputs[0].aval, tuple(eqn.params.get("axes", ()))
-    if eqn.prim.name != "reduce_sum" or group_of.get(id(eqn.inputs[0])) != tuple(x.shape):
-        return False  # not a sum, or not of a value of the group's shape (a sum, already)
+    if eqn.prim.name != "reduce_sum":
+        return False
+    x, axes = eqn.inputs[0].aval, tuple(eqn.params["axes"])
+    if group_of.get(id(eqn.inputs[0])) != tuple(x.shape):
+        return False  # not a value of an open group's shape (a sum in it, already)
     n = len(axes)
     return np.dtype(x.dtype).kind == "f" and axes in (
         tuple(range(n)),

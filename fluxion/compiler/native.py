@@ -21,8 +21,9 @@ for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C
         }
     }
 
-A group goes native when every op has a ``c_expr`` and every value a C type (float16 and
-bfloat16 stay on NumPy). Without a C compiler, or when it fails, the groups run on NumPy and
+A sum in a group accumulates in the same pass (row sums in a register, column sums into
+their output). A group goes native when every op has a ``c_expr`` (or is such a sum) and
+every value a C type (float16 and bfloat16 stay on NumPy). Without a C compiler, or when it fails, the groups run on NumPy and
 one warning says why. ``FLUXION_NATIVE_KERNELS=0`` keeps them on NumPy (for comparisons).
 """
 
