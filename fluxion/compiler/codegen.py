@@ -6,9 +6,11 @@
   there (``xp.exp(v3, out=v3)``) when that buffer was allocated by this function, has the
   output's shape and dtype, and was never handed to an op that might return a view of it;
   values are deleted after their last use, so the allocator can reuse their memory.
-* A ``fused`` group of elementwise ops (``fusion.py``) over a large shape runs as a loop over
-  blocks of rows that fit in the cache (``compile_blocked``): every op of the group touches a
-  block while it is still in L2, instead of streaming whole arrays through memory each time.
+* Equations given a kernel of their own (``kernels``: the C loops of ``native.py``) call it.
+* A ``fused`` group of elementwise ops (``fusion.py``) without one, over a large shape, runs
+  as a loop over blocks of rows that fit in the cache (``compile_blocked``): every op of the
+  group touches a block while it is still in L2, instead of streaming whole arrays through
+  memory each time.
 
 ``source`` keeps the generated text (``show_graph=True`` prints it).
 """
@@ -184,7 +186,8 @@ def blocked_layout(shape: tuple, in_shapes: list[tuple]) -> int:
 def compile_blocked(graph: Graph, name: str = "fused"):
     """Like ``compile_graph`` for a graph of elementwise equations that all share one shape,
     run a block of rows at a time when that shape is larger than a block (a group that also
-    sums runs whole: a block would only see part of each sum)."""
+    sums or broadcasts runs whole: a block would see part of a sum, and a broadcast_to
+    names the whole shape)."""
     shape = tuple(graph.eqns[0].outputs[0].aval.shape)
     in_shapes = [tuple(v.aval.shape) for v in graph.invars]
     k = blocked_layout(shape, in_shapes)
