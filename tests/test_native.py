@@ -196,6 +196,9 @@ def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
         with pytest.warns(UserWarning, match="the C compiler failed"):
             got = compiled(x)
         np.testing.assert_allclose(got.numpy(), f(x).numpy(), rtol=1e-6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # one warning: the compiler is not tried again
+            np.testing.assert_allclose(fx.jit(f)(x * 2).numpy(), f(x * 2).numpy(), rtol=1e-6)
         monkeypatch.setenv("FLUXION_NATIVE_KERNELS", "0")
         native._compiler.cache_clear()
         with warnings.catch_warnings():
@@ -204,6 +207,7 @@ def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
     finally:
         native._compiler.cache_clear()
         native._machine.cache_clear()
+        native._FAILED.clear()
 
 
 @pytest.mark.parametrize(

@@ -383,6 +383,13 @@ def module_source(module: str, sources: dict[str, str]) -> str:
     )
 
 
+_FAILED: list[str] = []  # the compiler's errors, once it has failed: no more tries
+
+
+def _usable_compiler() -> str | None:
+    return None if _FAILED else _compiler()
+
+
 @functools.cache
 def _compiler() -> str | None:
     """The C compiler, or None (with a warning) where there is none to use."""
@@ -420,7 +427,7 @@ def build(sources: dict[str, str]) -> dict | None:
     """The C functions ``sources`` (name -> source) as Python callables by name; None, with a
     warning, where they cannot be built. They are split into one extension module per core,
     compiled at once, each built once per machine and kept in ``cache_dir()``."""
-    compiler = _compiler()
+    compiler = _usable_compiler()
     if compiler is None:
         return None
     directory = os.path.join(cache_dir(), "kernels")
@@ -435,8 +442,10 @@ def build(sources: dict[str, str]) -> dict | None:
             running.append(_start_compiler(compiler, module, module_source(module, chunk), path))
     failures = [error for error in (_finish(*job) for job in running) if error]
     if failures:
+        _FAILED.extend(failures)
         warnings.warn(
-            "fluxion: the C compiler failed on native kernels, so they run on NumPy "
+            "fluxion: the C compiler failed on native kernels, so compiled functions run "
+            "their fused groups on NumPy for the rest of this process "
             f"(FLUXION_NATIVE_KERNELS=0 silences this):\n{failures[0][-2000:]}",
             stacklevel=2,
         )
@@ -496,7 +505,7 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
     kernels for its equations that have one (fused groups, stacks of small matmuls) by
     equation index, all built in one go; each fused group also keeps its kernel as its
     ``compiled`` function (show_graph prints it). Equations without one run on NumPy."""
-    if _compiler() is None:
+    if _usable_compiler() is None:
         return graph, {}
 
     def single(eqn):
