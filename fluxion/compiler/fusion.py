@@ -24,10 +24,9 @@ from __future__ import annotations
 import math
 from functools import partial
 
-import numpy as np
-
 from fluxion.compiler.codegen import subgraph_kernel
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph
+from fluxion.core.dtypes import is_float
 from fluxion.core.primitive import Primitive
 from fluxion.errors import ShapeError
 
@@ -106,7 +105,7 @@ def _summed_in_group(eqn: Eqn, group_of: dict) -> bool:
     if group_of.get(id(eqn.inputs[0])) != tuple(x.shape):
         return False  # not a value of an open group's shape (a sum in it, already)
     n = len(axes)
-    return np.dtype(x.dtype).kind == "f" and axes in (
+    return is_float(x.dtype) and axes in (
         tuple(range(n)),
         tuple(range(x.ndim - n, x.ndim)),
     )

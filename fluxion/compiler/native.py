@@ -188,7 +188,7 @@ def _c_literal(value, dtype) -> str:
 
 
 def supported(graph: Graph) -> bool:
-    """Whether a fused group can run as a C loop."""
+    """Whether every op and dtype of a fused group has a C form (its sums' axes aside)."""
     values = list(graph.invars) + [v for e in graph.eqns for v in e.inputs + e.outputs]
     return all(e.prim.c_expr is not None or e.prim is reduce_sum_p for e in graph.eqns) and all(
         np.dtype(v.aval.dtype) in C_TYPES for v in values

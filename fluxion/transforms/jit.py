@@ -156,9 +156,6 @@ class Traced:
             t if src is None else getattr(*src) for t, src in zip(self.captured, self.sources)
         ]
 
-    def inputs(self, leaves) -> list:
-        return [x._value for x in self.input_tensors(leaves)]
-
     def guards_hold(self) -> bool:
         """The captured tensors still have the shapes and dtypes traced (``p.data = ...``
         may change them), and the .grad states are those assumed."""
@@ -413,8 +410,8 @@ class Compiled:
             self.cache.move_to_end(key if entry is _FALLBACK else entry.key)
             if entry is not _FALLBACK:
                 self.stats.hits += 1
-        if entry is not _FALLBACK and ctx.grad_enabled and entry.traced.on_tape:
-            inputs = entry.traced.input_tensors(leaves)
+        inputs = entry.traced.input_tensors(leaves) if entry is not _FALLBACK else None
+        if inputs is not None and ctx.grad_enabled and entry.traced.on_tape:
             if any(x.requires_grad for x in inputs):
                 if entry.traced.effects or entry.traced.out_static:
                     entry = _FALLBACK  # the tape must see the writes: run it op by op
@@ -431,7 +428,7 @@ class Compiled:
         if entry is _FALLBACK:
             self.stats.fallbacks += 1
             return self.fn(*args, **kwargs)
-        return self._run(entry, leaves)
+        return self._run(entry, inputs)
 
     def _compile(self, key, leaves, in_tree, nums, static, stale=None):
         self.stats.misses += 1
@@ -525,9 +522,9 @@ class Compiled:
                 "out of range for the axis it indexes; run it eagerly to see which op"
             ) from None
 
-    def _run(self, entry, leaves):
+    def _run(self, entry, inputs):
         traced = entry.traced
-        outs = self._call_graph(entry.run, traced.inputs(leaves))
+        outs = self._call_graph(entry.run, [x._value for x in inputs])
         n_effects = len(traced.effects)
         results = outs[: len(outs) - n_effects] if n_effects else outs
         for (holder, attr), value in zip(traced.effects, outs[len(outs) - n_effects :]):
