@@ -210,6 +210,7 @@ def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
         native._FAILED.clear()
 
 
+@pytest.mark.parametrize("transposed", [True, False])
 @pytest.mark.parametrize(
     "a_shape, b_shape, dtype",
     [
@@ -218,17 +219,20 @@ def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
         ((6, 1, 8), (6, 8, 2), np.float32),
     ],
 )
-def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype):
+def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype, transposed):
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=a_shape).astype(dtype), rng.normal(size=b_shape).astype(dtype)
-    bt = np.ascontiguousarray(np.swapaxes(b, -1, -2))
-    compiled = fx.jit(lambda a, bt: a @ fx.transpose(bt, (*range(bt.ndim - 2), -1, -2)))
-    got = compiled(fx.tensor(a), fx.tensor(bt)).numpy()  # the transposed view is copied first
+    if transposed:  # b given as its transpose: the kernel reads it in place
+        arg = np.ascontiguousarray(np.swapaxes(b, -1, -2))
+        compiled = fx.jit(lambda a, bt: a @ fx.transpose(bt, (*range(bt.ndim - 2), -1, -2)))
+    else:
+        arg, compiled = b, fx.jit(lambda a, b: a @ b)
+    got = compiled(fx.tensor(a), fx.tensor(arg)).numpy()
     tol = 1e-5 if dtype == np.float32 else 1e-12  # sums of up to 8 products, another order
     np.testing.assert_allclose(got, a @ b, rtol=tol, atol=tol)
     (entry,) = compiled.cache.values()
-    (matmul,) = [e for e in entry.optimized.eqns if e.prim.name == "matmul"]
-    assert native.matmul_source(*(v.aval for v in matmul.inputs + matmul.outputs), "k")
+    (group,) = entry.optimized.eqns  # the transpose went into the matmul's kernel
+    assert group.prim is fused_p and "static void" in group.params["graph"].compiled.source
 
 
 @pytest.mark.parametrize(
@@ -236,10 +240,48 @@ def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype):
 )
 def test_other_matmuls_stay_on_blas(a_shape, b_shape):
     a, b = ShapedArray(a_shape, np.dtype(np.float32)), ShapedArray(b_shape, np.dtype(np.float32))
-    out = ShapedArray(
-        np.broadcast_shapes(a_shape[:-1], b_shape[:-2] + (1,)) + b_shape[-1:], a.dtype
+    assert not native.small_matmul(a, b)
+
+
+def _attention(qkv):
+    """Multi-head attention on a (batch, seq, 3 * 4 heads * 8) projection, heads merged back:
+    slices, reshapes and transposes on the way in and out of small matmuls."""
+    b, s, _ = qkv.shape
+    q, k, v = (
+        fx.transpose(fx.reshape(qkv[:, :, 32 * i : 32 * (i + 1)], (b, s, 4, 8)), (0, 2, 1, 3))
+        for i in range(3)
     )
-    assert native.matmul_source(a, b, out, "k") is None
+    weights = fx.softmax((q * 0.35) @ fx.transpose(k, (0, 1, 3, 2)), axis=-1)
+    return fx.reshape(fx.transpose(weights @ v, (0, 2, 1, 3)), (b, s, 32))
+
+
+def test_kernels_read_and_write_attention_heads_through_views():
+    # 20 sequences: q * 0.35 is large enough (5120 elements) for a kernel of its own
+    qkv = fx.tensor(np.random.default_rng(6).normal(size=(20, 8, 96)).astype(np.float32))
+    for f in [_attention, fx.grad(lambda x: fx.tanh(_attention(x)).sum())]:
+        compiled = fx.jit(f)
+        np.testing.assert_allclose(compiled(qkv).numpy(), f(qkv).numpy(), rtol=2e-5, atol=1e-6)
+        (entry,) = compiled.cache.values()
+        names = [e.prim.name for e in entry.optimized.eqns]
+        assert "transpose" not in names and "slice" not in names, names
+        kernels = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+        assert sum("matmul" in [e.prim.name for e in g.eqns] for g in kernels) in (2, 6)
+        assert all("static void" in g.compiled.source for g in kernels)
+
+
+def test_a_view_that_would_copy_starts_the_chain():
+    def f(x):  # reshaping a transposed array copies: the kernel is given the transposed array
+        y = fx.reshape(fx.transpose(x, (1, 0, 2)), (6, 20))[1:5]
+        return fx.exp(y) * 2.0
+
+    x = fx.tensor(np.random.default_rng(7).normal(size=(4, 6, 5)).astype(np.float32))
+    compiled = fx.jit(f)
+    np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
+    (entry,) = compiled.cache.values()
+    transpose, group = entry.optimized.eqns
+    assert transpose.prim.name == "transpose" and group.inputs == transpose.outputs
+    views = [e.prim.name for e in group.params["graph"].eqns][:2]
+    assert views == ["reshape", "slice"] and "static void" in group.params["graph"].compiled.source
 
 
 @pytest.mark.parametrize("shape, native_group", [((150, 8, 96), True), ((10,), False)])

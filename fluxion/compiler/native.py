@@ -22,7 +22,10 @@ for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C
     }
 
 A sum in a group accumulates in the same pass (row sums in a register, column sums into
-their output). A group goes native when every op has a ``c_expr`` (or is such a sum) and
+their output). A kernel reads its inputs through the views that make them (transposes,
+slices, reshapes, broadcasts: attention's heads are slices and transposes of one
+projection) at strides fixed when it is built, and writes an output transposed where only
+a transpose reads it, so no view is copied on the way in or out. A group goes native when every op has a ``c_expr`` (or is such a sum) and
 every value a C type (float16 and bfloat16 stay on NumPy). Without a C compiler, or when it fails, the groups run on NumPy and
 one warning says why. ``FLUXION_NATIVE_KERNELS=0`` keeps them on NumPy (for comparisons).
 """
@@ -46,8 +49,17 @@ import numpy as np
 
 from fluxion.compiler import codegen
 from fluxion.compiler.fusion import as_group, fused_p
-from fluxion.compiler.ir import Graph, Literal
-from fluxion.ops.primitives import _ERF_P, _ERF_Q, reduce_sum_p
+from fluxion.compiler.ir import Eqn, Graph, Literal, Var
+from fluxion.ops.primitives import (
+    _ERF_P,
+    _ERF_Q,
+    broadcast_to_p,
+    matmul_p,
+    reduce_sum_p,
+    reshape_p,
+    slice_p,
+    transpose_p,
+)
 
 C_TYPES = {
     np.dtype(np.bool_): "_Bool",
@@ -188,38 +200,77 @@ def _c_literal(value, dtype) -> str:
 
 
 def supported(graph: Graph) -> bool:
-    """Whether every op and dtype of a fused group has a C form (its sums' axes aside)."""
+    """Whether every op and dtype of a fused group has a C form: elementwise ops with a
+    ``c_expr``, sums, views, matmuls (its sums' axes and its matmuls' sizes aside)."""
     values = list(graph.invars) + [v for e in graph.eqns for v in e.inputs + e.outputs]
-    return all(e.prim.c_expr is not None or e.prim is reduce_sum_p for e in graph.eqns) and all(
-        np.dtype(v.aval.dtype) in C_TYPES for v in values
-    )
+    return all(
+        e.prim.c_expr is not None or e.prim in _VIEWS or e.prim in (reduce_sum_p, matmul_p)
+        for e in graph.eqns
+    ) and all(np.dtype(v.aval.dtype) in C_TYPES for v in values)
 
 
-def _loops(shape: tuple, in_shapes: list[tuple]):
-    """The loop nest of a group: the output's axes with length-1 axes dropped and neighbours
-    merged where every input either spans both or is broadcast along both; returns the loop
-    lengths and, per input, its element stride along each loop (0 where broadcast)."""
-    spans_of = []
-    for s in in_shapes:
-        lead = (1,) * (len(shape) - len(s)) + tuple(s)
-        spans_of.append([d == n for d, n in zip(lead, shape)])
-    axes = [d for d, n in enumerate(shape) if n != 1]
-    lengths, patterns = [], []
-    for d in axes:
-        pattern = tuple(spans[d] for spans in spans_of)
-        if patterns and patterns[-1] == pattern:
-            lengths[-1] *= shape[d]
+# A kernel reads its inputs through these (and writes an output through a transpose): the
+# array the view is of, at the view's strides, fixed when the kernel is made. A view would
+# otherwise be copied whole to enter the kernel.
+_VIEWS = (transpose_p, reshape_p, slice_p, broadcast_to_p)
+
+
+def _c_strides(shape) -> tuple:
+    return tuple(math.prod(shape[d + 1 :]) for d in range(len(shape)))
+
+
+def _view_layout(layout: tuple, eqn, size: int) -> tuple | None:
+    """``(offset, strides)`` in elements of a view ``eqn`` of an array laid out as ``layout``
+    in ``size`` contiguous elements; None where the view would copy (a reshape of strided
+    elements). The primitive's own NumPy impl, run on a stand-in, says where it points."""
+    offset, strides = layout
+    memory = np.empty(size, np.uint8)  # one byte per element: byte offsets are element offsets
+    x = np.lib.stride_tricks.as_strided(memory[offset:], eqn.inputs[0].aval.shape, strides)
+    y = eqn.prim.impl(np, x, **eqn.params)
+    if not np.may_share_memory(y, memory):
+        return None
+    return y.ctypes.data - memory.ctypes.data, y.strides
+
+
+def _memory(graph: Graph) -> dict:
+    """Where each value of a group read from memory lives: ``(input index, offset,
+    strides)`` for the group's inputs and the views of them."""
+    layouts = {id(v): (j, 0, _c_strides(v.aval.shape)) for j, v in enumerate(graph.invars)}
+    for eqn in graph.eqns:
+        x = eqn.inputs[0]
+        if eqn.prim in _VIEWS and id(x) in layouts:
+            j, offset, strides = layouts[id(x)]
+            size = math.prod(graph.invars[j].aval.shape)
+            layout = _view_layout((offset, strides), eqn, size)
+            if layout is not None:
+                layouts[id(eqn.outputs[0])] = (j, *layout)
+    return layouts
+
+
+def _loops(shape: tuple, rows: list[tuple]):
+    """The loop nest over ``shape``: its length-1 axes dropped, and neighbours merged where
+    every row of element strides (one per array read or written, 0 where it repeats) steps
+    across the two as across one axis; returns the loop lengths and each row's strides
+    along them."""
+    runs: list[list[int]] = []  # the axes each loop covers
+    for d in (d for d, n in enumerate(shape) if n != 1):
+        if runs and all(row[runs[-1][-1]] == row[d] * shape[d] for row in rows):
+            runs[-1].append(d)
         else:
-            lengths.append(shape[d])
-            patterns.append(pattern)
-    strides = []
-    for j in range(len(in_shapes)):
-        stride, row = 1, []
-        for length, pattern in zip(reversed(lengths), reversed(patterns)):
-            row.append(stride if pattern[j] else 0)
-            stride *= length if pattern[j] else 1
-        strides.append(row[::-1])
-    return lengths, strides
+            runs.append([d])
+    lengths = [math.prod(shape[d] for d in run) for run in runs]
+    return lengths, [[row[run[-1]] for run in runs] for row in rows]
+
+
+def _broadcast_row(shape: tuple, value_shape: tuple, strides: tuple) -> tuple:
+    """A value's strides along the axes of ``shape`` it is broadcast to (0 where it repeats)."""
+    lead = len(shape) - len(value_shape)
+    return (0,) * lead + tuple(0 if n == 1 else s for n, s in zip(value_shape, strides))
+
+
+def _index(loops, row, offset=0) -> str:
+    terms = [f"{i} * {s}" if s != 1 else i for (i, _), s in zip(loops, row) if s]
+    return " + ".join(terms + [str(offset)] * bool(offset)) or "0"
 
 
 def _stored(dtype) -> str:
@@ -272,62 +323,109 @@ def _nest(loops, body, before=None, after=None, pragma=None) -> list[str]:
 
 
 def group_source(graph: Graph, name: str) -> str | None:
-    """The C of one fused group: one pass over its shape, every value in a register. A sum
-    in the group accumulates in the same pass: a row sum (its axes the innermost loops) in
-    a register, a column sum (the outermost loops) into its output. None for a sum over
-    axes in between."""
-    shape = tuple(graph.eqns[0].outputs[0].aval.shape)  # its elementwise ops' shape
-    sums = [e for e in graph.eqns if e.prim is reduce_sum_p]
-    kept = [tuple(1 if d in e.params["axes"] else n for d, n in enumerate(shape)) for e in sums]
-    lengths, strides = _loops(shape, [tuple(v.aval.shape) for v in graph.invars] + kept)
+    """The C of one fused group: one pass over its shape, every value in a register, each
+    input read where the group's views of it point, an output transposed where the group
+    transposes it. A sum in the group accumulates in the same pass: a row sum (its axes the
+    innermost loops) in a register, a column sum (the outermost loops) into its output.
+    None for a sum over axes in between, or a view the loop cannot read at fixed strides."""
+    memory = _memory(graph)
+
+    def is_view(eqn):  # of an input: read where it is used
+        return eqn.prim in _VIEWS and id(eqn.inputs[0]) in memory
+
+    # the group's shape: its first computed value's (a sum's operand's), or its output's
+    first = next((e for e in graph.eqns if not is_view(e)), None)
+    shape = tuple(
+        graph.outvars[0].aval.shape
+        if first is None
+        else (first.inputs[0] if first.prim is reduce_sum_p else first.outputs[0]).aval.shape
+    )
+    made = {id(v) for e in graph.eqns if e.prim not in _VIEWS for v in e.outputs}
+    read = {id(v) for e in graph.eqns for v in e.inputs}
+    loads = {}  # (input, offset, strides along the group's axes) -> the C value it loads into
+    stores = {id(v): _c_strides(shape) for v in graph.outvars}
+    for eqn in graph.eqns:
+        (out, *_), x = eqn.outputs, eqn.inputs[0]
+        if is_view(eqn):
+            if id(out) not in memory:
+                return None
+            continue
+        if eqn.prim is transpose_p and id(x) in made:  # an output, written transposed
+            if id(out) not in stores or id(out) in read:
+                return None
+            inverse = np.argsort(eqn.params["perm"])
+            stores[id(out)] = tuple(_c_strides(out.aval.shape)[p] for p in inverse)
+            continue
+        if eqn.prim is reduce_sum_p:
+            kept = iter(_c_strides(out.aval.shape))
+            axes = eqn.params["axes"]
+            stores[id(out)] = tuple(0 if d in axes else next(kept) for d in range(len(shape)))
+        elif eqn.prim.c_expr is None:
+            return None
+    computed = [e for e in graph.eqns if e.prim.c_expr or e.prim is reduce_sum_p]
+    for v in [v for e in computed if not is_view(e) for v in e.inputs] + list(graph.outvars):
+        if id(v) in memory:
+            j, offset, strides = memory[id(v)]
+            loads.setdefault(
+                (j, offset, _broadcast_row(shape, v.aval.shape, strides)), f"r{len(loads)}"
+            )
+    lengths, rows = _loops(shape, [row for _, _, row in loads] + list(stores.values()))
     loops = [(f"i{k}", n) for k, n in enumerate(lengths)]
     n_loops = len(loops)
-
-    def index(row):
-        terms = [f"{i} * {s}" if s != 1 else i for (i, _), s in zip(loops, row) if s]
-        return " + ".join(terms) or "0"
-
+    load_rows, store_rows = dict(zip(loads, rows)), dict(zip(stores, rows[len(loads) :]))
     out_index = {id(v): j for j, v in enumerate(graph.outvars)}
     names: dict[int, str] = {}
-    body, before, after, row_sums = [], {}, {}, []
-    for j, v in enumerate(graph.invars):
-        names[id(v)] = f"v{len(names)}"
-        body.append(
-            f"{C_TYPES[np.dtype(v.aval.dtype)]} {names[id(v)]} = a{j}[{index(strides[j])}];"
-        )
+    body, before, after, row_sums, loaded = [], {}, {}, [], set()
+
+    def value(v) -> str:
+        if isinstance(v, Literal):
+            return _c_literal(v.value, v.aval.dtype)
+        if id(v) not in memory:
+            return names[id(v)]
+        j, offset, strides = memory[id(v)]
+        key = (j, offset, _broadcast_row(shape, v.aval.shape, strides))
+        if key not in loaded:  # loaded where first used
+            loaded.add(key)
+            c_type = C_TYPES[np.dtype(v.aval.dtype)]
+            body.append(f"{c_type} {loads[key]} = a{j}[{_index(loops, load_rows[key], offset)}];")
+        return loads[key]
+
     for eqn in graph.eqns:
-        args = [
-            _c_literal(v.value, v.aval.dtype) if isinstance(v, Literal) else names[id(v)]
-            for v in eqn.inputs
-        ]
-        (out,) = eqn.outputs
+        (out, *_), x = eqn.outputs, eqn.inputs[0]
         c_type = C_TYPES[np.dtype(out.aval.dtype)]
-        if eqn.prim is reduce_sum_p:
-            j, row = out_index[id(out)], strides[len(graph.invars) + sums.index(eqn)]
+        if is_view(eqn):
+            continue
+        if eqn.prim is transpose_p:
+            names[id(out)] = value(x)
+        elif eqn.prim is reduce_sum_p:
+            j, row = out_index[id(out)], store_rows[id(out)]
             reduced = [s == 0 for s in row]
             first = reduced.index(True) if True in reduced else n_loops
             if first == n_loops:  # over length-1 axes only: a copy
-                body.append(f"o{j}[{index(row)}] = {args[0]};")
+                body.append(f"o{j}[{_index(loops, row)}] = {value(x)};")
             elif all(reduced[first:]):  # a row sum: a register per row
                 before.setdefault(first, []).append(f"{c_type} s{j} = 0;")
-                after.setdefault(first, []).append(f"o{j}[{index(row)}] = s{j};")
-                body.append(f"s{j} += {args[0]};")
+                after.setdefault(first, []).append(f"o{j}[{_index(loops, row)}] = s{j};")
+                body.append(f"s{j} += {value(x)};")
                 row_sums.append(f"s{j}")
             elif not any(reduced[reduced.index(False) :]):  # a column sum, into its output
                 size = math.prod(out.aval.shape)
                 before.setdefault(0, []).append(f"for (long z = 0; z < {size}; z++) o{j}[z] = 0;")
-                body.append(f"o{j}[{index(row)}] += {args[0]};")
+                body.append(f"o{j}[{_index(loops, row)}] += {value(x)};")
             else:
                 return None
-            continue
-        params = {
-            k: C_TYPES.get(p, p) if isinstance(p, np.dtype) else p for k, p in eqn.params.items()
-        }
-        names[id(out)] = f"v{len(names)}"
-        body.append(f"{c_type} {names[id(out)]} = {eqn.prim.c_expr.format(*args, **params)};")
-    flat = index([math.prod(lengths[k + 1 :]) for k in range(n_loops)])
+        else:
+            params = {
+                k: C_TYPES.get(p, p) if isinstance(p, np.dtype) else p
+                for k, p in eqn.params.items()
+            }
+            args = [value(v) for v in eqn.inputs]
+            names[id(out)] = f"v{len(names)}"
+            body.append(f"{c_type} {names[id(out)]} = {eqn.prim.c_expr.format(*args, **params)};")
     body += [
-        f"o{j}[{flat}] = {names[id(v)]};" for j, v in enumerate(graph.outvars) if id(v) in names
+        f"o{j}[{_index(loops, store_rows[id(v)])}] = {value(v)};"
+        for j, v in enumerate(graph.outvars)
+        if id(v) in names or id(v) in memory
     ]
     # the sums' order across a row is free: that is what lets the row's loop vectorize
     pragma = f"omp simd reduction(+:{', '.join(row_sums)})" if row_sums and n_loops else None
@@ -341,29 +439,61 @@ def group_source(graph: Graph, name: str) -> str | None:
 SMALL_MATMUL = 8
 
 
-def matmul_source(a, b, out, name: str) -> str | None:
-    """The C of ``a @ b`` for a stack of small matrices (same batch axes, float), else None."""
-    if (
-        a.ndim < 3
-        or tuple(a.shape[:-2]) != tuple(b.shape[:-2])
-        or np.dtype(a.dtype) not in (np.dtype(np.float32), np.dtype(np.float64))
-        or max(a.shape[-2:] + b.shape[-1:]) > SMALL_MATMUL
-        or math.prod(out.shape) == 0
-    ):
+def small_matmul(a, b) -> bool:
+    """Whether ``a @ b`` (avals) is a stack of small float matrices with the same batch axes."""
+    return (
+        a.ndim >= 3
+        and tuple(a.shape[:-2]) == tuple(b.shape[:-2])
+        and np.dtype(a.dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+        and max(a.shape[-2:] + b.shape[-1:]) <= SMALL_MATMUL
+        and math.prod(a.shape[:-2] + a.shape[-2:-1] + b.shape[-1:]) > 0
+    )
+
+
+def matmul_source(graph: Graph, name: str) -> str | None:
+    """The C of a group holding one small matmul, its operands read through the group's
+    views, its product written transposed where the group transposes it; else None."""
+    (mm,) = [e for e in graph.eqns if e.prim is matmul_p]
+    (a, b), (out,) = mm.inputs, mm.outputs
+    memory = _memory(graph)
+    if id(a) not in memory or id(b) not in memory or not small_matmul(a.aval, b.aval):
         return None
-    (m, k), n = a.shape[-2:], b.shape[-1]
-    c_type = C_TYPES[np.dtype(a.dtype)]
-    body = [  # a row of the product at a time, accumulated in registers over k
-        f"const {c_type} *x = a0 + s * {m * k}, *y = a1 + s * {k * n};",
-        f"{c_type} *z = o0 + s * {m * n};",
+    (written,) = graph.outvars
+    store = _c_strides(out.aval.shape)
+    if written is not out:  # the group's last equation transposes the product
+        store = tuple(
+            _c_strides(written.aval.shape)[p] for p in np.argsort(graph.eqns[-1].params["perm"])
+        )
+    (ja, offset_a, sa), (jb, offset_b, sb) = memory[id(a)], memory[id(b)]
+    lengths, (ra, rb, rz) = _loops(a.aval.shape[:-2], [sa[:-2], sb[:-2], store[:-2]])
+    loops = [(f"s{k}", n) for k, n in enumerate(lengths)]
+    (m, k), n = a.aval.shape[-2:], b.aval.shape[-1]
+    c_type = C_TYPES[np.dtype(a.aval.dtype)]
+    body = [
+        f"const {c_type} *x = a{ja} + {_index(loops, ra, offset_a)};",
+        f"const {c_type} *y = a{jb} + {_index(loops, rb, offset_b)};",
+        f"{c_type} *z = o0 + {_index(loops, rz)};",
+    ]
+    (sy_p, sy_j) = sb[-2:]
+    if sy_j != 1:  # the rows of b are strided: gather the matrix first, so the j loop vectorizes
+        body += [
+            f"{c_type} tile[{k * n}];",
+            f"for (long p = 0; p < {k}; p++)",
+            f"    for (long j = 0; j < {n}; j++) tile[p * {n} + j] = y[p * {sy_p} + j * {sy_j}];",
+            "y = tile;",
+        ]
+        sy_p = n
+    (sx_i, sx_p), (sz_i, sz_j) = sa[-2:], store[-2:]
+    body += [  # a row of the product at a time, accumulated in registers over k
         f"for (long i = 0; i < {m}; i++) {{",
         f"    {c_type} row[{n}] = {{0}};",
         f"    for (long p = 0; p < {k}; p++)",
-        f"        for (long j = 0; j < {n}; j++) row[j] += x[i * {k} + p] * y[p * {n} + j];",
-        f"    for (long j = 0; j < {n}; j++) z[i * {n} + j] = row[j];",
+        f"        for (long j = 0; j < {n}; j++) row[j] += x[i * {sx_i} + p * {sx_p}] * y[p * {sy_p} + j];",
+        f"    for (long j = 0; j < {n}; j++) z[i * {sz_i} + j * {sz_j}] = row[j];",
         "}",
     ]
-    return _c_function(name, [a, b], [out], _nest([("s", math.prod(a.shape[:-2]))], body))
+    ins = [v.aval for v in graph.invars]
+    return _c_function(name, ins, [written.aval], _nest(loops, body))
 
 
 def module_source(module: str, sources: dict[str, str]) -> str:
@@ -501,14 +631,17 @@ SINGLE_OP_ELEMENTS = 4096
 
 
 def native_kernels(graph: Graph) -> tuple[Graph, dict]:
-    """``graph`` with its large single elementwise equations made groups of one, and C
-    kernels for its equations that have one (fused groups, stacks of small matmuls) by
-    equation index, all built in one go; each fused group also keeps its kernel as its
-    ``compiled`` function (show_graph prints it). Equations without one run on NumPy."""
+    """``graph`` with its large single elementwise equations and its stacks of small matmuls
+    made groups of one, each group reading its inputs through the views that make them, and
+    C kernels for its groups by equation index, all built in one go; each group also keeps
+    its kernel as its ``compiled`` function (show_graph prints it). Equations without one
+    run on NumPy, and all of them do where the kernels cannot be built."""
     if _usable_compiler() is None:
         return graph, {}
 
     def single(eqn):
+        if eqn.prim is matmul_p:
+            return as_group(eqn) if small_matmul(*(v.aval for v in eqn.inputs)) else eqn
         if not (eqn.prim.elementwise and eqn.prim.c_expr):
             return eqn
         if math.prod(eqn.outputs[0].aval.shape) < SINGLE_OP_ELEMENTS:
@@ -516,16 +649,15 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
         group = as_group(eqn)
         return group if supported(group.params["graph"]) else eqn
 
-    graph = Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
+    grouped = _read_through_views(
+        Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
+    )
     wanted = {}  # equation index -> its kernel's C, named "{name}" until names are given
-    for k, eqn in enumerate(graph.eqns):
-        if eqn.prim is fused_p and eqn.params["graph"].compiled is None:
-            if supported(eqn.params["graph"]):
-                source = group_source(eqn.params["graph"], "{name}")
-                if source is not None:
-                    wanted[k] = source
-        elif eqn.prim.name == "matmul":
-            source = matmul_source(*(v.aval for v in eqn.inputs + eqn.outputs), "{name}")
+    for k, eqn in enumerate(grouped.eqns):
+        group = eqn.params.get("graph") if eqn.prim is fused_p else None
+        if group is not None and group.compiled is None and supported(group):
+            holds_matmul = any(e.prim is matmul_p for e in group.eqns)
+            source = (matmul_source if holds_matmul else group_source)(group, "{name}")
             if source is not None:
                 wanted[k] = source
     # equations alike (a layer's, repeated) share one kernel: the compiler's time is by kernel
@@ -536,13 +668,98 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
         return graph, {}
     kernels = {}
     for k, text in wanted.items():
-        eqn = graph.eqns[k]
+        eqn = grouped.eqns[k]
         name = names[text]
-        run = _caller(functions[name], eqn, sources[name])
-        kernels[k] = run
-        if eqn.prim is fused_p:
-            eqn.params["graph"].compiled = run
-    return graph, kernels
+        kernels[k] = eqn.params["graph"].compiled = _caller(functions[name], eqn, sources[name])
+    return grouped, kernels
+
+
+def _read_through_views(graph: Graph) -> Graph:
+    """``graph`` with each group that can go native reading its inputs through the views
+    that make them (the arrays viewed become its inputs) and writing each output that only
+    a transpose reads transposed; views nobody reads any more are dropped."""
+    producer = {id(v): e for e in graph.eqns for v in e.outputs}
+    readers: dict[int, list] = {}
+    for eqn in graph.eqns:
+        for v in eqn.inputs:
+            readers.setdefault(id(v), []).append(eqn)
+    for v in graph.outvars:
+        readers.setdefault(id(v), []).append(None)
+    written = set()  # the transposes groups now write
+    eqns = []
+    for eqn in graph.eqns:
+        if id(eqn) in written:
+            continue
+        if eqn.prim is fused_p and supported(eqn.params["graph"]):
+            eqn = _with_views(eqn, producer, readers, written)
+        eqns.append(eqn)
+    live = {id(v) for v in graph.outvars}
+    kept = []
+    for eqn in reversed(eqns):
+        if eqn.prim not in _VIEWS or id(eqn.outputs[0]) in live:
+            kept.append(eqn)
+            live.update(id(v) for v in eqn.inputs)
+    return Graph(graph.invars, kept[::-1], graph.outvars)
+
+
+def _with_views(eqn, producer: dict, readers: dict, written: set):
+    group = eqn.params["graph"]
+    inputs, invars, head, replace = [], [], [], {}
+
+    def enter(outer, inner=None):
+        if id(outer) not in replace:
+            replace[id(outer)] = Var(outer.aval) if inner is None else inner
+            inputs.append(outer)
+            invars.append(replace[id(outer)])
+        return replace[id(outer)]
+
+    for outer, inner in zip(eqn.inputs, group.invars):
+        base, chain = _view_chain(outer, producer)
+        x = enter(base, None if chain else inner)
+        if not chain:
+            replace[id(inner)] = x
+            continue
+        for view in chain[:-1]:
+            y = Var(view.outputs[0].aval)
+            head.append(Eqn(view.prim, [x], view.params, [y]))
+            x = y
+        head.append(Eqn(chain[-1].prim, [x], chain[-1].params, [inner]))
+    body = [
+        Eqn(e.prim, [replace.get(id(v), v) for v in e.inputs], e.params, e.outputs)
+        for e in group.eqns
+    ]
+    made_by = {id(v): e for e in group.eqns for v in e.outputs}
+    outvars, tail = list(group.outvars), []
+    for j, v in enumerate(outvars):
+        users = readers.get(id(v), [])
+        if len(users) == 1 and users[0] is not None and users[0].prim is transpose_p:
+            if made_by[id(v)].prim is not reduce_sum_p:
+                (transpose,) = users
+                tail.append(Eqn(transpose_p, [v], transpose.params, transpose.outputs))
+                outvars[j] = transpose.outputs[0]
+                written.add(id(transpose))
+                del producer[id(transpose.outputs[0])]  # now an array of its own
+    if not head and not tail:
+        return eqn
+    return Eqn(fused_p, inputs, {"graph": Graph(invars, head + body + tail, outvars)}, outvars)
+
+
+def _view_chain(v, producer: dict):
+    """The array ``v`` is a view of and the views making it, first to last; the chain starts
+    after the last reshape that would copy (its result is an array of its own)."""
+    chain = []
+    while id(v) in producer and producer[id(v)].prim in _VIEWS:
+        chain.insert(0, producer[id(v)])
+        v = chain[0].inputs[0]
+    start, layout = 0, (0, _c_strides(v.aval.shape))
+    for k, view in enumerate(chain):
+        layout = _view_layout(layout, view, math.prod(chain[start].inputs[0].aval.shape))
+        if layout is None:
+            start, base = k, view.inputs[0]
+            layout = _view_layout(
+                (0, _c_strides(base.aval.shape)), view, math.prod(base.aval.shape)
+            )
+    return (chain[start].inputs[0] if chain else v), chain[start:]
 
 
 def _caller(kernel, eqn, c_source: str):
