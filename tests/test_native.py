@@ -355,3 +355,31 @@ def test_a_broadcast_enters_a_group_as_its_source():
     ]
     assert "broadcast_to" in [e.prim.name for e in group.eqns]
     assert [tuple(v.aval.shape) for v in inputs] == [(32, 64, 128), (32, 64, 1)]
+
+
+def test_a_group_recomputes_what_it_would_read_back(monkeypatch):
+    """The backward pass of an exact GELU reads its input and its gradient and recomputes
+    the rest, rather than reading back the arrays the forward pass wrote for it."""
+
+    def loss(x, b, w):
+        h = x + b
+        return fx.sum(fx.tanh((0.5 * h * (1.0 + fx.erf(h * 0.70710677))) @ w))
+
+    rng = np.random.default_rng(8)
+    args = [rng.normal(size=shape).astype(np.float32) for shape in [(64, 128), (128,), (128, 32)]]
+    args = [fx.tensor(a) for a in args]
+    want = fx.grad(loss, argnums=(0, 1))(*args)
+    written, default = {}, native.RECOMPUTED_OPS
+    for ops in [default, 0]:  # 0: nothing recomputed
+        monkeypatch.setattr(native, "RECOMPUTED_OPS", ops)
+        compiled = fx.jit(fx.grad(loss, argnums=(0, 1)))
+        for got, w in zip(compiled(*args), want):
+            np.testing.assert_allclose(got.numpy(), w.numpy(), rtol=2e-5, atol=1e-5)
+        (entry,) = compiled.cache.values()
+        groups = [e for e in entry.optimized.eqns if e.prim is fused_p]
+        assert all("static void" in e.params["graph"].compiled.source for e in groups)
+        erf_group = next(
+            e for e in groups if "erf" in [x.prim.name for x in e.params["graph"].eqns]
+        )
+        written[ops] = len(erf_group.outputs)
+    assert written == {default: 1, 0: 4}, written  # the activation alone, or with 3 more

@@ -381,6 +381,32 @@ def test_algebraic_simplification_removes_transpose_of_its_inverse():
     _same_values(graph, result)
 
 
+@pytest.mark.parametrize("other_reader", [False, True])
+def test_algebraic_simplification_transposes_a_product_read_only_transposed(other_reader):
+    """(a @ b)^T becomes b^T @ a^T (a weight gradient comes out contiguous); a transposed
+    operand's transpose is undone. Kept when the product is also read as it is."""
+    a, b = _v(2, 5, 3), _v(3, 4)  # a batched a, a 2-d b
+    at, p, pt = _v(2, 3, 5), _v(2, 5, 4), _v(2, 4, 5)
+    eqns = [
+        _eqn(P.transpose_p, [at], a, perm=(0, 2, 1)),
+        _eqn(P.matmul_p, [a, b], p),
+        _eqn(P.transpose_p, [p], pt, perm=(0, 2, 1)),
+    ]
+    graph = Graph([at, b], eqns, [pt, p] if other_reader else [pt])
+    typecheck(graph)
+    result = passes.dead_code(passes.algebraic_simplification(graph))
+    typecheck(result)
+    if other_reader:
+        assert _prims(result) == ["transpose", "matmul", "transpose"]
+    else:
+        (bt, product) = result.eqns  # b^T @ a^T, and a^T is the input itself
+        assert _prims(result) == ["transpose", "matmul"] and product.inputs[1] is at
+        assert bt.inputs[0] is b and product.outputs[0] is pt
+    args = _random_inputs(graph, 0)
+    for got, want in zip(eval_graph(result, *args), eval_graph(graph, *args)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
 def test_algebraic_simplification_removes_reshape_round_trip():
     a = _v(2, 3)
     r1, r2, out = _v(6), _v(2, 3), _v(2, 3)

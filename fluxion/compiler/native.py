@@ -50,6 +50,7 @@ import numpy as np
 from fluxion.compiler import codegen
 from fluxion.compiler.fusion import as_group, fused_p
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var
+from fluxion.compiler.passes import dead_code
 from fluxion.ops.primitives import (
     _ERF_P,
     _ERF_Q,
@@ -110,6 +111,24 @@ def _prelude() -> str:
         lines.append(f"    {name} += {_c_literal(coefficients[-1], np.float32)};")
         return lines
 
+    # libmvec's exp takes a scalar path for a whole vector when a lane is below its range: a
+    # causal mask's -inf made softmax's exp 7x slower. There the exponent is raised by an
+    # exact addition and the result scaled back down (its subnormals kept; below ``floor``
+    # it rounds to 0 anyway). Arithmetic, not branches: gcc splits a call fed by a select
+    # into one call per branch. Costs 2x on inputs in range, saves 2-4x on masked ones.
+    def exp_in_range(dtype, low, floor, shift):
+        c_type, lit = C_TYPES[np.dtype(dtype)], functools.partial(_c_literal, dtype=dtype)
+        return [
+            f"static inline {c_type} fx_exp_{c_type}({c_type} x) {{",
+            f"    {c_type} z = x < {lit(floor)} ? {lit(floor)} : x;  /* a NaN stays */",
+            f"    {c_type} t = {lit(low)} - z;",
+            f"    t = (t > 0 ? t : 0) * {lit(np.finfo(dtype).max / 4)};",
+            f"    {c_type} below = t < 1 ? t : 1;  /* 1 below the range, else 0 */",
+            f"    {c_type} y = exp(z + {lit(shift)} * below);",
+            f"    return y * (below * {lit(np.exp(dtype(-shift)))} + (1 - below));",
+            "}",
+        ]
+
     return "\n".join(
         [
             "#define PY_SSIZE_T_CLEAN",
@@ -129,6 +148,10 @@ def _prelude() -> str:
             "    return p / q;",
             "}",
             "#define fx_erf(x) _Generic((x), float: fx_erf_f32, double: erf)(x)",
+            "",
+            *exp_in_range(np.float32, -87.0, -104.0, 40.0),  # exp(-104) < 2**-150: 0
+            *exp_in_range(np.float64, -708.0, -746.0, 100.0),  # exp(-746) < 2**-1075: 0
+            "#define fx_exp(x) _Generic((x), float: fx_exp_float, double: fx_exp_double)(x)",
             "",
             _BUFFERS,
         ]
@@ -649,9 +672,8 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
         group = as_group(eqn)
         return group if supported(group.params["graph"]) else eqn
 
-    grouped = _read_through_views(
-        Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
-    )
+    grouped = Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
+    grouped = _read_through_views(_recompute_residuals(grouped))
     wanted = {}  # equation index -> its kernel's C, named "{name}" until names are given
     for k, eqn in enumerate(grouped.eqns):
         group = eqn.params.get("graph") if eqn.prim is fused_p else None
@@ -672,6 +694,104 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
         name = names[text]
         kernels[k] = eqn.params["graph"].compiled = _caller(functions[name], eqn, sources[name])
     return grouped, kernels
+
+
+# Work a group may repeat to read one array less: a few ops per element cost less than
+# reading and writing 4 bytes each from memory, up to about this many.
+RECOMPUTED_OPS = 24
+
+
+def _recompute_residuals(graph: Graph) -> Graph:
+    """``graph`` with each group recomputing the values it reads from an earlier group (made
+    there by elementwise ops from the arrays that group reads) where that reads fewer bytes,
+    and groups no longer writing what nobody reads then: the backward pass of an exact GELU
+    reads its input and gradient, where it read three arrays the forward pass wrote."""
+    made_in = {}  # value -> the group equation making it
+    recomputed: set[int] = set()  # values a group now makes for itself
+    eqns = []
+    for eqn in graph.eqns:
+        if eqn.prim is fused_p and supported(eqn.params["graph"]):
+            eqn = _recomputing(eqn, made_in, recomputed)
+            made_in |= {id(v): eqn for v in eqn.outputs}
+        eqns.append(eqn)
+    read = {id(v) for e in eqns for v in e.inputs} | {id(v) for v in graph.outvars}
+    pruned = []
+    for eqn in eqns:
+        unread = {id(v) for v in eqn.outputs if id(v) in recomputed and id(v) not in read}
+        if unread:
+            outputs = [v for v in eqn.outputs if id(v) not in unread]
+            if not outputs:
+                continue
+            group = dead_code(Graph(eqn.params["graph"].invars, eqn.params["graph"].eqns, outputs))
+            used = {id(v) for e in group.eqns for v in e.inputs}
+            kept = [(x, v) for x, v in zip(eqn.inputs, group.invars) if id(v) in used]
+            group = Graph([v for _, v in kept], group.eqns, outputs)
+            eqn = Eqn(fused_p, [x for x, _ in kept], {"graph": group}, outputs)
+        pruned.append(eqn)
+    return Graph(graph.invars, pruned, graph.outvars)
+
+
+def _recomputing(eqn, made_in: dict, recomputed: set):
+    group = eqn.params["graph"]
+    shape = next((e.outputs[0].aval.shape for e in group.eqns if e.prim.elementwise), None)
+    inner_of = {id(x): v for x, v in zip(eqn.inputs, group.invars)}
+    recipes = {}  # value read -> (the equations making it in its group, the arrays they read)
+    for x in eqn.inputs:
+        if id(x) in made_in and x.aval.shape == shape:
+            recipe = _recipe(x, made_in[id(x)])
+            if recipe is not None:
+                recipes[id(x)] = recipe
+    steps = {id(e): e for making, _ in recipes.values() for e in making}
+    arrays = {id(a): a for _, reads in recipes.values() for a in reads if id(a) not in inner_of}
+    added = sum(math.prod(a.aval.shape) * a.aval.dtype.itemsize for a in arrays.values())
+    removed = sum(
+        math.prod(x.aval.shape) * x.aval.dtype.itemsize for x in eqn.inputs if id(x) in recipes
+    )
+    if not recipes or added >= removed or len(steps) > RECOMPUTED_OPS:
+        return eqn
+    recomputed.update(recipes)
+    inputs = [x for x in eqn.inputs if id(x) not in recipes] + list(arrays.values())
+    invars = [inner_of[id(x)] for x in eqn.inputs if id(x) not in recipes]
+    invars += [Var(a.aval) for a in arrays.values()]
+    sub = dict(zip(map(id, inputs), invars))  # an array read -> the group's input of it
+    copies = []
+    makers = {id(made_in[v]) for v in recipes}
+    for maker in [m for m in dict.fromkeys(made_in.values()) if id(m) in makers]:  # in order
+        source = maker.params["graph"]
+        outer = dict(zip(map(id, source.invars), maker.inputs))
+        for e in source.eqns:
+            if id(e) in steps:
+                ins = [
+                    v if isinstance(v, Literal) else sub[id(outer.get(id(v), v))] for v in e.inputs
+                ]
+                outs = [inner_of[id(v)] if id(v) in recipes else Var(v.aval) for v in e.outputs]
+                sub |= {id(v): w for v, w in zip(e.outputs, outs)}
+                copies.append(Eqn(e.prim, ins, e.params, outs))
+    return Eqn(
+        fused_p, inputs, {"graph": Graph(invars, copies + group.eqns, group.outvars)}, eqn.outputs
+    )
+
+
+def _recipe(x, maker):
+    """The equations of ``maker``'s group making ``x`` from the arrays it reads, and those
+    arrays; None where one of them is not elementwise (a sum)."""
+    group = maker.params["graph"]
+    outer = dict(zip(map(id, group.invars), maker.inputs))
+    making = {id(v): e for e in group.eqns for v in e.outputs}
+    steps, reads, stack = {}, {}, [x]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Literal) or id(v) in steps:
+            continue
+        if id(v) in outer:
+            reads[id(v)] = outer[id(v)]
+            continue
+        e = making[id(v)]
+        if e.prim.c_expr is None:
+            return None
+        steps[id(v)] = e
+        stack += e.inputs
+    return list({id(e): e for e in steps.values()}.values()), list(reads.values())
 
 
 def _read_through_views(graph: Graph) -> Graph:

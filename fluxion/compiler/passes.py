@@ -88,10 +88,28 @@ def _is_scalar_literal(v, value) -> bool:
     return isinstance(v, Literal) and v.value.size <= 1 << 16 and bool(np.all(v.value == value))
 
 
+def _swaps_last_two(perm) -> bool:
+    n = len(perm)
+    return n >= 2 and tuple(perm) == (*range(n - 2), n - 1, n - 2)
+
+
 def algebraic_simplification(graph: Graph) -> Graph:
     """x*1, 1*x, x+0, 0+x, x-0, x/1 (when the result keeps x's shape), casts to the same
-    dtype, reshapes and broadcasts to the same shape, reshape of reshape, transpose of transpose."""
+    dtype, reshapes and broadcasts to the same shape, reshape of reshape, transpose of
+    transpose, and (a @ b)^T = b^T @ a^T where the product is read only transposed: the
+    operands' transposes are views BLAS reads as they are, and the result comes out
+    contiguous (a weight gradient, which the optimizer's kernel would read across rows)."""
     replace, kept, producer = {}, [], {}
+    readers = _readers(graph)
+
+    def transposed(v):  # v with its last two axes swapped: a new transpose, or one undone
+        perm = (*range(v.aval.ndim - 2), v.aval.ndim - 1, v.aval.ndim - 2)
+        source = producer.get(id(v))
+        if source is not None and source.prim.name == "transpose" and source.params["perm"] == perm:
+            return source.inputs[0]
+        out = Var(ShapedArray(tuple(v.aval.shape[p] for p in perm), v.aval.dtype))
+        kept.append(Eqn(P.transpose_p, [v], {"perm": perm}, [out]))
+        return out
 
     def same(a, b):
         return tuple(a.aval.shape) == tuple(b.aval.shape) and np.dtype(a.aval.dtype) == np.dtype(
@@ -106,6 +124,19 @@ def algebraic_simplification(graph: Graph) -> Graph:
             producer.get(id(inputs[0])) if inputs and not isinstance(inputs[0], Literal) else None
         )
         params = eqn.params
+        if (
+            name == "transpose"
+            and source is not None
+            and source.prim.name == "matmul"
+            and _swaps_last_two(params["perm"])
+            and readers.get(id(inputs[0])) == 1
+            and min(v.aval.ndim for v in source.inputs) >= 2
+        ):
+            a, b = source.inputs
+            new = Eqn(P.matmul_p, [transposed(b), transposed(a)], {}, eqn.outputs)
+            producer[id(out)] = new
+            kept.append(new)
+            continue
         if source is not None and name == "reshape" and source.prim.name == "reshape":
             inputs = [source.inputs[0]]
         elif source is not None and name == "transpose" and source.prim.name == "transpose":

@@ -217,7 +217,9 @@ def _erf_impl(xp, x):
 _erf_exact = np.vectorize(math.erf, otypes=[np.float64])
 
 neg_p = unary("neg", "negative", lambda x, y: -1.0, "(-{0})", takes=_NUMBERS)
-exp_p = unary("exp", "exp", lambda x, y: y, "exp({0})")
+exp_p = unary(
+    "exp", "exp", lambda x, y: y, "fx_exp({0})"
+)  # the prelude's: fast where it underflows
 log_p = unary("log", "log", lambda x, y: 1.0 / x, "log({0})")
 log1p_p = unary("log1p", "log1p", lambda x, y: 1.0 / (1.0 + x), "log1p({0})")
 expm1_p = unary("expm1", "expm1", lambda x, y: y + 1.0, "expm1({0})")
