@@ -732,6 +732,9 @@ def _recompute_residuals(graph: Graph) -> Graph:
 
 
 def _recomputing(eqn, made_in: dict, recomputed: set):
+    """Group ``eqn`` making for itself the values of its shape it reads from earlier groups
+    (``made_in``), when all of them are elementwise recipes and their arrays are fewer
+    bytes than the values; records them in ``recomputed``."""
     group = eqn.params["graph"]
     shape = next((e.outputs[0].aval.shape for e in group.eqns if e.prim.elementwise), None)
     inner_of = {id(x): v for x, v in zip(eqn.inputs, group.invars)}
