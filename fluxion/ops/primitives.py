@@ -872,7 +872,9 @@ broadcast_to_p = Primitive(
     ),
     vjp=lambda ct, primals, outputs, *, shape: (unbroadcast(ct, primals[0].shape),),
     batch=_broadcast_to_batch,
-    c_expr="{0}",  # in a fused group's loop the source is read with stride 0 where it repeats
+    # of a scalar in a group's loop: that value; of an array, a native kernel reads the
+    # array itself, at stride 0 where it repeats (native.py's views)
+    c_expr="{0}",
 )
 
 
