@@ -421,6 +421,20 @@ def test_typecheck_rejects_inputs_the_shape_rule_refuses():
         typecheck(Graph([a, b], [Eqn(P.mul_p, [a, b], {}, [c])], [c]))
 
 
+def test_typecheck_shares_checked_equations_but_rechecks_changed_ones(monkeypatch):
+    graph, checked, ruled = _mul_add_graph(), {}, []
+    rule = P.mul_p.abstract
+    monkeypatch.setattr(P.mul_p, "abstract", lambda *a, **k: ruled.append(a) or rule(*a, **k))
+    typecheck(graph, checked)
+    typecheck(Graph(graph.invars, graph.eqns, graph.outvars), checked)  # as a pass keeps it
+    assert len(ruled) == 1
+    wider = _v(4)
+    graph.invars[1] = wider  # an equation changed in place is checked again, and refused
+    graph.eqns[0].inputs[1] = wider
+    with pytest.raises(FluxionError, match="mul"):
+        typecheck(graph, checked)
+
+
 def test_typecheck_rejects_missing_outputs_of_a_multiple_result_equation():
     graph = fx.make_graph(_cond_two_outputs, fx.tensor(True), fx.ones(2), fx.ones(2))
     eqn = graph.eqns[-1]

@@ -2,7 +2,9 @@
 with a C rule in every dtype it takes, exactly or (exp, log...) within a few ulps; loop
 layouts and views against eager; the disk cache; and the fallback to NumPy."""
 
+import functools
 import re
+import sysconfig
 import warnings
 
 import numpy as np
@@ -155,12 +157,15 @@ def test_erf_matches_the_eager_fit_bit_for_bit(single_op_groups):
 
 def test_a_kernel_checks_its_arguments(single_op_groups):
     k = next(k for k, c in enumerate(CASES) if c[0].name == "add" and c[1][0].dtype == np.float32)
-    kernel = single_op_groups[k].compiled.__globals__["kernel"]
+    caller = single_op_groups[k].compiled.__globals__
+    kernel = functools.partial(caller["call"], caller["kernel"])
     x, out = np.ones(40, np.float32), np.empty(40, np.float32)
     with pytest.raises(ValueError, match="array 1 has 80 bytes, expected 160"):
         kernel(x, np.ones(20, np.float32), out)
     with pytest.raises(TypeError, match="takes 3 arrays, got 2"):
         kernel(x, out)
+    with pytest.raises(TypeError, match="kernel is an fx_kernel's bytes"):
+        caller["call"](b"not a kernel", x, x, out)
     with pytest.raises(ValueError):  # read-only output
         kernel(x, x, np.broadcast_to(out, (40,)))
 
@@ -180,6 +185,22 @@ def test_built_kernels_are_kept_on_disk(tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         group.compiled(np.arange(40.0), np.arange(40.0))[0], np.arange(40.0) ** 2
     )
+
+
+def test_call_is_built_into_the_cache_where_pip_did_not_build_it(tmp_path, monkeypatch):
+    def f(x):
+        return fx.exp(x) * 2.0 + 1.0
+
+    monkeypatch.setenv("FLUXION_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_installed_call", lambda: None)
+    x = fx.tensor(np.linspace(-1, 1, 5000).astype(np.float32))
+    compiled = fx.jit(f)
+    np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
+    (entry,) = compiled.cache.values()
+    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+    assert "static void" in group.compiled.source  # a native kernel ran
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert len(list((tmp_path / "kernels").glob(f"fx_*{suffix}"))) == 1
 
 
 def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):

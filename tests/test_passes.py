@@ -613,7 +613,7 @@ def test_fuse_elementwise_keeps_one_group_per_shape():
             _eqn(P.exp_p, [a], big1),
             _eqn(P.neg_p, [b], r1),
             _eqn(P.mul_p, [r1, b], r2),
-            _eqn(P.sqrt_p, [_lit(np.full((3, 1), 4.0))], row),
+            _eqn(P.mul_p, [r1, _lit(np.full((3, 1), 4.0))], row),
             _eqn(P.add_p, [big1, r2], big2),  # reads the (3, 1) group: closes it first
         ],
         [big2, row],
@@ -621,8 +621,31 @@ def test_fuse_elementwise_keeps_one_group_per_shape():
     result = fusion.fuse_elementwise(graph)
     assert _prims(result) == ["fused", "fused"]
     small, big = _fused(result)
-    assert _prims(small) == ["neg", "mul", "sqrt"] and _prims(big) == ["exp", "add"]
+    assert _prims(small) == ["neg", "mul", "mul"] and _prims(big) == ["exp", "add"]
     assert isinstance(result.eqns[0].inputs[1], Literal)  # an array literal is an input
+    _same_values(graph, result)
+
+
+def test_fuse_elementwise_splits_a_group_into_parts_that_share_no_array():
+    # two optimizer-like updates of one shape, sharing a scalar: two groups, not one; a
+    # third chain reading the first's input joins it
+    p1, g1, p2, g2, lr = _v(8), _v(8), _v(8), _v(8), _v()
+    s1, n1, s2, n2, t = _v(8), _v(8), _v(8), _v(8), _v(8)
+    graph = Graph(
+        [p1, g1, p2, g2, lr],
+        [
+            _eqn(P.mul_p, [g1, lr], s1),
+            _eqn(P.sub_p, [p1, s1], n1),
+            _eqn(P.mul_p, [g2, lr], s2),
+            _eqn(P.sub_p, [p2, s2], n2),
+            _eqn(P.exp_p, [p1], t),
+        ],
+        [n1, n2, t],
+    )
+    result = fusion.fuse_elementwise(graph)
+    first, second = _fused(result)
+    assert _prims(first) == ["mul", "sub", "exp"] and _prims(second) == ["mul", "sub"]
+    assert [len(g.invars) for g in (first, second)] == [3, 3]
     _same_values(graph, result)
 
 

@@ -16,7 +16,10 @@ over its leading or trailing axes joins that group too (its pass accumulates the
 other equation first closes (emits) the groups whose values it reads, and so does one that
 reads a sum made in a group, so a group is emitted after everything it reads and before
 everything that reads it, and equations that do not touch an open group may move ahead of
-it. A group's outputs are its values that something outside the group reads.
+it. A closed group is emitted as its independent parts, those that share no array but
+smaller ones broadcast to its shape (scalars): one optimizer update per parameter, not one
+of all the parameters of a shape. A group's outputs are its values that something outside
+the group reads.
 """
 
 from __future__ import annotations
@@ -128,17 +131,18 @@ def fuse_elementwise(graph: Graph) -> Graph:
         for eqn in members:
             for v in eqn.outputs:
                 group_of.pop(id(v), None)
-        if len(members) == 1:
-            out.append(members[0])
-            return
-        inside = {id(e) for e in members}
-        outputs = [
-            v
-            for e in members
-            for v in e.outputs
-            if id(v) in results or readers.get(id(v), set()) - inside
-        ]
-        out.append(_fused_eqn(members, outputs))
+        for part in _independent_parts(members, shape):
+            if len(part) == 1:
+                out.append(part[0])
+                continue
+            inside = {id(e) for e in part}
+            outputs = [
+                v
+                for e in part
+                for v in e.outputs
+                if id(v) in results or readers.get(id(v), set()) - inside
+            ]
+            out.append(_fused_eqn(part, outputs))
 
     def close_readers_of(eqn, keep=None):
         shapes = {group_of.get(id(v)) for v in eqn.inputs} - {None}
@@ -164,6 +168,30 @@ def fuse_elementwise(graph: Graph) -> Graph:
     for shape in list(open_groups):
         close(shape)
     return Graph(graph.invars, out, graph.outvars)
+
+
+def _independent_parts(members: list[Eqn], shape: tuple) -> list[list[Eqn]]:
+    """The members of a group over ``shape`` in the parts that share no value but smaller
+    ones broadcast to it (scalars), each in order: one optimizer update per parameter, not
+    one of all the parameters of a shape (each has the same native kernel, compiled once)."""
+    part = list(range(len(members)))  # union-find: a member -> one of its part
+
+    def root(k):
+        while part[k] != k:
+            part[k] = k = part[part[k]]
+        return k
+
+    seen = {}  # a value -> the first member that made or read it
+    for k, eqn in enumerate(members):
+        for v in eqn.inputs + eqn.outputs:
+            if isinstance(v, Literal) or math.prod(v.aval.shape) < math.prod(shape):
+                continue
+            j = seen.setdefault(id(v), k)
+            part[root(j)] = root(k)
+    parts: dict[int, list[Eqn]] = {}
+    for k, eqn in enumerate(members):
+        parts.setdefault(root(k), []).append(eqn)
+    return list(parts.values())
 
 
 def as_group(eqn: Eqn) -> Eqn:

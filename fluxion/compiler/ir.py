@@ -134,8 +134,12 @@ def pp_graph(graph: Graph, indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def typecheck(graph: Graph) -> None:
-    """Every variable defined once before use; every equation agrees with its shape rule."""
+def typecheck(graph: Graph, checked: dict | None = None) -> None:
+    """Every variable defined once before use; every equation agrees with its shape rule.
+    ``checked``: the equations already found to agree with their rules, shared by checks of
+    graphs that keep most of them (a pipeline of passes): an equation with the same
+    primitive, variables and params is checked once."""
+    checked = {} if checked is None else checked
     defined = {id(v) for v in graph.invars}
     for k, eqn in enumerate(graph.eqns):
         for v in eqn.inputs:
@@ -143,31 +147,39 @@ def typecheck(graph: Graph) -> None:
                 raise IRTypeError(
                     f"equation {k} ({eqn.prim.name}) uses a variable before it is defined"
                 )
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, tuple) else (value,):
-                if isinstance(sub, Graph):
-                    typecheck(sub)
-        avals = eqn.prim.abstract(*[v.aval for v in eqn.inputs], **eqn.params)
-        avals = list(avals) if eqn.prim.multiple_results else [avals]
-        if len(avals) != len(eqn.outputs):
-            raise IRTypeError(
-                f"equation {k} ({eqn.prim.name}) has {len(eqn.outputs)} output(s) but the rule gives {len(avals)}"
-            )
-        for v, want in zip(eqn.outputs, avals):
-            if tuple(v.aval.shape) != tuple(want.shape) or np.dtype(v.aval.dtype) != np.dtype(
-                want.dtype
-            ):
-                raise IRTypeError(
-                    f"equation {k} ({eqn.prim.name}): output is {aval_string(v.aval)} but the rule says "
-                    f"{aval_string(want)}"
-                )
         for v in eqn.outputs:
             if id(v) in defined:
                 raise IRTypeError(f"equation {k} ({eqn.prim.name}) redefines a variable")
             defined.add(id(v))
+        key = (eqn.prim, *map(id, eqn.inputs), None, *map(id, eqn.outputs), None)
+        key += (*eqn.params, *map(id, eqn.params.values()))
+        if key not in checked:
+            _check_rule(k, eqn, checked)
+            checked[key] = eqn  # holds what the key names, so nothing else takes those ids
     for v in graph.outvars:
         if isinstance(v, Var) and id(v) not in defined:
             raise IRTypeError("a graph output is never defined")
+
+
+def _check_rule(k: int, eqn: Eqn, checked: dict) -> None:
+    for value in eqn.params.values():
+        for sub in value if isinstance(value, tuple) else (value,):
+            if isinstance(sub, Graph):
+                typecheck(sub, checked)
+    avals = eqn.prim.abstract(*[v.aval for v in eqn.inputs], **eqn.params)
+    avals = list(avals) if eqn.prim.multiple_results else [avals]
+    if len(avals) != len(eqn.outputs):
+        raise IRTypeError(
+            f"equation {k} ({eqn.prim.name}) has {len(eqn.outputs)} output(s) but the rule gives {len(avals)}"
+        )
+    for v, want in zip(eqn.outputs, avals):
+        if tuple(v.aval.shape) != tuple(want.shape) or np.dtype(v.aval.dtype) != np.dtype(
+            want.dtype
+        ):
+            raise IRTypeError(
+                f"equation {k} ({eqn.prim.name}): output is {aval_string(v.aval)} but the rule says "
+                f"{aval_string(want)}"
+            )
 
 
 def eval_graph(graph: Graph, *args):

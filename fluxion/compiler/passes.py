@@ -261,7 +261,10 @@ PASSES = [
 
 
 def optimize(graph: Graph) -> Graph:
+    """``graph`` through every pass, type-checked before and after each."""
+    checked: dict = {}  # the checks share it: a pass keeps most equations as they were
+    typecheck(graph, checked)
     for p in PASSES:
         graph = p(graph)
-        typecheck(graph)
+        typecheck(graph, checked)
     return graph

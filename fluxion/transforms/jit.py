@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fluxion.compiler import codegen, fusion, native, passes
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph, typecheck
+from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph
 from fluxion.core import dtypes
 from fluxion.core.primitive import ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
@@ -451,7 +451,6 @@ class Compiled:
             self.cache[key] = _FALLBACK
             self.stats.misses -= 1
             return _FALLBACK
-        typecheck(traced.graph)
         optimized = passes.optimize(traced.graph)
         optimized, kernels = native.native_kernels(optimized)
         run = codegen.compile_graph(optimized, name=self.__name__, kernels=kernels)
