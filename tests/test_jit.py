@@ -6,6 +6,7 @@ or a count kept by a side effect of the Python body (which runs only while traci
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 
@@ -226,6 +227,20 @@ def test_lru_eviction_with_max_cache_size():
     compiled(b)
     assert len(calls) == 4  # b was evicted
     assert len(compiled.cache) == 2
+
+
+def test_compiling_leaves_the_garbage_collector_as_it_was():
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            compiled = fx.jit(lambda x: x * 2.0 + 1.0)
+            np.testing.assert_array_equal(_np(compiled(fx.ones(3))), np.full(3, 3.0))
+            assert gc.isenabled() is enabled
+            with pytest.raises(FluxionError):  # a failing trace restores it too
+                fx.jit(lambda x: x if x.sum() > 0 else -x)(fx.ones(3))
+            assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
 
 
 def test_stats_counts_and_repr():
