@@ -480,8 +480,8 @@ def _compiler() -> str | None:
     if os.environ.get("FLUXION_NATIVE_KERNELS", "1") == "0":
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    include = sysconfig.get_paths()["include"]
-    if compiler is None or not os.path.exists(os.path.join(include, "Python.h")):
+    headers = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+    if compiler is None or not (headers or _installed_call()):  # headers: to build _call.c
         warnings.warn(
             "fluxion: no C compiler or no Python headers (Python.h); fused groups of "
             "compiled functions run on NumPy, slower. Install gcc and python3-dev to fix.",
