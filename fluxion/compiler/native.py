@@ -551,12 +551,11 @@ def build(sources: dict[str, str]) -> tuple | None:
 
 
 def _installed_call():
-    """``call`` of the ``_call`` pip built, unless it did not or ``_call.c`` changed since."""
+    """``call`` of the ``_call`` pip built (``pip install`` again after editing ``_call.c``),
+    None where it did not build it."""
     try:
         from fluxion.compiler import _call
     except ImportError:
-        return None
-    if os.path.getmtime(_call.__file__) < os.path.getmtime(_CALL_SOURCE):
         return None
     return _call.call
 
