@@ -404,3 +404,89 @@ def test_a_group_recomputes_what_it_would_read_back(monkeypatch):
         )
         written[ops] = len(erf_group.outputs)
     assert written == {default: 1, 0: 4}, written  # the activation alone, or with 3 more
+
+
+# ----------------------------------------------------------------------------- wrong answers once
+
+
+@pytest.fixture(params=["native", "numpy"])
+def kernels(request, monkeypatch):
+    """Each regression runs with native kernels and with the groups on NumPy."""
+    if request.param == "numpy":
+        monkeypatch.setenv("FLUXION_NATIVE_KERNELS", "0")
+    native._compiler.cache_clear()
+    yield request.param
+    native._compiler.cache_clear()
+
+
+def test_max_gradient_is_kept_where_its_input_is_recomputed(kernels):
+    """max's gradient compares its input with the max; a kernel that recomputed the input
+    (with another sin than the one the max was taken of) dropped the gradient."""
+    import torch
+
+    x, w = np.array([[0.6], [0.4]]), np.array([[0.3], [0.7]])
+
+    def loss(x):
+        s = fx.sin(x)
+        return fx.sum(fx.silu(s) * fx.tensor(w)) + fx.sum(fx.max(s, axis=0))
+
+    xt = torch.tensor(x, requires_grad=True)
+    st = torch.sin(xt)
+    (torch.sum(torch.nn.functional.silu(st) * torch.tensor(w)) + st.amax(0).sum()).backward()
+    want = xt.grad.numpy()
+    np.testing.assert_allclose(fx.grad(loss)(fx.tensor(x)).numpy(), want, rtol=1e-12)
+    np.testing.assert_allclose(fx.jit(fx.grad(loss))(fx.tensor(x)).numpy(), want, rtol=1e-12)
+
+
+def test_a_value_compared_in_a_group_is_recomputed_only_exactly():
+    """The rule of _recomputing: a value that reaches an op whose result jumps (here a
+    comparison) is recomputed only from correctly rounded ops; other values still are."""
+    from fluxion.compiler.fusion import _fused_eqn
+    from fluxion.ops import primitives as P
+
+    f64 = ShapedArray((64, 128), np.dtype(np.float64))
+    for make, exact in [(P.mul_p, True), (P.sin_p, False)]:
+        a, c, h, t = (Var(f64) for _ in range(4))
+        m, g, out = Var(ShapedArray((64, 128), np.dtype(bool))), Var(f64), Var(f64)
+        first = _fused_eqn([Eqn(make, [a, a] if exact else [a], {}, [h])], [h])
+        smooth = Eqn(P.tanh_p, [h], {}, [t])  # h flows on smoothly: always recomputed
+        second = _fused_eqn(
+            [
+                Eqn(P.eq_p, [h, c], {}, [m]),
+                Eqn(P.convert_p, [m], {"dtype": np.dtype(np.float64)}, [g]),
+                Eqn(P.mul_p, [g, a], {}, [out]),  # a is read anyway: h costs nothing
+            ],
+            [out],
+        )
+        graph = Graph([a, c], [first, second], [out])
+        rewritten = native._recompute_residuals(graph).eqns[-1]  # the first pruned if unread
+        made = [e.prim.name for e in rewritten.params["graph"].eqns]
+        assert (make.name in made) == exact, made
+        reads_a = Eqn(P.mul_p, [t, a], {}, [out])
+        graph = Graph([a], [first, _fused_eqn([smooth, reads_a], [out])], [out])
+        (rewritten,) = native._recompute_residuals(graph).eqns  # h no longer written
+        assert make.name in [e.prim.name for e in rewritten.params["graph"].eqns]
+
+
+def test_a_transposed_broadcast_written_by_a_group_keeps_its_order(kernels):
+    import torch
+
+    x = np.array([[[0.5], [-1.0], [2.0]]])
+
+    def g(x):
+        b = fx.broadcast_to(x, (2, 1, 3, 1))
+        return fx.sum(b), fx.transpose(b, (2, 3, 1, 0))
+
+    want = torch.tensor(x).broadcast_to((2, 1, 3, 1)).permute(2, 3, 1, 0).numpy()
+    for f in (g, fx.jit(g)):
+        total, t = f(fx.tensor(x))
+        np.testing.assert_array_equal(t.numpy(), want)
+        assert float(total) == 3.0
+
+
+def test_size_zero_operands_compile(kernels):
+    f = lambda x: fx.sum(fx.einsum("ab,cb->ac", x, x) * 2.0)
+    for shape in [(2, 0), (0, 3), (0, 0)]:
+        x = fx.zeros(shape)
+        assert float(fx.jit(f)(x)) == float(f(x)) == 0.0
+        np.testing.assert_array_equal(fx.jit(fx.grad(f))(x).numpy(), np.zeros(shape))

@@ -3,7 +3,7 @@
 Every trajectory is run three ways on one small problem (a two-layer tanh regression with
 three parameter tensors): ``torch.optim``, fluxion's stateful optimizer, and fluxion's
 functional core. The stateful and functional runs must agree bitwise (they share one
-per-leaf rule); both must follow PyTorch to 1e-6 in float32 over 100 steps.
+per-leaf rule); both must follow PyTorch to 1e-5 in float32 over 100 steps.
 """
 
 from __future__ import annotations
@@ -154,10 +154,17 @@ def functional_pair(kind, kw):
     return init, update, init_kw
 
 
+# float32 matmuls sum in their BLAS's order, which differs between torch's build and
+# NumPy's and between CPUs; 100 steps of momentum 0.9 grow those last bits to ~4e-6
+# (seen on an AVX-512 machine), so trajectories agree to 1e-5, not to the last bit.
+TORCH_TOLERANCE = 1e-5
+
+
 def assert_close_to_torch(params, losses, t_params, t_losses):
+    tol = TORCH_TOLERANCE
     for k in NAMES:
-        np.testing.assert_allclose(params[k], t_params[k], rtol=1e-6, atol=1e-6, err_msg=k)
-    np.testing.assert_allclose(losses, t_losses, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(params[k], t_params[k], rtol=tol, atol=tol, err_msg=k)
+    np.testing.assert_allclose(losses, t_losses, rtol=tol, atol=tol)
 
 
 # ----------------------------------------------------------------------------- trajectories

@@ -53,12 +53,15 @@ import numpy as np
 
 from fluxion.compiler import codegen
 from fluxion.compiler.fusion import as_group, fused_p
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var
+from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.compiler.passes import dead_code
+from fluxion.core.dtypes import is_float
+from fluxion.ops import primitives as P
 from fluxion.ops.primitives import (
     _ERF_P,
     _ERF_Q,
     broadcast_to_p,
+    convert_p,
     matmul_p,
     reduce_sum_p,
     reshape_p,
@@ -250,6 +253,11 @@ def _broadcast_row(shape: tuple, value_shape: tuple, strides: tuple) -> tuple:
     return (0,) * lead + tuple(0 if n == 1 else s for n, s in zip(value_shape, strides))
 
 
+def _broadcasts_to(value_shape: tuple, shape: tuple) -> bool:
+    trailing = zip(reversed(value_shape), reversed(shape))
+    return len(value_shape) <= len(shape) and all(n in (1, m) for n, m in trailing)
+
+
 def _index(loops, row, offset=0) -> str:
     terms = [f"{i} * {s}" if s != 1 else i for (i, _), s in zip(loops, row) if s]
     return " + ".join(terms + [str(offset)] * bool(offset)) or "0"
@@ -300,9 +308,24 @@ def group_source(graph: Graph, name: str) -> str | None:
     innermost loops) in a register, a column sum (the outermost loops) into its output.
     None for a sum over axes in between, or a view the loop cannot read at fixed strides."""
     memory = _memory(graph)
+    read = {id(v) for e in graph.eqns for v in e.inputs}
+    outputs = {id(v) for v in graph.outvars}
+    # an output only a transpose makes is written transposed, even where what it
+    # transposes is itself a view of an input (not read through that view)
+    transposed = {
+        id(e.outputs[0])
+        for e in graph.eqns
+        if e.prim is transpose_p and id(e.outputs[0]) in outputs and id(e.outputs[0]) not in read
+    }
+    for v in transposed:
+        memory.pop(v, None)
 
     def is_view(eqn):  # of an input: read where it is used
-        return eqn.prim in _VIEWS and id(eqn.inputs[0]) in memory
+        return (
+            eqn.prim in _VIEWS
+            and id(eqn.inputs[0]) in memory
+            and id(eqn.outputs[0]) not in transposed
+        )
 
     # the group's shape: its first computed value's (a sum's operand's), or its output's
     first = next((e for e in graph.eqns if not is_view(e)), None)
@@ -311,8 +334,6 @@ def group_source(graph: Graph, name: str) -> str | None:
         if first is None
         else (first.inputs[0] if first.prim is reduce_sum_p else first.outputs[0]).aval.shape
     )
-    made = {id(v) for e in graph.eqns if e.prim not in _VIEWS for v in e.outputs}
-    read = {id(v) for e in graph.eqns for v in e.inputs}
     loads = {}  # (input, offset, strides along the group's axes) -> the C value it loads into
     stores = {id(v): _c_strides(shape) for v in graph.outvars}
     for eqn in graph.eqns:
@@ -321,9 +342,7 @@ def group_source(graph: Graph, name: str) -> str | None:
             if id(out) not in memory:
                 return None
             continue
-        if eqn.prim is transpose_p and id(x) in made:  # an output, written transposed
-            if id(out) not in stores or id(out) in read:
-                return None
+        if id(out) in transposed:
             inverse = np.argsort(eqn.params["perm"])
             stores[id(out)] = tuple(_c_strides(out.aval.shape)[p] for p in inverse)
             continue
@@ -333,9 +352,14 @@ def group_source(graph: Graph, name: str) -> str | None:
             stores[id(out)] = tuple(0 if d in axes else next(kept) for d in range(len(shape)))
         elif eqn.prim.c_expr is None:
             return None
+    sums = {id(e.outputs[0]) for e in graph.eqns if e.prim is reduce_sum_p}
+    if any(v.aval.shape != shape for v in graph.outvars if id(v) not in transposed | sums):
+        return None  # the loop writes its plain outputs in its own order
     computed = [e for e in graph.eqns if e.prim.c_expr or e.prim is reduce_sum_p]
     for v in [v for e in computed if not is_view(e) for v in e.inputs] + list(graph.outvars):
-        if id(v) in memory:
+        if id(v) in memory and id(v) not in transposed:
+            if not _broadcasts_to(v.aval.shape, shape):
+                return None  # the loop reads it along its own axes
             j, offset, strides = memory[id(v)]
             loads.setdefault(
                 (j, offset, _broadcast_row(shape, v.aval.shape, strides)), f"r{len(loads)}"
@@ -417,7 +441,7 @@ def small_matmul(a, b) -> bool:
         and tuple(a.shape[:-2]) == tuple(b.shape[:-2])
         and np.dtype(a.dtype) in (np.dtype(np.float32), np.dtype(np.float64))
         and max(a.shape[-2:] + b.shape[-1:]) <= SMALL_MATMUL
-        and math.prod(a.shape[:-2] + a.shape[-2:-1] + b.shape[-1:]) > 0
+        and math.prod(a.shape + b.shape[-1:]) > 0
     )
 
 
@@ -635,7 +659,10 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
         return group if supported(group.params["graph"]) else eqn
 
     grouped = Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
-    grouped = _read_through_views(_recompute_residuals(grouped))
+    checked = {}  # the rewrites are checked as the passes are: each one's result
+    for rewrite in (_recompute_residuals, _read_through_views):
+        grouped = rewrite(grouped)
+        typecheck(grouped, checked)
     wanted = {}  # equation index -> its kernel's C, named "{name}" until names are given
     for k, eqn in enumerate(grouped.eqns):
         group = eqn.params.get("graph") if eqn.prim is fused_p else None
@@ -697,45 +724,88 @@ def _recompute_residuals(graph: Graph) -> Graph:
 def _recomputing(eqn, made_in: dict, recomputed: set):
     """Group ``eqn`` making for itself the values of its shape it reads from earlier groups
     (``made_in``), when all of them are elementwise recipes and their arrays are fewer
-    bytes than the values; records them in ``recomputed``."""
+    bytes than the values, and no op that jumps reads a value recomputed inexactly (see
+    ``_EXACT``); records them in ``recomputed``."""
     group = eqn.params["graph"]
     shape = next((e.outputs[0].aval.shape for e in group.eqns if e.prim.elementwise), None)
-    inner_of = {id(x): v for x, v in zip(eqn.inputs, group.invars)}
     recipes = {}  # value read -> (the equations making it in its group, the arrays they read)
     for x in eqn.inputs:
         if id(x) in made_in and x.aval.shape == shape:
             recipe = _recipe(x, made_in[id(x)])
             if recipe is not None:
                 recipes[id(x)] = recipe
-    steps = {id(e): e for making, _ in recipes.values() for e in making}
-    arrays = {id(a): a for _, reads in recipes.values() for a in reads if id(a) not in inner_of}
-    added = sum(math.prod(a.aval.shape) * a.aval.dtype.itemsize for a in arrays.values())
-    removed = sum(
-        math.prod(x.aval.shape) * x.aval.dtype.itemsize for x in eqn.inputs if id(x) in recipes
-    )
-    if not recipes or added >= removed or len(steps) > RECOMPUTED_OPS:
-        return eqn
-    recomputed.update(recipes)
-    inputs = [x for x in eqn.inputs if id(x) not in recipes] + list(arrays.values())
-    invars = [inner_of[id(x)] for x in eqn.inputs if id(x) not in recipes]
-    invars += [Var(a.aval) for a in arrays.values()]
-    sub = dict(zip(map(id, inputs), invars))  # an array read -> the group's input of it
-    copies = []
-    makers = {id(made_in[v]) for v in recipes}
-    for maker in [m for m in dict.fromkeys(made_in.values()) if id(m) in makers]:  # in order
-        source = maker.params["graph"]
-        outer = dict(zip(map(id, source.invars), maker.inputs))
-        for e in source.eqns:
-            if id(e) in steps:
-                ins = [
-                    v if isinstance(v, Literal) else sub[id(outer.get(id(v), v))] for v in e.inputs
-                ]
-                outs = [inner_of[id(v)] if id(v) in recipes else Var(v.aval) for v in e.outputs]
-                sub |= {id(v): w for v, w in zip(e.outputs, outs)}
-                copies.append(Eqn(e.prim, ins, e.params, outs))
-    return Eqn(
-        fused_p, inputs, {"graph": Graph(invars, copies + group.eqns, group.outvars)}, eqn.outputs
-    )
+    while recipes:
+        inner_of = {id(x): v for x, v in zip(eqn.inputs, group.invars)}
+        steps = {id(e): e for making, _ in recipes.values() for e in making}
+        arrays = {id(a): a for _, reads in recipes.values() for a in reads if id(a) not in inner_of}
+        added = sum(math.prod(a.aval.shape) * a.aval.dtype.itemsize for a in arrays.values())
+        removed = sum(
+            math.prod(x.aval.shape) * x.aval.dtype.itemsize for x in eqn.inputs if id(x) in recipes
+        )
+        if added >= removed or len(steps) > RECOMPUTED_OPS:
+            return eqn
+        inputs = [x for x in eqn.inputs if id(x) not in recipes] + list(arrays.values())
+        invars = [inner_of[id(x)] for x in eqn.inputs if id(x) not in recipes]
+        invars += [Var(a.aval) for a in arrays.values()]
+        sub = dict(zip(map(id, inputs), invars))  # an array read -> the group's input of it
+        copies = {}  # the copy of a step -> the step
+        makers = {id(made_in[v]) for v in recipes}
+        for maker in [m for m in dict.fromkeys(made_in.values()) if id(m) in makers]:  # in order
+            source = maker.params["graph"]
+            outer = dict(zip(map(id, source.invars), maker.inputs))
+            for e in source.eqns:
+                if id(e) in steps and id(e.outputs[0]) not in sub:  # not read as it is anyway
+                    ins = [
+                        v if isinstance(v, Literal) else sub[id(outer.get(id(v), v))]
+                        for v in e.inputs
+                    ]
+                    outs = [inner_of[id(v)] if id(v) in recipes else Var(v.aval) for v in e.outputs]
+                    sub |= {id(v): w for v, w in zip(e.outputs, outs)}
+                    copies[Eqn(e.prim, ins, e.params, outs)] = e
+        body = Graph(invars, list(copies) + group.eqns, group.outvars)
+        wrong = _inexact_into_jumps(body, copies)
+        if not wrong:
+            recomputed.update(recipes)
+            return Eqn(fused_p, inputs, {"graph": body}, eqn.outputs)
+        recipes = {x: r for x, r in recipes.items() if not any(id(e) in wrong for e in r[0])}
+    return eqn
+
+
+# A value recomputed in another kernel may round differently from the one stored (NumPy's
+# sin against libmvec's, a vector lane against the scalar tail). That is harmless where the
+# value flows on smoothly, and wrong where it meets an op whose result jumps: max's and
+# relu's gradients compare x with a value made from the stored x, and one ulp drops the
+# gradient. So no op that jumps may read a value recomputed by an op outside these, which
+# are correctly rounded (or exact) and so give the same bits in every kernel and in NumPy.
+_EXACT = {
+    P.add_p, P.sub_p, P.mul_p, P.div_p, P.neg_p, P.abs_p, P.sqrt_p, P.max_p, P.min_p,
+    P.select_p, P.convert_p, P.eq_p, P.ne_p, P.lt_p, P.le_p, P.gt_p, P.ge_p, P.sign_p,
+    P.floor_p, P.ceil_p, P.round_p,
+}  # fmt: skip
+
+
+def _inexact_into_jumps(group: Graph, copies: dict) -> set:
+    """The steps (by id) recomputed inexactly in ``group`` (``copies``: copy -> step) whose
+    values reach an op that jumps."""
+    upstream = {}  # value -> the inexact steps it was computed from
+    wrong = set()
+    for e in group.eqns:
+        found = set().union(*(upstream.get(id(v), ()) for v in e.inputs))
+        if _jumps(e):
+            wrong |= found
+        step = copies.get(e)
+        if step is not None and e.prim not in _EXACT:
+            found = found | {id(step)}
+        for v in e.outputs:
+            upstream[id(v)] = found
+    return wrong
+
+
+def _jumps(eqn) -> bool:
+    """Whether ``eqn``'s result can jump when an input moves by one ulp."""
+    if eqn.prim is convert_p:
+        return not is_float(eqn.params["dtype"])
+    return not eqn.prim.differentiable
 
 
 def _recipe(x, maker):
@@ -840,12 +910,15 @@ def _view_chain(v, producer: dict):
     start, layout = 0, (0, _c_strides(v.aval.shape))
     for k, view in enumerate(chain):
         layout = _view_layout(layout, view, math.prod(chain[start].inputs[0].aval.shape))
-        if layout is None:
+        if layout is None:  # start again from what this view reads
             start, base = k, view.inputs[0]
             layout = _view_layout(
                 (0, _c_strides(base.aval.shape)), view, math.prod(base.aval.shape)
             )
-    return (chain[start].inputs[0] if chain else v), chain[start:]
+        if layout is None:  # not even a view of its own input (size 0): an array
+            start, layout = k + 1, (0, _c_strides(view.outputs[0].aval.shape))
+    chain = chain[start:]
+    return (chain[0].inputs[0] if chain else v), chain
 
 
 def _caller(call, address: int, eqn, c_source: str):
