@@ -79,14 +79,19 @@ class Tensor:
         trace = ctx.dynamic
         if trace is not None and id(self) not in trace.grads_set:
             # a function being compiled looks at the .grad it was called with: the graph
-            # holds for calls where .grad is None (or not) as it is now
+            # holds for calls where .grad is None (or not) as it is now, and reads .grad
+            # afresh at each call (backward() sets a new tensor there)
             trace.grad_guards.setdefault(id(self), (self, self._grad is None))
+            if self._grad is not None:
+                trace.read_from.setdefault(id(self._grad), (self, "grad"))
         return self._grad
 
     @grad.setter
     def grad(self, value):
         if ctx.dynamic is not None:
             ctx.dynamic.grads_set.add(id(self))
+        if ctx.noting:
+            _trace.note_write(self, "grad", self._grad)
         self._grad = value
 
     def _alias(self) -> Tensor:
@@ -466,6 +471,16 @@ class Tracer(Tensor):
     @property
     def aval(self):
         raise NotImplementedError
+
+    @property
+    def _value(self):
+        # only reached when no transform is active (bind's fast path): a tracer that
+        # outlived its transform
+        raise TracerError(
+            f"a value traced by {self._trace!r} was used after that transform returned, at "
+            f"{_trace.user_frame()}: it leaked out of the function (stored in a global, an "
+            "object or a closure); return it from the function instead"
+        )
 
     @property
     def shape(self) -> tuple:

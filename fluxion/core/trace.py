@@ -23,13 +23,16 @@ import sys
 import numpy as np
 
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, ShapedArray
-from fluxion.errors import FloatingPointCheckError
+from fluxion.errors import FloatingPointCheckError, TracerError
 
 
 class _Context:
     """Process-wide state. ``fast`` caches "nothing special is going on"."""
 
-    __slots__ = ("stack", "grad_enabled", "debug_nans", "fast", "xp", "dynamic")
+    __slots__ = (
+        "stack", "grad_enabled", "debug_nans", "fast", "xp", "dynamic", "settling", "recorders",
+        "noting",
+    )  # fmt: skip
 
     def __init__(self):
         self.stack: list[Trace] = []
@@ -37,12 +40,15 @@ class _Context:
         # one on concrete tensors only (so closures' tensors become inputs, not constants).
         self.dynamic: Trace | None = None
         self.grad_enabled = True
+        self.settling = False  # writes made while a trace's state is settled are not noted
+        self.recorders: list[dict] = []  # see recording_writes
         self.debug_nans = bool(os.environ.get("FLUXION_DEBUG_NANS"))
         self.xp = np
         self.refresh()
 
     def refresh(self):
         self.fast = not self.stack and not self.debug_nans
+        self.noting = bool(self.stack or self.recorders)  # owners of state call note_write
 
 
 ctx = _Context()
@@ -56,6 +62,9 @@ class Trace:
 
     def __init__(self, level: int):
         self.level = level
+        # state written while this trace is the innermost (see note_write): (id(holder),
+        # attribute) -> (holder, attribute, what it held before)
+        self.noted: dict[tuple, tuple] = {}
 
     def lift(self, value):
         """Wrap a value from a lower level as a tracer of this trace."""
@@ -64,20 +73,106 @@ class Trace:
     def process_primitive(self, prim, tracers, params):
         raise NotImplementedError
 
+    def lower_state(self, value, holder, name):
+        """What a slot of state written with ``value`` under this trace holds once the
+        trace ends (a tracer of this trace must not stay behind)."""
+        return value
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(level={self.level})"
 
 
+# ----------------------------------------------------------------------------- state
+
+
+def note_write(holder, name: str, previous) -> None:
+    """Called by whoever owns a piece of state (a module's buffers, the global random key,
+    a tensor's .grad) just before it sets ``holder.name`` while a transform is active. When
+    the innermost trace ends, the slot keeps what the trace makes of the value written
+    (``Trace.lower_state``: the primal under grad and jvp; jit makes it an output of the
+    compiled function) and passes to the enclosing trace; if the function raises, the slot
+    gets back what it held before."""
+    if ctx.settling:
+        return
+    if ctx.stack:
+        ctx.stack[-1].noted.setdefault((id(holder), name), (holder, name, previous))
+    for recorder in ctx.recorders:
+        recorder.setdefault((id(holder), name), (holder, name, previous))
+
+
+@contextlib.contextmanager
+def recording_writes():
+    """Collect the slots of state written in the block, each with what it held before:
+    ``{key: (holder, attribute, previous)}`` (gradient checkpointing runs its function
+    again in the backward pass from the state it first saw)."""
+    recorder: dict = {}
+    ctx.recorders.append(recorder)
+    ctx.refresh()
+    try:
+        yield recorder
+    finally:
+        ctx.recorders.remove(recorder)
+        ctx.refresh()
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()  # the "previous value" of an attribute a traced function created
+
+
+def set_state(holder, name: str, value) -> None:
+    """``setattr`` without noting the write (a trace settling its state); ``ABSENT``
+    deletes an attribute the function created."""
+    ctx.settling = True
+    try:
+        if value is ABSENT:
+            delattr(holder, name)
+        else:
+            setattr(holder, name, value)
+    finally:
+        ctx.settling = False
+
+
+def _settle(trace) -> None:
+    written = [(holder, name, getattr(holder, name)) for holder, name, _ in trace.noted.values()]
+    try:
+        lowered = [trace.lower_state(value, holder, name) for holder, name, value in written]
+    except Exception:
+        _restore(trace)
+        raise
+    for (holder, name, value), low in zip(written, lowered):
+        if low is not value:
+            set_state(holder, name, low)
+    if ctx.stack:  # the enclosing trace settles them in turn
+        for key, record in trace.noted.items():
+            ctx.stack[-1].noted.setdefault(key, record)
+
+
+def _restore(trace) -> None:
+    for holder, name, previous in trace.noted.values():
+        set_state(holder, name, previous)
+
+
 @contextlib.contextmanager
 def new_trace(trace_type, *args):
-    """Push a trace of ``trace_type`` one level above the current top; pop it on exit."""
+    """Push a trace of ``trace_type`` one level above the current top; pop it on exit,
+    settling the state the function wrote meanwhile (see ``note_write``)."""
     trace = trace_type(len(ctx.stack) + 1, *args)
     ctx.stack.append(trace)
     ctx.refresh()
     try:
         yield trace
-    finally:
+    except BaseException:
         ctx.stack.pop()
+        _restore(trace)
+        raise
+    else:
+        ctx.stack.pop()
+        _settle(trace)
+    finally:
         ctx.refresh()
 
 
@@ -142,6 +237,12 @@ def bind(prim, *args, **params):
         else:
             return _run_impl(prim, [a._value for a in args], params)
     trace = top_trace(args)
+    if trace is not None and not _active(trace):
+        raise TracerError(
+            f"{prim.name}: an argument is a value traced by a transform that has already "
+            f"returned ({trace!r}), at {user_frame()}: it leaked out of the function "
+            "(stored in a global, an object or a closure); return it from the function instead"
+        )
     if ctx.dynamic is not None and (trace is None or trace.level < ctx.dynamic.level):
         trace = ctx.dynamic
     if trace is None:
@@ -158,6 +259,11 @@ def bind(prim, *args, **params):
     if ctx.debug_nans:
         _check_finite(prim, out)
     return out
+
+
+def _active(trace) -> bool:
+    stack = ctx.stack
+    return trace.level <= len(stack) and stack[trace.level - 1] is trace
 
 
 def _run_impl(prim, arrays, params):

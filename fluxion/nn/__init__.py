@@ -20,8 +20,11 @@ from fluxion.nn.attention import (
 from fluxion.nn.containers import ModuleDict, ModuleList, Sequential
 from fluxion.nn.layers import (
     GELU,
+    BatchNorm1d,
+    BatchNorm2d,
     Dropout,
     Embedding,
+    GroupNorm,
     Identity,
     LayerNorm,
     Linear,

@@ -152,6 +152,100 @@ def rms_norm(input, normalized_shape, weight=None, eps: float | None = None) -> 
     return y if weight is None else y * weight
 
 
+def _channel_axes(op: str, x: Tensor, channels: int | None = None) -> tuple:
+    """The axes a normalization of the channels (axis 1) of (N, C, ...) reduces."""
+    if x.ndim < 2 or (channels is not None and x.shape[1] != channels):
+        want = "(N, C, ...)" if channels is None else f"(N, {channels}, ...)"
+        raise ShapeError(
+            f"{op}: expected an input of shape {want}, got {x.shape}; channels are axis 1 "
+            "(add a batch axis with x[None] for one sample)"
+        )
+    return (0, *range(2, x.ndim))
+
+
+def _per_channel(y: Tensor, op: str, weight, bias) -> Tensor:
+    """``y * weight + bias`` with weight and bias of shape (C,) over (N, C, ...)."""
+    shape = (y.shape[1],) + (1,) * (y.ndim - 2)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape[:1]:
+            raise ShapeError(f"{op}: {name} has shape {tuple(t.shape)}, expected {shape[:1]}")
+    if weight is not None:
+        y = y * ops.reshape(weight, shape)
+    return y if bias is None else y + ops.reshape(bias, shape)
+
+
+def _batch_statistics(x: Tensor, axes: tuple):
+    """The mean and the biased variance of ``x`` over ``axes``, kept (1, C, 1...)."""
+    mean = ops.mean(x, axis=axes, keepdims=True)
+    centered = x - mean
+    return mean, ops.mean(centered * centered, axis=axes, keepdims=True)
+
+
+def _running_statistics(x, mean, var, running_mean, running_var, momentum):
+    """The running mean and variance after one training batch of ``x`` (no gradient flows
+    into them): ``(1 - momentum) * running + momentum * batch``, with the batch's unbiased
+    variance, as PyTorch keeps it."""
+    n = x.size // x.shape[1]
+    batch_mean = ops.stop_gradient(ops.reshape(mean, (x.shape[1],)))
+    batch_var = ops.stop_gradient(ops.reshape(var, (x.shape[1],))) * (n / max(n - 1, 1))
+    new_mean = running_mean * (1.0 - momentum) + batch_mean * momentum
+    new_var = running_var * (1.0 - momentum) + batch_var * momentum
+    return new_mean.astype(running_mean._np_dtype), new_var.astype(running_var._np_dtype)
+
+
+def batch_norm(
+    input,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each channel (axis 1) of an (N, C, ...) input by the batch's statistics
+    (``training``) or by ``running_mean``/``running_var``, then ``* weight + bias``.
+
+    In training the running statistics, when given, are updated in place as PyTorch does
+    (see ``nn.BatchNorm1d``, which keeps them as module state instead: that also carries
+    them out of fx.grad and fx.jit when the module is an argument).
+    """
+    x = _float_input("batch_norm", input)
+    axes = _channel_axes("batch_norm", x)
+    if training:
+        mean, var = _batch_statistics(x, axes)
+        if running_mean is not None and running_var is not None:
+            running_mean.data, running_var.data = _running_statistics(
+                x, mean, var, running_mean, running_var, momentum
+            )
+    elif running_mean is None or running_var is None:
+        raise InvalidArgumentError(
+            "batch_norm: training=False needs running_mean and running_var; pass them, "
+            "or training=True to normalize by the batch's statistics"
+        )
+    else:
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        mean, var = ops.reshape(running_mean, shape), ops.reshape(running_var, shape)
+    return _per_channel((x - mean) / ops.sqrt(var + eps), "batch_norm", weight, bias)
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalize an (N, C, ...) input over each group of ``C // num_groups`` channels and
+    the remaining axes, then ``* weight + bias`` per channel (PyTorch's F.group_norm)."""
+    x = _float_input("group_norm", input)
+    _channel_axes("group_norm", x)
+    n, channels = x.shape[:2]
+    if not isinstance(num_groups, int) or num_groups <= 0 or channels % num_groups:
+        raise InvalidArgumentError(
+            f"group_norm: num_groups={num_groups!r} must be a positive int dividing the "
+            f"{channels} channels"
+        )
+    grouped = ops.reshape(x, (n, num_groups, -1))
+    mean, var = _batch_statistics(grouped, (2,))
+    y = ops.reshape((grouped - mean) / ops.sqrt(var + eps), x.shape)
+    return _per_channel(y, "group_norm", weight, bias)
+
+
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
 

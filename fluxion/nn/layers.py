@@ -13,9 +13,10 @@ import math
 
 import numpy as np
 
+from fluxion import ops
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor
-from fluxion.errors import InvalidArgumentError
+from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.nn import functional as F
 from fluxion.nn import init
 from fluxion.nn.module import Module, Parameter
@@ -202,6 +203,137 @@ class RMSNorm(Module):
         return (
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
+
+
+class _BatchNorm(Module):
+    """Normalize each channel by the batch's statistics in training, by running ones in
+    eval mode (PyTorch's BatchNorm: names, defaults, state dict keys).
+
+    The running statistics are module state written during forward (``self.running_mean
+    = ...``), so they come out of ``fx.grad``, ``fx.value_and_grad``, ``fx.vjp`` and
+    ``fx.jit`` updated exactly as in eager, also when the module is passed as an argument;
+    under ``fx.vmap`` a batched update raises (call ``model.eval()`` there).
+    """
+
+    dims: tuple  # the input ranks the layer takes
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        _check_device(device)
+        name = type(self).__name__
+        if not isinstance(num_features, int) or num_features <= 0:
+            raise InvalidArgumentError(
+                f"{name}: num_features must be a positive int, got {num_features!r}"
+            )
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise InvalidArgumentError(f"{name}: momentum must lie in [0, 1] or be None")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = self.bias = None
+        if affine:
+            self.weight = init.ones_(_empty((num_features,), dtype))
+            self.bias = init.zeros_(_empty((num_features,), dtype))
+        if track_running_stats:
+            np_dtype = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.to_np(dtype)
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np_dtype)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, np_dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, input):
+        name = type(self).__name__
+        x = F._float_input(name, input)
+        if x.ndim not in self.dims:
+            raise ShapeError(
+                f"{name}: expected a {' or '.join(f'{n}-d' for n in self.dims)} input, got shape "
+                f"{x.shape}"
+            )
+        axes = F._channel_axes(name, x, self.num_features)
+        if self.training or not self.track_running_stats:
+            mean, var = F._batch_statistics(x, axes)
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked = self.num_batches_tracked + 1
+                momentum = self.momentum
+                if momentum is None:  # a cumulative average over every batch seen
+                    momentum = 1.0 / self.num_batches_tracked.astype(self.running_mean.dtype)
+                self.running_mean, self.running_var = F._running_statistics(
+                    x, mean, var, self.running_mean, self.running_var, momentum
+                )
+            return F._per_channel(
+                (x - mean) / ops.sqrt(var + self.eps), name, self.weight, self.bias
+            )
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, eps=self.eps
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """BatchNorm over (N, C) or (N, C, L) inputs.
+
+    >>> bn = fx.nn.BatchNorm1d(3)
+    >>> y = bn(fx.randn(8, 3)); bn.num_batches_tracked
+    1:i64[]:cpu(0)
+    """
+
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """BatchNorm over (N, C, H, W) inputs."""
+
+    dims = (4,)
+
+
+class GroupNorm(Module):
+    """Normalize over groups of channels and the spatial axes (PyTorch's GroupNorm).
+
+    >>> fx.nn.GroupNorm(2, 4)(fx.randn(3, 4, 5)).shape
+    (3, 4, 5)
+    """
+
+    def __init__(
+        self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+        device=None, dtype=None,
+    ):  # fmt: skip
+        super().__init__()
+        _check_device(device)
+        if not isinstance(num_channels, int) or not isinstance(num_groups, int):
+            raise InvalidArgumentError("GroupNorm: num_groups and num_channels must be ints")
+        if num_groups <= 0 or num_channels % num_groups:
+            raise InvalidArgumentError(
+                f"GroupNorm: num_groups={num_groups} must be positive and divide "
+                f"num_channels={num_channels}"
+            )
+        self.num_groups, self.num_channels, self.eps, self.affine = (
+            num_groups, num_channels, eps, affine
+        )  # fmt: skip
+        self.weight = self.bias = None
+        if affine:
+            self.weight = init.ones_(_empty((num_channels,), dtype))
+            self.bias = init.zeros_(_empty((num_channels,), dtype))
+
+    def forward(self, input):
+        F._channel_axes("GroupNorm", F._float_input("GroupNorm", input), self.num_channels)
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
 class Dropout(Module):

@@ -40,8 +40,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.effects import register_holder
 from fluxion.core.pytree import register_pytree_node, tree_flatten, tree_leaves
 from fluxion.core.tensor import Tensor, Tracer, _to_array
+from fluxion.core.trace import ABSENT, ctx, note_write
 from fluxion.errors import (
     DTypeError,
     FluxionError,
@@ -406,6 +408,8 @@ class Module:
         else:
             params.pop(name, None), buffers.pop(name, None)
             d["_fx_nonpersistent"].discard(name)
+        if ctx.noting and (name in params or name in buffers):
+            note_write(self, name, d.get(name, ABSENT))  # a transform carries it out
         d[name] = value
 
     def __delattr__(self, name: str) -> None:
@@ -737,6 +741,14 @@ class Module:
 
 
 register_pytree_node(Module, _flatten_module, _unflatten_module)
+
+
+def _submodules(m: Module) -> list:
+    layout = _layout(m, with_aux=False)
+    return [c for c, kind in zip(layout.children, layout.kinds) if kind == "m"]
+
+
+register_holder(Module, _submodules)  # what a transformed function writes into one gets out
 
 
 def _is_float_leaf(x) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
-from fluxion.core.trace import bind
+from fluxion.core.trace import bind, ctx, note_write
 from fluxion.errors import DTypeError, InvalidArgumentError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, cos, log, minimum, sqrt
@@ -143,13 +143,20 @@ class _GlobalKey:
 
     @classmethod
     def next(cls) -> Tensor:
-        cls.value, sub = split(cls.value)
+        new, sub = split(cls.value)
+        cls.set(new)
         return sub
+
+    @classmethod
+    def set(cls, value: Tensor) -> None:
+        if ctx.noting:  # jit draws fresh numbers at each call: the key is an output
+            note_write(cls, "value", cls.value)
+        cls.value = value
 
 
 def manual_seed(seed: int) -> None:
     """Seed the global generator used by randn/rand/randint/normal/uniform and nn init."""
-    _GlobalKey.value = key(seed)
+    _GlobalKey.set(key(seed))
 
 
 def randn(*shape, dtype=dtypes.DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:

@@ -17,6 +17,7 @@ import functools
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.effects import write_to_originals
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_map, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
@@ -28,7 +29,9 @@ from fluxion.core.trace import (
     ctx,
     new_trace,
     no_grad,
+    recording_writes,
     set_grad_enabled,
+    set_state,
     top_trace,
 )
 from fluxion.errors import FloatingPointCheckError, GradError, InvalidArgumentError, ShapeError
@@ -234,6 +237,9 @@ class VJPTrace(Trace):
     def lower(self, x):
         return x.primal if isinstance(x, VJPTracer) and x._trace is self else x
 
+    def lower_state(self, value, holder, name):
+        return self.lower(value)  # running statistics keep their value, not its gradient
+
     def tracked(self, x):
         return x if isinstance(x, VJPTracer) and x._trace is self and x.tracked else None
 
@@ -253,7 +259,12 @@ class VJPTrace(Trace):
 
 
 def _as_tensors(tree):
-    return tree_map(lambda x: x if isinstance(x, Tensor) else to_tensor(x), tree)
+    """``tree`` with Python numbers as tensors; the same objects where it holds only tensors
+    (a module stays the caller's, so that what the function writes into it gets back)."""
+    leaves, treedef = tree_flatten(tree)
+    if all(isinstance(x, Tensor) for x in leaves):
+        return tree
+    return tree_unflatten(treedef, [x if isinstance(x, Tensor) else to_tensor(x) for x in leaves])
 
 
 def vjp(f, *primals, has_aux: bool = False):
@@ -271,7 +282,9 @@ def vjp(f, *primals, has_aux: bool = False):
         # Aliases: differentiating w.r.t. an argument records nothing on the imperative tape,
         # even when the argument requires grad (a Parameter).
         tracers = [VJPTracer(trace, x._alias() if x.requires_grad else x) for x in in_leaves]
-        out = f(*tree_unflatten(in_tree, tracers))
+        args = tree_unflatten(in_tree, tracers)
+        out = f(*args)
+        write_to_originals(trace, primals, args)
         out, aux = _split_aux("vjp", out, has_aux)
         out_leaves, out_tree = tree_flatten(_as_tensors(out))
         aux = tree_map(lambda x: trace.lower(x) if isinstance(x, Tensor) else x, aux)
@@ -423,6 +436,9 @@ class JVPTrace(Trace):
             return x.primal, x.tangent
         return x, None
 
+    def lower_state(self, value, holder, name):
+        return self.lower(value)[0]
+
     def process_primitive(self, prim, tracers, params):
         primals, tangents = zip(*[self.lower(t) for t in tracers])
         if prim.jvp is NOT_DIFFERENTIABLE or all(t is None for t in tangents):
@@ -463,7 +479,9 @@ def jvp(f, primals, tangents, has_aux: bool = False):
             JVPTracer(trace, p, t if dtypes.is_float(p._np_dtype) else None)
             for p, t in zip(p_leaves, t_leaves)
         ]
-        out = f(*tree_unflatten(p_tree, tracers))
+        args = tree_unflatten(p_tree, tracers)
+        out = f(*args)
+        write_to_originals(trace, primals, args)
         out, aux = _split_aux("jvp", out, has_aux)
         out_leaves, out_tree = tree_flatten(_as_tensors(out))
         lowered = [trace.lower(o) for o in out_leaves]
@@ -547,13 +565,19 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
         g = _checking_aux("jacfwd", _partial(f, args, kwargs, nums), has_aux)
 
         def push(*tangent_leaves):
-            return jvp(g, diff, tree_unflatten(x_tree, tangent_leaves), has_aux=has_aux)[1]
+            out, tangents = jvp(g, diff, tree_unflatten(x_tree, tangent_leaves))
+            return out, tangents
 
-        # The value comes from a plain call, not out of the vmapped jvp: a primitive whose
-        # jvp is one fused op (a traced cond or scan) returns its value batched too.
-        out = g(*diff)
+        # f runs once (the state it writes is written once, as by one eager call), so the
+        # value comes out of the vmapped jvp, batched (every row the same: a primitive whose
+        # jvp is one fused op, a traced cond or scan, batches its value too); with no input
+        # elements there is no row, and a plain call gives it.
+        if sum(sizes):
+            values, cols = vmap(push)(*basis)
+            out = tree_map(lambda v: v[0], values)
+        else:
+            out, cols = g(*diff), vmap(push)(*basis)[1]
         y, aux = out if has_aux else (out, None)
-        cols = vmap(push)(*basis)
         y_leaves, y_tree = tree_flatten(_as_tensors(y))
         col_leaves = tree_flatten(cols)[0]
         blocks = []
@@ -764,12 +788,22 @@ def checkpoint(f):
         out_tree = []
 
         def forward(primals):
-            out_leaves, tree = tree_flatten(_as_tensors(f(*tree_unflatten(in_tree, primals))))
+            with recording_writes() as written:
+                out = f(*tree_unflatten(in_tree, primals))
+            out_leaves, tree = tree_flatten(_as_tensors(out))
             out_tree.append(tree)
-            return out_leaves, primals
+            after = [(h, name, getattr(h, name)) for h, name, _ in written.values()]
+            return out_leaves, (primals, list(written.values()), after)
 
-        def backward(primals, cts):
+        def backward(residuals, cts):
+            # the function runs again from the state it first saw (the random key its
+            # dropout drew from, the running statistics), and leaves it as it first left it
+            primals, before, after = residuals
+            for holder, name, value in before:
+                set_state(holder, name, value)
             _, pullback = vjp(f, *tree_unflatten(in_tree, primals))
+            for holder, name, value in after:
+                set_state(holder, name, value)
             return tree_flatten(pullback(tree_unflatten(out_tree[0], cts)))[0]
 
         outs = _record_call(f"checkpoint[{f.__name__}]", leaves, forward, backward)

@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from fluxion.core.effects import write_to_originals
 from fluxion.core.primitive import ShapedArray
 from fluxion.core.pytree import broadcast_prefix, tree_flatten, tree_structure, tree_unflatten
 from fluxion.core.tensor import Tracer, to_tensor
@@ -44,6 +45,16 @@ class BatchTrace(Trace):
         if isinstance(x, BatchTracer) and x._trace is self:
             return x.value, x.bdim
         return x, None
+
+    def lower_state(self, value, holder, name):
+        if isinstance(value, BatchTracer) and value._trace is self:
+            raise BatchingError(
+                f"vmap: {type(holder).__name__}.{name} was written inside vmap with a value that "
+                "differs across the batch (running statistics, say), and state cannot leave vmap "
+                "batched; return the new value from the function instead, compute it outside "
+                "vmap, or stop writing it (model.eval(), BatchNorm(track_running_stats=False))"
+            )
+        return value
 
     def process_primitive(self, prim, tracers, params):
         values, dims = zip(*[self.lower(t) for t in tracers])
@@ -114,7 +125,9 @@ def vmap(f=None, in_axes=0, out_axes=0, axis_size=None):
                 BatchTracer(trace, x, int(a) % x.ndim) if a is not None else x
                 for x, a in zip(leaves, axes)
             ]
-            out = f(*tree_unflatten(in_tree, tracers))
+            copies = tree_unflatten(in_tree, tracers)
+            out = f(*copies)
+            write_to_originals(trace, args, copies)
             out_leaves, out_tree = tree_flatten(out)
             try:
                 targets = broadcast_prefix(out_axes, out)

@@ -1,14 +1,16 @@
 """jit / compile: trace a function into a Graph, optimize it, generate code, cache it.
 
 Tracing stages every op into the graph (even ops on concrete tensors only), so
-tensors captured from closures become graph inputs read afresh at each call; what
-the function writes while traced is replayed after each call of the compiled code:
-in-place updates (``p.data = ...``, ``x[...] = ...``), ``.grad`` set by ``backward()``
-on captured parameters, and the global random key (each call draws fresh numbers,
-reproducibly from ``fx.manual_seed``). The key and each parameter's .grad are read afresh
-at every call (``manual_seed`` and ``zero_grad`` rebind them); a call whose closed-over
-tensors changed shape or dtype, or whose parameters' .grad went from None to set (or back)
-when the function's backward() depends on it, traces again.
+tensors captured from closures become graph inputs read afresh at each call. What the
+function writes while traced becomes extra outputs of the compiled function, written
+after each call: in-place updates (``p.data = ...``, ``x[...] = ...``), and every slot of
+state whose owner notes its writes (core/trace.py's ``note_write``): a module's buffers
+(running statistics, also of a module passed as an argument: the module of each call
+gets them), ``.grad`` set by ``backward()``, the global random key (each call draws fresh
+numbers, reproducibly from ``fx.manual_seed``). A slot the function writes, and a
+parameter's .grad, are read afresh at every call (they hold new tensors after each); a
+call whose closed-over tensors changed shape or dtype, or whose parameters' .grad went
+from None to set (or back) when the function's backward() depends on it, traces again.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import numpy as np
 from fluxion.compiler import codegen, fusion, native, passes
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph
 from fluxion.core import dtypes
+from fluxion.core.effects import carry_out, holders
 from fluxion.core.primitive import ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
-from fluxion.core.trace import Trace, ctx, new_trace, user_frame
+from fluxion.core.trace import Trace, ctx, new_trace, set_state, user_frame
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
 from fluxion.nn.module import Parameter, structure_training_flags
 
@@ -78,6 +81,7 @@ class GraphTrace(Trace):
         # what an optimizer's update returns for them (see optim.functional._rebuild)
         self.parameters: set[int] = set()
         self.grad_guards: dict[int, tuple] = {}  # id -> (tensor, .grad was None when read)
+        self.read_from: dict[int, tuple] = {}  # id of a tensor read from a slot -> the slot
 
     def new_input(self, aval, weak=False) -> GraphTracer:
         var = Var(aval)
@@ -95,15 +99,14 @@ class GraphTrace(Trace):
             # a control-flow body closing over a value of an enclosing transform (an outer
             # jit's tracer, a vmapped or differentiated value): an input the caller passes
             if id(x) not in self.captured:
-                self.captured[id(x)] = (x, Var(ShapedArray(x.shape, x._np_dtype)), None)
+                self.captured[id(x)] = (x, Var(ShapedArray(x.shape, x._np_dtype)))
             return self.captured[id(x)][1]
         if id(x) in self.writes:
             return self.writes[id(x)][1].var
         if id(x) in self.born:
             return Literal(x._value)
         if id(x) not in self.captured:
-            # remember .grad as it was: backward() inside may set it, and it is restored
-            self.captured[id(x)] = (x, Var(ShapedArray(x.shape, x._np_dtype)), x._grad)
+            self.captured[id(x)] = (x, Var(ShapedArray(x.shape, x._np_dtype)))
         return self.captured[id(x)][1]
 
     def write(self, target: Tensor, value) -> None:
@@ -129,10 +132,11 @@ class Traced:
     captured: list  # tensors read as extra inputs, after the arguments
     out_tree: object
     out_static: dict  # output leaf index -> a non-tensor value returned as is
-    effects: list  # (holder, attribute) written from the extra outputs, in order
+    effects: list  # slots written from the extra outputs, in order (see _collect_effects)
+    constant: list  # (slot, value): slots written with the same non-tensor at each call
     # per captured tensor: (holder, attribute) to read afresh at each call, or None (the
-    # tensor itself). The global key and a parameter's .grad are rebound between calls
-    # (manual_seed, zero_grad then backward): reading the traced-time object would be stale.
+    # tensor itself). A slot the function writes (the global key, a .grad, a module's
+    # buffer) holds a new tensor after each call: reading the traced-time one would be stale.
     sources: list
     # (tensor, grad_was_none): the graph assumes each of these .grad states at a call's
     # start (backward inside sets .grad when it was None, accumulates otherwise)
@@ -171,15 +175,7 @@ class Traced:
         return True
 
 
-def _state_holders():
-    from fluxion.ops.random import _GlobalKey
-
-    return [(_GlobalKey, "value")]
-
-
 def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
-    holders = _state_holders()
-    saved = [getattr(h, a) for h, a in holders]
     previous = ctx.dynamic
     with new_trace(GraphTrace, fn_name) as trace:
         ctx.dynamic = trace
@@ -194,7 +190,8 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
                 for t, x in zip(tracers, args_leaves)
                 if type(x) is Parameter and x.requires_grad
             )
-            out = fn(*tree_unflatten(in_tree, tracers))
+            args = tree_unflatten(in_tree, tracers)
+            out = fn(*args)
             out_leaves, out_tree = tree_flatten(out)
             outvars, out_static = [], {}
             for i, o in enumerate(out_leaves):
@@ -202,28 +199,20 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
                     outvars.append(trace.to_var(o))
                 else:
                     out_static[i] = o
-            effects, effect_vars = _collect_effects(trace, holders, saved)
+            effects, effect_vars, constant, sources = _collect_effects(trace, args)
         finally:
             ctx.dynamic = previous
-            for (holder, attr), value in zip(holders, saved):
-                setattr(holder, attr, value)
-            for tensor, _, grad_before in trace.captured.values():
-                if isinstance(tensor._grad, GraphTracer):  # a failed trace leaks none
-                    tensor._grad = grad_before
-    captured = [t for t, _, _ in trace.captured.values()]
+    captured = [t for t, _ in trace.captured.values()]
     graph = Graph(
-        trace.invars + [v for _, v, _ in trace.captured.values()], trace.eqns, outvars + effect_vars
+        trace.invars + [v for _, v in trace.captured.values()], trace.eqns, outvars + effect_vars
     )
-    sources = {id(v): h for h, v in zip(holders, saved)}
-    for t, _, grad_before in trace.captured.values():
-        if grad_before is not None and id(grad_before) in trace.captured:
-            sources.setdefault(id(grad_before), (t, "grad"))
     return Traced(
         graph,
         captured,
         out_tree,
         out_static,
         effects,
+        constant,
         [sources.get(id(t)) for t in captured],
         list(trace.grad_guards.values()),
         not trace.differentiates and any(dtypes.is_float(v.aval.dtype) for v in outvars),
@@ -231,24 +220,38 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
     )
 
 
-def _collect_effects(trace, holders, saved):
-    """What the traced function wrote outside its outputs, as (holder, attr) and vars."""
-    effects, effect_vars = [], []
-    for target, value in trace.writes.values():
-        effects.append((target, "_value"))
-        effect_vars.append(value.var)
-    for tensor, _, grad_before in list(trace.captured.values()):
-        g = tensor._grad
-        if isinstance(g, GraphTracer) and g._trace is trace:
-            effects.append((tensor, "grad"))
-            effect_vars.append(g.var)
-            tensor._grad = grad_before  # each call of the compiled code writes the new one
-    for (holder, attr), before in zip(holders, saved):
-        value = getattr(holder, attr)
-        if value is not before:
-            effects.append((holder, attr))
+def _collect_effects(trace, args):
+    """What the traced function wrote besides its outputs: ``(effects, vars, constant,
+    sources)``. ``effects`` are the slots written after each call, in order, from ``vars``:
+    a tensor's ``_value`` (in place), ``(holder, attribute)`` of state noted by its owner
+    (a module's buffer, the global key, a .grad), or ``(k, attribute)`` of the k-th module
+    among the call's arguments; ``constant``: (slot, value) written with a value that is
+    no tensor (None). ``sources``: a captured tensor that a written slot held before ->
+    that slot, read afresh at each call (each call writes a new tensor there). The slots
+    get back what they held before: the compiled function writes them, not the tracing."""
+    effects, effect_vars, constant, sources = [], [], [], dict(trace.read_from)
+
+    def written(slot, value):
+        if isinstance(value, Tensor):
+            effects.append(slot)
             effect_vars.append(trace.to_var(value))
-    return effects, effect_vars
+        else:  # None (a .grad cleared): the same at every call
+            constant.append((slot, value))
+
+    for target, value in trace.writes.values():
+        written((target, "_value"), value)
+    for k, name, value in carry_out(trace, args):  # into the modules it was given
+        written((k, name), value)
+    for holder, name, before in trace.noted.values():
+        value = getattr(holder, name)
+        set_state(holder, name, before)
+        if isinstance(holder, Tracer) or id(holder) in trace.born:
+            continue  # state of a value made while tracing: gone with it
+        written((holder, name), value)
+        if isinstance(before, Tensor) and id(before) in trace.captured:
+            sources[id(before)] = (holder, name)
+    trace.noted.clear()
+    return effects, effect_vars, constant, sources
 
 
 def outlive_trace(tensor: Tensor) -> Tensor:
@@ -265,8 +268,6 @@ def trace_subgraph(fn, in_avals, name):
     The graph's inputs are the body's arguments followed by the values it closes over
     (``captured``: tensors or tracers of enclosing transforms, passed in by the caller).
     """
-    holders = _state_holders()
-    saved = [getattr(h, a) for h, a in holders]
     previous = ctx.dynamic
     with new_trace(GraphTrace, name, True) as trace:
         ctx.dynamic = trace
@@ -274,20 +275,18 @@ def trace_subgraph(fn, in_avals, name):
             tracers = [trace.new_input(a) for a in in_avals]
             out_leaves, out_tree = tree_flatten(fn(*tracers))
             outvars = [trace.to_var(to_tensor(o)) for o in out_leaves]
-            changed = [getattr(h, a) is not v for (h, a), v in zip(holders, saved)]
+            if trace.noted or trace.writes:
+                raise TracerError(
+                    f"{name}: the body writes state (draws from the global random generator, "
+                    "updates a module's buffers or a tensor in place); pass a key (fx.random) "
+                    "as an argument and return new values from the body instead"
+                )
         finally:
             ctx.dynamic = previous
             if previous is not None and trace.differentiates:
                 previous.differentiates = True
-            for (holder, attr), value in zip(holders, saved):
-                setattr(holder, attr, value)
-    if any(changed) or trace.writes:
-        raise TracerError(
-            f"{name}: the body draws from the global random generator or updates tensors in "
-            "place; pass a key (fx.random) as an argument and return new values instead"
-        )
-    captured = [t for t, _, _ in trace.captured.values()]
-    graph = Graph(trace.invars + [v for _, v, _ in trace.captured.values()], trace.eqns, outvars)
+    captured = [t for t, _ in trace.captured.values()]
+    graph = Graph(trace.invars + [v for _, v in trace.captured.values()], trace.eqns, outvars)
     return graph, captured, out_tree
 
 
@@ -429,22 +428,23 @@ class Compiled:
         inputs = entry.traced.input_tensors(leaves) if entry is not _FALLBACK else None
         if inputs is not None and ctx.grad_enabled and entry.traced.on_tape:
             if any(x.requires_grad for x in inputs):
-                if entry.traced.effects or entry.traced.out_static:
-                    entry = _FALLBACK  # the tape must see the writes: run it op by op
+                in_place = any(attr == "_value" for _, attr in entry.traced.effects)
+                if in_place or entry.traced.out_static:
+                    # backward() recomputes from the inputs, which an in-place write changes
+                    entry = _FALLBACK
                     if not self.stats.fallbacks:
                         warnings.warn(
                             f"jit: {self.__name__} runs op by op: its inputs require grad and "
-                            "it writes state (the global random key, an in-place update) or "
-                            "returns non-tensors; compile the whole step (backward() inside) "
-                            "or pass random keys explicitly",
+                            "it updates a tensor in place or returns non-tensors; compile the "
+                            "whole step (backward() inside) or return the new values instead",
                             stacklevel=2,
                         )
                 else:
-                    return self._run_on_tape(entry, inputs)
+                    return self._run_on_tape(entry, inputs, (dyn_args, dyn_kwargs))
         if entry is _FALLBACK:
             self.stats.fallbacks += 1
             return self.fn(*args, **kwargs)
-        return self._run(entry, inputs)
+        return self._run(entry, inputs, (dyn_args, dyn_kwargs))
 
     @_collector_paused()
     def _compile(self, key, leaves, in_tree, nums, static, stale=None):
@@ -505,9 +505,10 @@ class Compiled:
         )
         log.warning("jit: compiling %s: %s", self.__name__, why)
 
-    def _run_on_tape(self, entry, inputs):
+    def _run_on_tape(self, entry, inputs, args):
         """One node of the autograd tape: the compiled graph forward, and for backward() a
-        compiled pullback of the traced graph (it recomputes the forward pass inside)."""
+        compiled pullback of the traced graph (it recomputes the forward pass inside); the
+        state it writes (running statistics) is written after the forward pass."""
         from fluxion.ops.creation import zeros
         from fluxion.transforms.autodiff import _record_call
 
@@ -527,7 +528,9 @@ class Compiled:
             return entry.pullback([x.detach() for x in primals], cts)
 
         outs = _record_call(f"jit[{self.__name__}]", inputs, forward, backward)
-        return tree_unflatten(traced.out_tree, outs)
+        n_results = len(outs) - len(traced.effects)
+        _write_effects(traced, [o._value for o in outs[n_results:]], args)
+        return tree_unflatten(traced.out_tree, outs[:n_results])
 
     def _call_graph(self, run, arrays):
         try:
@@ -538,13 +541,12 @@ class Compiled:
                 "out of range for the axis it indexes; run it eagerly to see which op"
             ) from None
 
-    def _run(self, entry, inputs):
+    def _run(self, entry, inputs, args):
         traced = entry.traced
         outs = self._call_graph(entry.run, [x._value for x in inputs])
-        n_effects = len(traced.effects)
-        results = outs[: len(outs) - n_effects] if n_effects else outs
-        for (holder, attr), value in zip(traced.effects, outs[len(outs) - n_effects :]):
-            _write_back(holder, attr, np.asarray(value))
+        n_results = len(outs) - len(traced.effects)
+        results = outs[:n_results]
+        _write_effects(traced, outs[n_results:], args)
         out_leaves, it = [], iter(results)
         for i in range(len(results) + len(traced.out_static)):
             if i in traced.out_static:
@@ -554,6 +556,23 @@ class Compiled:
             else:
                 out_leaves.append(Tensor._from_array(np.asarray(next(it))))
         return tree_unflatten(traced.out_tree, out_leaves)
+
+
+def _write_effects(traced, values, args) -> None:
+    """Write what a call computed for each slot the function writes (``values``, in the
+    order of ``traced.effects``), and the constant ones; ``args``: the call's arguments."""
+    given = []  # the modules among the arguments, found once if one is written
+
+    def target(holder):
+        if not isinstance(holder, int):
+            return holder
+        given[:] = given or holders(args)
+        return given[holder]
+
+    for (holder, attr), value in zip(traced.effects, values):
+        _write_back(target(holder), attr, np.asarray(value))
+    for (holder, attr), value in traced.constant:
+        setattr(target(holder), attr, value)
 
 
 def _pullback(graph: Graph):
