@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.errors import FloatingPointCheckError, GradError, InvalidArgumentError
+from fluxion.errors import FloatingPointCheckError, GradError, InvalidArgumentError, TracerError
 
 F64 = fx.float64
 EPS = 1e-6
@@ -1116,3 +1116,52 @@ def test_random_programs_cover_the_op_list():
         program = _generate_program(rng, ops, xs, steps=int(rng.integers(20, 36)))
         seen |= {name for name, _, _ in program}
     assert seen == {op[0] for op in ops}
+
+
+# ----------------------------------------------------------------------------- no silent constants
+
+CONVERSIONS = {
+    "numpy": lambda x: x.numpy(),
+    "item": lambda x: x.sum().item(),
+    "tolist": lambda x: x.tolist(),
+    "float": lambda x: float(x.sum()),
+    "int": lambda x: int(x.sum()),
+    "np.asarray": lambda x: np.asarray(x),
+}
+DIFFERENTIATING = {
+    "grad": lambda f, x: fx.grad(lambda x: fx.sum(x * f(x)))(x),
+    "jacrev": lambda f, x: fx.jacrev(lambda x: x * f(x))(x),
+    "jvp": lambda f, x: fx.jvp(lambda x: x * f(x), (x,), (fx.ones_like(x),)),
+    "jacfwd": lambda f, x: fx.jacfwd(lambda x: x * f(x))(x),
+}
+
+
+@pytest.mark.parametrize("transform", list(DIFFERENTIATING))
+@pytest.mark.parametrize("conversion", list(CONVERSIONS))
+def test_a_differentiated_value_does_not_become_a_silent_constant(transform, conversion):
+    """Turned into data, the value would be a constant: d/dx x * c(x) would come out as
+    c(x) instead of the true derivative; raise instead, naming what to write."""
+    x = fx.tensor([0.5, 2.0])
+    with pytest.raises(TracerError, match=r"x\.detach\(\) first"):
+        DIFFERENTIATING[transform](lambda v: CONVERSIONS[conversion](v), x)
+    # detached, it is a constant on purpose: the gradient of x * c is c
+    g = fx.grad(lambda x: fx.sum(x * float(fx.sum(x.detach()))))(x)
+    np.testing.assert_allclose(g.numpy(), [2.5, 2.5])
+
+
+def test_python_control_flow_and_integer_data_still_work_under_grad():
+    def f(x, n):
+        total = x
+        for _ in range(int(n)):  # an integer argument: no gradient to lose
+            total = total * x if bool(fx.sum(x) > 0) else total - x
+        return fx.sum(total)
+
+    g = fx.grad(f)(fx.tensor([1.0, 2.0]), fx.tensor(2))
+    np.testing.assert_allclose(g.numpy(), 3 * np.array([1.0, 2.0]) ** 2)
+
+
+def test_repeated_argnums_are_refused():
+    with pytest.raises(InvalidArgumentError, match="names an argument twice"):
+        fx.grad(lambda x, y: x * y, argnums=(0, 0))(fx.tensor(2.0), fx.tensor(3.0))
+    with pytest.raises(InvalidArgumentError, match="names an argument twice"):
+        fx.jacrev(lambda x, y: x * y, argnums=(1, -1))(fx.tensor(2.0), fx.tensor(3.0))

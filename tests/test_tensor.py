@@ -920,3 +920,41 @@ def test_repr_long_tensor_is_summarized_like_numpy():
     b = np.linspace(0, 1, 2000, dtype=np.float32)
     assert repr(fx.tensor(b)) == f"{np.array2string(b)}:f32[2000]:cpu(0)"
     assert len(repr(fx.zeros(100, 100))) < 1000
+
+
+@pytest.mark.parametrize(
+    "data, dtype",
+    [
+        ([2**63], None),
+        ([-(2**63) - 1], None),
+        ([1, 2**63], None),
+        (2**70, None),
+        ([300], fx.uint8),
+        ([2**31], fx.int32),
+        ([float("nan")], fx.int32),
+        ([1e20], fx.int64),
+    ],
+)
+def test_python_numbers_that_do_not_fit_an_integer_dtype_are_refused(data, dtype):
+    """torch raises where NumPy's casts would wrap (2**63 became -2**63)."""
+    import torch
+
+    torch_dtype = {None: None, fx.uint8: torch.uint8, fx.int32: torch.int32, fx.int64: torch.int64}
+    with pytest.raises((RuntimeError, OverflowError, TypeError, ValueError)):
+        torch.tensor(data, dtype=torch_dtype[dtype])
+    with pytest.raises(InvalidArgumentError, match="does not fit in"):
+        fx.tensor(data, dtype=dtype)
+
+
+def test_integers_at_the_edges_of_their_dtype_are_kept():
+    for data, dtype, want in [
+        ([2**63 - 1, -(2**63)], None, np.array([2**63 - 1, -(2**63)], np.int64)),
+        ([255, 0], fx.uint8, np.array([255, 0], np.uint8)),
+        ([2**64], fx.float32, np.array([1.8446744e19], np.float32)),
+        ([1.7, -1.7], fx.int64, np.array([1, -1], np.int64)),  # floats truncate, as torch
+    ]:
+        got = fx.tensor(data, dtype=dtype).numpy()
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+    with pytest.raises(InvalidArgumentError, match="does not fit in uint8"):
+        fx.tensor([-1], dtype=fx.uint8)  # torch wraps this one to 255; NumPy 2 refuses it

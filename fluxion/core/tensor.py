@@ -149,21 +149,25 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ------------------------------------------------------------------ conversion
-    def numpy(self) -> np.ndarray:
+    def _data(self, what: str) -> np.ndarray:
+        """The values, leaving fluxion as NumPy or Python data through ``what``."""
         return self._concrete()
 
+    def numpy(self) -> np.ndarray:
+        return self._data(".numpy()")
+
     def item(self):
-        return self._concrete().item()
+        return self._data(".item()").item()
 
     def tolist(self):
-        return self._concrete().tolist()
+        return self._data(".tolist()").tolist()
 
     def __array__(self, dtype=None, copy=None):
         # NumPy 2 passes copy=True for np.array(t): hand back a copy, never our buffer
-        return np.array(self._concrete(), dtype=dtype, copy=copy)
+        return np.array(self._data("np.asarray()"), dtype=dtype, copy=copy)
 
     def __dlpack__(self, **kwargs):
-        return self._concrete().__dlpack__(**kwargs)
+        return self._data("__dlpack__").__dlpack__(**kwargs)
 
     def __dlpack_device__(self):
         return self._concrete().__dlpack_device__()
@@ -177,10 +181,10 @@ class Tensor:
         return bool(self._concrete())
 
     def __float__(self) -> float:
-        return float(self._concrete())
+        return float(self._data("float()"))
 
     def __int__(self) -> int:
-        return int(self._concrete())
+        return int(self._data("int()"))
 
     def __index__(self) -> int:
         if self._np_dtype not in dtypes.INTEGERS:
@@ -498,6 +502,16 @@ class Tracer(Tensor):
     def _np_dtype(self) -> np.dtype:
         return self.aval.dtype
 
+    def _gradient_lost(self, what: str):
+        """A differentiated value leaving as data: it would be a constant to the
+        transform, and its gradient silently zero."""
+        raise TracerError(
+            f"{what} of a value differentiated by {self._trace.transform} "
+            f"({_type_string(self.shape, self._np_dtype)}), at {_trace.user_frame()}: as data "
+            "it would be a constant and its gradient silently zero; keep computing with the "
+            "tensor (fluxion ops), or write x.detach() first if a constant is what you mean"
+        )
+
     def _concrete(self) -> np.ndarray:
         raise TracerError(
             f"a traced value ({_type_string(self.shape, self._np_dtype)}, under {self._trace}) was "
@@ -557,18 +571,77 @@ def _to_array(data, dtype, copy: bool) -> np.ndarray:
                 f"tensor: cannot make a tensor from ragged nested data ({e}); every row "
                 "must have the same length"
             ) from None
+        if array.dtype == object and np_dtype is not None and np.dtype(np_dtype).kind == "f":
+            try:  # ints too big for int64, asked for as floats
+                array = np.array(data, dtype=np.float64)
+            except (TypeError, ValueError):
+                pass
+        if array.dtype.kind in "US":
+            dtypes.to_np(array.dtype)  # strings: a DTypeError naming the dtype
         if array.dtype == object:
+            _check_integers(data, np.dtype(np.int64) if np_dtype is None else np_dtype)
             raise InvalidArgumentError(
                 f"tensor: cannot make a tensor from {type(data).__name__} data holding "
                 "non-numeric items; pass numbers, nested lists of numbers or arrays"
             )
         if np_dtype is None and array.dtype.kind == "f":
-            np_dtype = dtypes.DEFAULT_FLOAT  # Python floats are float32 by default
+            ints = array.dtype == np.float64 and _holds_int(data)  # ints past int64
+            np_dtype = dtypes.DEFAULT_INT if ints else dtypes.DEFAULT_FLOAT  # floats: f32
         elif np_dtype is None and array.dtype.kind in "iu":
             np_dtype = dtypes.DEFAULT_INT
+        if np.dtype(np_dtype).kind in "iu" and array.size:
+            _check_range(array, np.dtype(np_dtype))
     if np_dtype is None:
         np_dtype = dtypes.to_np(array.dtype)
     return np.array(array, dtype=np_dtype, copy=copy or array.dtype != np_dtype)
+
+
+def _holds_int(data) -> bool:
+    """Whether Python data holds an int and no float (NumPy made floats of ints too big)."""
+    stack, found = [data], False
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list | tuple):
+            stack.extend(x)
+        elif isinstance(x, float):
+            return False
+        elif isinstance(x, int) and not isinstance(x, bool):
+            found = True
+    return found
+
+
+def _check_range(array: np.ndarray, np_dtype: np.dtype) -> None:
+    """Python numbers must fit the integer dtype they become (as torch: no wrapping)."""
+    info = np.iinfo(np_dtype)
+    if array.dtype.kind == "f":
+        # float bounds compared exactly: 2**63 is a float, 2**63 - 1 rounds up to it
+        bad = ~np.isfinite(array) | (array < float(info.min)) | (array >= float(info.max) + 1)
+    elif array.dtype.kind in "iu":
+        bad = (array < info.min) | (array > info.max)
+    else:
+        return
+    if bad.any():
+        _out_of_range(f"{array[bad].flat[0]:.0f}", np_dtype)
+
+
+def _out_of_range(value: str, np_dtype: np.dtype):
+    info = np.iinfo(np_dtype)
+    raise InvalidArgumentError(
+        f"tensor: {value} does not fit in {np_dtype} ([{info.min}, {info.max}]); pick a "
+        "wider dtype (dtype=fx.int64, fx.float64) or smaller values"
+    )
+
+
+def _check_integers(data, np_dtype: np.dtype) -> None:
+    """Python ints too big for any NumPy integer (NumPy made an object array of them)."""
+    np_dtype = np_dtype if np_dtype.kind in "iu" else np.dtype(np.int64)
+    info, stack = np.iinfo(np_dtype), [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list | tuple):
+            stack.extend(x)
+        elif isinstance(x, int) and not isinstance(x, bool) and not info.min <= x <= info.max:
+            _out_of_range(str(x), np_dtype)
 
 
 def to_tensor(x) -> Tensor:

@@ -229,11 +229,16 @@ class VJPTracer(Tracer):
     def _concrete(self):
         return self.primal._concrete()  # Python control flow works under grad, as in JAX
 
+    def _data(self, what):
+        return self._gradient_lost(what) if self.tracked else self._concrete()
+
     def _alias(self):
         return VJPTracer(self._trace, self.primal)
 
 
 class VJPTrace(Trace):
+    transform = "fx.grad/fx.vjp"
+
     def lower(self, x):
         return x.primal if isinstance(x, VJPTracer) and x._trace is self else x
 
@@ -335,12 +340,18 @@ def _checking_aux(name, f, has_aux):
 def _argnums(name, argnums, args):
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
-        if not -len(args) <= n < len(args):
+        if not isinstance(n, int) or not -len(args) <= n < len(args):
             raise InvalidArgumentError(
                 f"{name}: argnums {argnums} is out of range for a function called with {len(args)} "
                 "positional argument(s)"
             )
-    return tuple(n % len(args) for n in nums)
+    nums = tuple(n % len(args) for n in nums)
+    if len(set(nums)) < len(nums):
+        raise InvalidArgumentError(
+            f"{name}: argnums {argnums} names an argument twice; each argument is "
+            "differentiated once: list it once and reuse its gradient"
+        )
+    return nums
 
 
 def _partial(f, args, kwargs, nums):
@@ -426,11 +437,16 @@ class JVPTracer(Tracer):
     def _concrete(self):
         return self.primal._concrete()
 
+    def _data(self, what):
+        return self._gradient_lost(what) if self.tangent is not None else self._concrete()
+
     def _alias(self):
         return JVPTracer(self._trace, self.primal, self.tangent)
 
 
 class JVPTrace(Trace):
+    transform = "fx.jvp/fx.jacfwd"
+
     def lower(self, x):
         if isinstance(x, JVPTracer) and x._trace is self:
             return x.primal, x.tangent
