@@ -6,13 +6,13 @@ name behind this one function.
 
 import numpy as np
 
-from fluxion.core.trace import ctx
+from fluxion.core.trace import backend
 
 _BACKENDS = {"numpy": np}
 
 
 def backend_name() -> str:
-    return next(name for name, module in _BACKENDS.items() if module is ctx.xp)
+    return next(name for name, module in _BACKENDS.items() if module is backend.xp)
 
 
 def set_backend(name: str) -> None:
@@ -20,4 +20,4 @@ def set_backend(name: str) -> None:
 
     if name not in _BACKENDS:
         raise InvalidArgumentError(f"unknown backend {name!r}; available: {sorted(_BACKENDS)}")
-    ctx.xp = _BACKENDS[name]
+    backend.xp = _BACKENDS[name]

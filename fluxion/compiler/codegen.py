@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fluxion.compiler.ir import Graph, Literal
-from fluxion.core.trace import ctx
+from fluxion.core.trace import backend
 
 # Bytes of the widest value per block of a blocked loop: on a gelu-like chain of 10 ops
 # over 4M float32, 256 KiB blocks ran 1.8x faster than whole arrays, 64 KiB blocks only
@@ -128,7 +128,7 @@ def _emit_body(
             body.append(f"    {outs} = {eqn.prim.emit.format(args=args, out=out_clause, **params)}")
         else:
             kernel = f"k{k}_{eqn.prim.name}"
-            namespace[kernel] = functools.partial(eqn.prim.impl, ctx.xp, **eqn.params)
+            namespace[kernel] = functools.partial(eqn.prim.impl, backend.xp, **eqn.params)
             body.append(f"    {outs} = {kernel}({args})")
         if target is not None:
             body.append(f"    {target} = {outs}")
@@ -149,7 +149,7 @@ def python_function(name: str, params: list[str], body: list[str], namespace: di
 def compile_graph(graph: Graph, name: str = "compiled", kernels: dict | None = None):
     """Return ``run(*arrays) -> list of arrays`` for ``graph``; ``run.source`` is its code.
     ``kernels``: functions that run some equations (by index) instead of their primitive."""
-    namespace: dict = {"xp": ctx.xp}
+    namespace: dict = {"xp": backend.xp}
     params = [f"in{i}" for i in range(len(graph.invars))]
     names = {id(v): p for v, p in zip(graph.invars, params)}
     body = _emit_body(graph, names, namespace, {}, kernels=kernels)
@@ -196,7 +196,7 @@ def compile_blocked(graph: Graph, name: str = "fused"):
     block = max(1, BLOCK_BYTES // max(1, row_size * widest))
     if rows <= block or not all(e.prim.elementwise for e in graph.eqns):
         return compile_graph(graph, name)
-    namespace: dict = {"xp": ctx.xp}
+    namespace: dict = {"xp": backend.xp}
     params = [f"in{i}" for i in range(len(graph.invars))]
     lines, names = [], {}
     for i, (v, s) in enumerate(zip(graph.invars, in_shapes)):

@@ -10,7 +10,7 @@ import numpy as np
 from fluxion.compiler.fusion import fuse_elementwise
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.core.primitive import ShapedArray
-from fluxion.core.trace import ctx
+from fluxion.core.trace import backend
 from fluxion.ops import primitives as P
 
 
@@ -73,7 +73,7 @@ def constant_folding(graph: Graph, max_size: int = 1 << 16) -> Graph:
     for eqn in graph.eqns:
         inputs = [replace.get(id(v), v) if not isinstance(v, Literal) else v for v in eqn.inputs]
         if inputs and all(isinstance(v, Literal) for v in inputs):
-            out = eqn.prim.impl(ctx.xp, *[v.value for v in inputs], **eqn.params)
+            out = eqn.prim.impl(backend.xp, *[v.value for v in inputs], **eqn.params)
             outs = list(out) if eqn.prim.multiple_results else [out]
             if all(np.size(o) <= max_size for o in outs):
                 for v, o in zip(eqn.outputs, outs):

@@ -67,10 +67,15 @@ class Tensor:
 
     @classmethod
     def _from_array(cls, array: np.ndarray) -> Tensor:
-        t = object.__new__(Tensor)
-        t._value, t.requires_grad, t._grad, t._node, t._out_index = array, False, None, None, 0
+        t = Tensor._wrap(array)
         if ctx.dynamic is not None:
             ctx.dynamic.born.add(id(t))  # made while tracing: a constant of the graph
+        return t
+
+    @staticmethod
+    def _wrap(array: np.ndarray) -> Tensor:
+        t = object.__new__(Tensor)
+        t._value, t.requires_grad, t._grad, t._node, t._out_index = array, False, None, None, 0
         return t
 
     @property
@@ -651,6 +656,6 @@ def to_tensor(x) -> Tensor:
     return Tensor._from_array(_to_array(x, None, copy=False))
 
 
-_trace.from_array = Tensor._from_array
+_trace.from_array, _trace.wrap = Tensor._from_array, Tensor._wrap
 
 from fluxion import ops as _ops  # noqa: E402  (ops import Tensor; operators need ops)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -26,13 +27,10 @@ from fluxion.core.primitive import NOT_DIFFERENTIABLE, ShapedArray
 from fluxion.errors import FloatingPointCheckError, TracerError
 
 
-class _Context:
-    """Process-wide state. ``fast`` caches "nothing special is going on"."""
-
-    __slots__ = (
-        "stack", "grad_enabled", "debug_nans", "fast", "xp", "dynamic", "settling", "recorders",
-        "noting",
-    )  # fmt: skip
+class _Context(threading.local):
+    """The state of transforms, grad mode and debugging: each thread has its own, as in
+    PyTorch and JAX (no_grad in one thread leaves another's backward alone). ``fast``
+    caches "nothing special is going on"."""
 
     def __init__(self):
         self.stack: list[Trace] = []
@@ -43,7 +41,6 @@ class _Context:
         self.settling = False  # writes made while a trace's state is settled are not noted
         self.recorders: list[dict] = []  # see recording_writes
         self.debug_nans = bool(os.environ.get("FLUXION_DEBUG_NANS"))
-        self.xp = np
         self.refresh()
 
     def refresh(self):
@@ -52,6 +49,15 @@ class _Context:
 
 
 ctx = _Context()
+
+
+class _Backend:
+    """The array module every kernel gets as ``xp`` (backends/): one per process."""
+
+    xp = np
+
+
+backend = _Backend()
 
 
 # ----------------------------------------------------------------------------- traces
@@ -269,18 +275,19 @@ def _active(trace) -> bool:
 def _run_impl(prim, arrays, params):
     """Run the kernel and wrap its result(s) as tensors."""
     try:
-        out = prim.impl(ctx.xp, *arrays, **params)
+        out = prim.impl(backend.xp, *arrays, **params)
     except Exception:
         # The kernel failed: let the shape/dtype rule explain why in fluxion's words.
         prim.abstract(*[ShapedArray(a.shape, a.dtype) for a in arrays], **params)
         raise
     if prim.multiple_results:
-        return tuple(from_array(np.asarray(o)) for o in out)
-    return from_array(out if type(out) is np.ndarray else np.asarray(out))
+        return tuple(wrap(np.asarray(o)) for o in out)
+    return wrap(out if type(out) is np.ndarray else np.asarray(out))
 
 
 # Set by fluxion.core.tensor: Tensor needs bind for its operators, bind makes Tensors.
-from_array = None
+# ``wrap`` makes a kernel's result a tensor (no jit trace is being built where kernels run).
+from_array = wrap = None
 
 
 # ----------------------------------------------------------------------------- the tape

@@ -20,6 +20,7 @@ import functools
 import gc
 import logging
 import os
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -357,6 +358,7 @@ class Compiled:
         )
         self.show_graph, self.max_cache_size, self.fallback = show_graph, max_cache_size, fallback
         self.cache: OrderedDict = OrderedDict()
+        self._lock = threading.RLock()
         self.stats = CompilationStats()
         self._last_key = None
 
@@ -416,15 +418,16 @@ class Compiled:
             _typed(static),
             modes,
         )
-        entry = self.cache.get(key)
-        if entry is None:
-            entry = self._compile(key, leaves, in_tree, nums, static)
-        elif entry is not _FALLBACK and not entry.traced.guards_hold():
-            entry = self._compile(key, leaves, in_tree, nums, static, stale=entry)
-        else:
-            self.cache.move_to_end(key if entry is _FALLBACK else entry.key)
-            if entry is not _FALLBACK:
-                self.stats.hits += 1
+        with self._lock:  # threads calling it for the first time at once compile it once
+            entry = self.cache.get(key)
+            if entry is None:
+                entry = self._compile(key, leaves, in_tree, nums, static)
+            elif entry is not _FALLBACK and not entry.traced.guards_hold():
+                entry = self._compile(key, leaves, in_tree, nums, static, stale=entry)
+            else:
+                self.cache.move_to_end(key if entry is _FALLBACK else entry.key)
+                if entry is not _FALLBACK:
+                    self.stats.hits += 1
         inputs = entry.traced.input_tensors(leaves) if entry is not _FALLBACK else None
         if inputs is not None and ctx.grad_enabled and entry.traced.on_tape:
             if any(x.requires_grad for x in inputs):
