@@ -1299,7 +1299,7 @@ OPS: list[OpCase] = [
         np_argsort,
         _sort_samples(_ties),
         out_dtype="int64",
-        dtypes=FLOAT_AND_INT + ("uint8", "int16"),
+        dtypes=FLOAT_AND_INT + ("float16", "uint8", "uint32", "int16"),
         **NONDIFF,
     ),
     OpCase(
@@ -1337,7 +1337,7 @@ OPS: list[OpCase] = [
         fx.sort,
         np_sort,
         _sort_samples(_ties),
-        dtypes=("int64", "int32", "int16", "int8", "uint8"),
+        dtypes=("int64", "int32", "int16", "int8", "uint8", "uint32"),
     ),
     OpCase(
         "sort_bool",

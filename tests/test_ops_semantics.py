@@ -102,7 +102,8 @@ def test_std_gradient_at_zero_spread_is_zero_as_torch(kwargs):
 
 # ----------------------------------------------------------------------------- sort
 
-SORT_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float32", "float64"]
+SORT_DTYPES = ["bool", "uint8", "uint32", "int8", "int16", "int32", "int64", "float16", "float32",
+               "float64"]  # fmt: skip
 
 
 def _sort_keys(dtype: str) -> np.ndarray:
