@@ -205,6 +205,23 @@ def test_pow_gradients_match_torch_where_the_base_is_not_positive():
             _same(gy, ty.grad, "d/dy x**y")
 
 
+def test_pow_forward_mode_along_one_argument_ignores_the_others_partial():
+    # d/dy is NaN at x < 0 and d/dx inf at x = 0 < y < 1: a direction that leaves that
+    # argument still must not meet it (0 * NaN), as the directional derivative says
+    xs, ys = np.array([-2.0, -2.0, 0.0, 3.0]), np.array([2.0, 3.0, 0.5, 2.0])
+    tx, ty = (torch.tensor(a, requires_grad=True) for a in (xs, ys))
+    (tx**ty).sum().backward()
+    along_x = lambda a: fx.sum(a ** fx.tensor(ys))  # noqa: E731
+    along_y = lambda b: fx.sum(fx.tensor(xs) ** b)  # noqa: E731
+    for f, primal, want in ((along_x, xs, tx.grad[:2]), (along_y, ys, ty.grad[2:])):
+        keep = slice(0, 2) if f is along_x else slice(2, 4)
+        direction = np.zeros(4)
+        direction[keep] = 1.0
+        with np.errstate(divide="ignore"):  # d/dx = 0.5 * 0 ** -0.5 is inf, rightly
+            _, tangent = fx.jvp(f, (fx.tensor(primal),), (fx.tensor(direction),))
+        _same(tangent, want.sum(), "jvp along one argument")
+
+
 @pytest.mark.parametrize("exponent", [2, 3, 2.0, 0.5, 0, -1.0])
 def test_pow_by_a_python_number_forms_no_log_of_the_base(exponent):
     # x ** 2 at x < 0 has a finite derivative; its exponent's (NaN) is never computed:

@@ -320,27 +320,31 @@ def _div_vjp(ct, primals, outputs):
 
 
 def _pow_partials(x, y, out):
-    # d/dx = y x^(y-1), 0 where y == 0. d/dy = x^y log x, as in PyTorch: NaN where x < 0,
-    # -inf where x == 0 > y, and 0 where x == 0 <= y (the limit from x > 0). log runs on a
-    # positive stand-in where x <= 0, so that no warning fires for the value chosen there.
+    # d/dx = y x^(y-1), 0 where y == 0. d/dy = x^y log x, as in PyTorch: NaN where x < 0;
+    # at x == 0 its limit from x > 0, 0 where y >= 0 and -inf where y < 0 (log x is taken
+    # as 0 and -inf there). log runs on a positive stand-in where x <= 0, and no 0 * -inf
+    # is formed, so that no warning fires for the values chosen.
     dtype = x._np_dtype
-    zero = constant(0, dtype)
-    dx = bind(select_p, y == 0, zero, y * bind(pow_p, x, y - 1.0))
-    positive, at_zero = x > 0, x == 0
+    dx = bind(select_p, y == 0, constant(0, dtype), y * bind(pow_p, x, y - 1.0))
+    positive = x > 0
+    at_zero = bind(select_p, y >= 0, constant(0, dtype), constant(-np.inf, dtype))
     log_x = bind(
         select_p,
         positive,
         bind(log_p, bind(select_p, positive, x, constant(1, dtype))),
-        bind(select_p, at_zero, constant(-np.inf, dtype), constant(np.nan, dtype)),
+        bind(select_p, x == 0, at_zero, constant(np.nan, dtype)),
     )
-    dy = bind(select_p, bind(and_p, at_zero, y >= 0), zero, out * log_x)
-    return dx, dy
+    return dx, out * log_x
 
 
 def _pow_jvp(primals, tangents):
+    # A direction that leaves an argument still takes nothing from its partial, which is
+    # NaN or inf where it does not exist (d/dy at x < 0): 0, not 0 * NaN. (Transforms hand
+    # a constant exponent a zero tangent.)
     (x, y), (tx, ty) = primals, tangents
     out = bind(pow_p, x, y)
-    dx, dy = _pow_partials(x, y, out)
+    zero = constant(0, x._np_dtype)
+    dx, dy = (bind(select_p, t == 0, zero, d) for t, d in zip((tx, ty), _pow_partials(x, y, out)))
     return out, tx * dx + ty * dy
 
 
