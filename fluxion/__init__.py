@@ -92,12 +92,14 @@ from fluxion.ops.elementwise import (
     sign,
     silu,
     sin,
+    softplus,
     sqrt,
     square,
     stop_gradient,
     subtract,
     tanh,
     true_divide,
+    trunc,
     where,
 )
 from fluxion.ops.indexing import gather, getitem, one_hot, scatter_add, take, take_along_axis

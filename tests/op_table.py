@@ -167,6 +167,12 @@ def binary_samples(domain_x="real", domain_y="real"):
     return make
 
 
+def _with_zeros_samples(make):
+    """``make``'s samples and one with exact zeros of both signs, where a smooth function
+    built on a kink (abs, a branch) must still differentiate as the math says."""
+    return lambda rng: make(rng) + [Sample((np.array([0.0, -0.0, 1e-3, -1e-3, 2.0]),))]
+
+
 def _map_samples(make, fn):
     """Samples of ``make`` with every arg passed through ``fn`` (shape-preserving)."""
     return lambda rng: [Sample(tuple(fn(a) for a in s.args), s.kwargs) for s in make(rng)]
@@ -180,6 +186,30 @@ def _with_zeros(rng, shape):
 def _ties(rng, shape):
     """Values on a grid of halves, so that comparisons meet ties."""
     return np.round(rng.normal(size=shape) * 2) / 2
+
+
+def _special_ties(rng, shape):
+    """Halves with NaN, +-inf and both zeros mixed in: ties among each of them."""
+    pool = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5, 1.0, np.nan, -0.0])
+    return rng.choice(pool, shape)
+
+
+def _sort_samples(values):
+    """``values(rng, shape)`` sorted along each axis, both ways, in a transposed view and
+    along an empty axis."""
+
+    def make(rng):
+        return [
+            Sample((values(rng, (3, 5)),), {"axis": 0}),
+            Sample((values(rng, (4, 6)),), {}),
+            Sample((values(rng, (4, 6)),), {"descending": True}),
+            Sample((values(rng, (2, 3, 4)),), {"axis": 1, "descending": True}),
+            Sample((values(rng, (9,)),), {"descending": True}),
+            Sample((values(rng, (3, 0)),), {"descending": True}),
+            Sample((values(rng, (5, 3)).T,), {"axis": -1}),
+        ]
+
+    return make
 
 
 def _special_samples(rng):
@@ -224,6 +254,10 @@ def np_silu(x):
     return x * np_sigmoid(x)
 
 
+def np_softplus(x):
+    return np.logaddexp(0.0, x)
+
+
 def np_logsumexp(x, axis=None, keepdims=False):
     m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf over an empty axis
     m = np.where(np.isfinite(m), m, 0)
@@ -233,13 +267,37 @@ def np_logsumexp(x, axis=None, keepdims=False):
 
 def np_softmax(x, axis=-1):
     axis = axis if np.ndim(x) else None  # a 0-d tensor has axis 0/-1, as in PyTorch
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def np_log_softmax(x, axis=-1):
+    """In float64 whatever the input's dtype, then rounded once to it."""
     axis = axis if np.ndim(x) else None
-    return x - np_logsumexp(x, axis=axis, keepdims=True)
+    wide = np.asarray(x, np.float64)
+    return (wide - np_logsumexp(wide, axis=axis, keepdims=True)).astype(np.asarray(x).dtype)
+
+
+def np_argsort_descending(x, axis=-1):
+    """Stable descending order with NaN first (the largest), as PyTorch: Python's sort with
+    reverse=True keeps equal keys in their order."""
+
+    def order(row):
+        keys = [(bool(np.isnan(v)) if row.dtype.kind == "f" else False, v) for v in row]
+        keys = [(nan, 0 if nan else v) for nan, v in keys]
+        return sorted(range(len(row)), key=keys.__getitem__, reverse=True)
+
+    return np.apply_along_axis(order, axis, x).astype(np.int64).reshape(np.shape(x))
+
+
+def np_argsort(x, axis=-1, descending=False):
+    if descending:
+        return np_argsort_descending(x, axis)
+    return np.argsort(x, axis=axis, kind="stable")  # NaN last, ties in order
+
+
+def np_sort(x, axis=-1, descending=False):
+    return np.take_along_axis(x, np_argsort(x, axis, descending), axis)
 
 
 def np_flatten(x, start_dim=0, end_dim=-1):
@@ -442,9 +500,20 @@ def _softmax_samples(rng):
         Sample((rng.normal(size=(2, 3, 4)),), {"axis": 1}),
         Sample((rng.normal(size=(5,)) * 30,), {}),  # large logits: needs the max shift
         Sample((rng.normal(size=(0, 3)),), {"axis": -1}),
+        Sample((rng.normal(size=(3, 0)),), {"axis": -1}),  # nothing to normalize
+        Sample((rng.normal(size=(0, 3)),), {"axis": 0}),
         Sample((rng.normal(size=(4, 3)).T,), {"axis": -1}),
         Sample((rng.normal(size=()),), {}),
+        Sample((np.array([1000.0, 1000.0, -1000.0]),), {}),  # 1 ulp in float32, as PyTorch
     ]
+
+
+def _prod_zeros_samples(rng):
+    """Rows with one zero, two zeros and none: the gradient at a zero is the product of the
+    others (exact: prod is multilinear, so central differences are too)."""
+    x = sample_array(rng, (3, 4), "nonzero")
+    x[0, 1] = x[1, 0] = x[1, 3] = 0.0
+    return [Sample((x,), {"axis": 1}), Sample((x,), {}), Sample((np.zeros(()),), {})]
 
 
 def _var_samples(rng):
@@ -502,6 +571,22 @@ def _einsum_samples(rng):
         ("ij,jk,kl->il", (2, 3), (3, 4), (4, 2)),
         ("ij,jk", (3, 4), (4, 2)),  # implicit output: sorted lone indices
         ("ij,jk->ik", (0, 4), (4, 2)),
+        ("ii->i", (3, 3)),  # repeated indices: diagonals
+        ("ii", (4, 4)),  # the trace
+        ("iij->j", (2, 2, 3)),
+        ("iji->ij", (2, 3, 2)),
+        ("bii->bi", (2, 3, 3)),
+        ("iii->i", (2, 2, 2)),
+        ("ii", (0, 0)),
+        ("ij,jj->i", (2, 3), (3, 3)),
+        ("...ij,...jk->...ik", (2, 1, 2, 3), (5, 3, 4)),  # ellipses broadcast
+        ("...ij,jk->...ik", (2, 3, 4), (4, 2)),
+        ("ij...,jk->ik...", (2, 3, 5), (3, 4)),
+        ("...ii->...i", (2, 3, 3)),
+        ("...i", (2, 3)),
+        ("i...->...", (2, 3)),
+        ("...,...->...", (3, 1), (4,)),
+        ("ij,jk->ik", (2, 1), (3, 4)),  # a size-1 index broadcasts
     ]
     return [Sample(tuple(rng.normal(size=s) for s in shapes), {"subscripts": sub})
             for sub, *shapes in specs]  # fmt: skip
@@ -632,6 +717,12 @@ def _split_samples(rng):
         _s(rng, (2, 6), indices_or_sections=2, axis=1),
         _s(rng, (5, 2), indices_or_sections=[1, 3]),
         _s(rng, (5,), indices_or_sections=[2, 9]),  # past the end: empty pieces
+        _s(rng, (4, 2), indices_or_sections=[-1]),  # negative cuts count from the end
+        _s(rng, (5,), indices_or_sections=[-2, 4]),
+        _s(rng, (5, 2), indices_or_sections=[-1, -3]),
+        _s(rng, (5,), indices_or_sections=[3, 1]),  # a cut before the last: an empty piece
+        _s(rng, (2, 5), indices_or_sections=[-10, 10], axis=1),  # out of range: clamped
+        _s(rng, (4,), indices_or_sections=[]),
         _s(rng, (0, 2), indices_or_sections=2),
         Sample((rng.normal(size=(2, 4)).T,), {"indices_or_sections": 2}),
     ]
@@ -903,32 +994,46 @@ OPS: list[OpCase] = [
     _unary("sin", fx.sin, np.sin),
     _unary("cos", fx.cos, np.cos),
     _unary("tanh", fx.tanh, np.tanh),
-    _unary("sigmoid", fx.sigmoid, np_sigmoid),
+    OpCase("sigmoid", fx.sigmoid, np_sigmoid, _with_zeros_samples(unary_samples())),
+    OpCase("softplus", fx.softplus, np_softplus, _with_zeros_samples(unary_samples())),
     _unary("relu", fx.relu, np_relu, "nonzero"),
-    _unary("gelu", fx.gelu, np_gelu),
+    OpCase("gelu", fx.gelu, np_gelu, _with_zeros_samples(unary_samples())),
     OpCase(
         "gelu_tanh",
         lambda x: fx.gelu(x, approximate="tanh"),
         lambda x: np_gelu(x, approximate="tanh"),
-        unary_samples(),
+        _with_zeros_samples(unary_samples()),
     ),
-    _unary("silu", fx.silu, np_silu),
+    OpCase("silu", fx.silu, np_silu, _with_zeros_samples(unary_samples())),
     _unary("erf", fx.erf, np_erf),
     _unary("abs", fx.abs, np.abs, "nonzero", dtypes=FLOAT_AND_INT),
     _unary("negative", fx.negative, np.negative, dtypes=FLOAT_AND_INT),
     _unary("square", fx.square, np.square, dtypes=FLOAT_AND_INT),
     _unary("reciprocal", fx.reciprocal, np.reciprocal, "nonzero"),
     _unary("sign", fx.sign, np.sign, dtypes=FLOAT_AND_INT, **NONDIFF),
-    OpCase("floor", fx.floor, np.floor, _map_samples(unary_samples(), lambda a: 3 * a), **NONDIFF),
-    OpCase("ceil", fx.ceil, np.ceil, _map_samples(unary_samples(), lambda a: 3 * a), **NONDIFF),
-    OpCase(
-        "round",
-        fx.round,
-        np.round,
-        _map_samples(unary_samples(), lambda a: 3 * a),
-        notes="half to even",
-        **NONDIFF,
-    ),
+    *[
+        OpCase(
+            name,
+            getattr(fx, name),
+            getattr(np, name),
+            _map_samples(unary_samples(), lambda a: 3 * a),
+            dtypes=FLOAT_AND_INT + ("uint8",),  # integers come back as they are, as NumPy's
+            notes="half to even" if name == "round" else "",
+            **NONDIFF,
+        )
+        for name in ("floor", "ceil", "round", "trunc")
+    ],
+    *[
+        OpCase(
+            f"{name}_bool",
+            getattr(fx, name),
+            getattr(np, name),
+            lambda rng: [Sample((rng.uniform(size=s) > 0.5,)) for s in [(), (5,), (2, 3), (0,)]],
+            dtypes=("bool",),
+            **NONDIFF,
+        )
+        for name in ("floor", "ceil", "trunc")  # bools stay bools, as JAX; round refuses them
+    ],
     OpCase(
         "round_halves",
         fx.round,
@@ -1030,6 +1135,13 @@ OPS: list[OpCase] = [
         lambda x, c: np.power(x, c),
         _scalar_samples(2.5, "positive"),
         domain="positive",
+    ),
+    OpCase(
+        "power_scalar_int",
+        lambda x, c: fx.power(x, c),
+        lambda x, c: np.power(x, c),
+        _scalar_samples(3),  # negative bases: the exponent is a constant, no log x is formed
+        dtypes=FLOAT_AND_INT,
     ),
     OpCase(
         "power_scalar_base",
@@ -1159,7 +1271,7 @@ OPS: list[OpCase] = [
         "prod",
         fx.prod,
         np.prod,
-        _reduce_samples(AXES, domain="nonzero"),
+        lambda rng: _reduce_samples(AXES, domain="nonzero")(rng) + _prod_zeros_samples(rng),
         dtypes=FLOAT_AND_INT,
         out_dtype=_int_to_int64,
     ),
@@ -1184,35 +1296,55 @@ OPS: list[OpCase] = [
     OpCase(
         "argsort",
         fx.argsort,
-        lambda x, **kw: np.argsort(x, kind="stable", **kw),
-        lambda rng: [
-            s
-            for s in _arg_samples(rng)
-            if np.size(s.args[0])
-            and s.kwargs.get("axis") is not None
-            and not s.kwargs.get("keepdims")
-        ],
+        np_argsort,
+        _sort_samples(_ties),
         out_dtype="int64",
-        dtypes=FLOAT_AND_INT,
+        dtypes=FLOAT_AND_INT + ("float16", "uint8", "uint32", "int16"),
         **NONDIFF,
     ),
     OpCase(
-        "argsort_descending",
-        lambda x: fx.argsort(x, axis=-1, descending=True),
-        lambda x: np.argsort(-x, axis=-1, kind="stable"),
-        lambda rng: [Sample((rng.normal(size=(3, 5)),)), Sample((rng.normal(size=(6,)),))],
+        "argsort_bool",
+        fx.argsort,
+        np_argsort,
+        _sort_samples(lambda rng, shape: rng.uniform(size=shape) > 0.5),
+        out_dtype="int64",
+        dtypes=("bool",),
+        **NONDIFF,
+    ),
+    OpCase(
+        "argsort_special",
+        fx.argsort,
+        np_argsort,
+        _sort_samples(_special_ties),
         out_dtype="int64",
         **NONDIFF,
     ),
     OpCase(
         "sort",
         fx.sort,
-        lambda x, **kw: np.sort(x, kind="stable", **kw),
+        np_sort,
+        # no ties: where keys tie, a perturbation reorders them and the derivative jumps
         lambda rng: [
             Sample((rng.normal(size=(3, 5)),), {"axis": 0}),
             Sample((rng.normal(size=(4, 3)),)),
             Sample((rng.normal(size=(6,)),)),
+            Sample((rng.normal(size=(3, 5)),), {"descending": True}),
+            Sample((rng.normal(size=(4, 3)),), {"axis": 0, "descending": True}),
         ],
+    ),
+    OpCase(  # integer keys only: float ties are argsort's cases (sort is take_along_axis of it)
+        "sort_ties",
+        fx.sort,
+        np_sort,
+        _sort_samples(_ties),
+        dtypes=("int64", "int32", "int16", "int8", "uint8", "uint32"),
+    ),
+    OpCase(
+        "sort_bool",
+        fx.sort,
+        np_sort,
+        _sort_samples(lambda rng, shape: rng.uniform(size=shape) > 0.5),
+        dtypes=("bool",),
     ),
     OpCase(
         "top_k",

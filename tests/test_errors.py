@@ -168,10 +168,16 @@ CASES = [
         ["einsum", "'i'", "twice"],
     ),
     (
-        "einsum-ellipsis",
-        lambda: fx.einsum("...i->i", T(2, 3)),
+        "einsum-diagonal",
+        lambda: fx.einsum("ii->i", T(2, 3)),
+        ShapeError,
+        ["einsum", "'i'", "'ii'", "[2, 3]"],
+    ),
+    (
+        "einsum-subscript",
+        lambda: fx.einsum("i.j", T(2, 3)),
         InvalidArgumentError,
-        ["einsum", "..."],
+        ["einsum", "'i.j'", "letters", "'...'"],
     ),
     # --- reshape and friends
     (
@@ -322,6 +328,19 @@ CASES = [
     ),
     ("split-zero", lambda: fx.split(T(4), 0), ShapeError, ["split", "0 equal sections"]),
     ("split-axis", lambda: fx.split(T(4), 2, axis=1), AxisError, ["split", "axis 1"]),
+    (
+        "split-float-indices",
+        lambda: fx.split(T(4), [1.5]),
+        InvalidArgumentError,
+        ["split", "sequence of ints", "1.5"],
+    ),
+    (
+        "power-int-negative",
+        lambda: fx.power(Ints(2, 3), -1),
+        DTypeError,
+        ["power", "int64", "-1", "float"],
+    ),
+    ("round-bool", lambda: fx.round(Mask(True)), DTypeError, ["round", "bool", "astype"]),
     ("chunk-zero", lambda: fx.chunk(T(4), 0), InvalidArgumentError, ["chunk", "0"]),
     (
         "pad-widths",

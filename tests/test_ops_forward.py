@@ -131,11 +131,12 @@ SPECIALS = [np.inf, -np.inf, np.nan, -0.0, 0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5,
 UNARY = [
     "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu",
     "gelu", "gelu_tanh", "silu", "erf", "abs", "negative", "square", "reciprocal", "sign",
-    "floor", "ceil", "round", "isnan", "isinf", "isfinite", "logical_not", "stop_gradient",
+    "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "logical_not",
+    "stop_gradient", "softplus",
 ]  # fmt: skip
 # IEEE 754 fixes the sign of a zero result of these (e.g. sqrt(-0.0) is -0.0).
 SIGNED_ZEROS = {"negative", "abs", "sqrt", "sin", "tanh", "expm1", "log1p", "floor", "ceil",
-                "round", "erf", "square"}  # fmt: skip
+                "round", "trunc", "erf", "square"}  # fmt: skip
 BINARY = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "remainder",
           "floor_divide", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
           "logical_and", "logical_or", "logical_xor"]  # fmt: skip

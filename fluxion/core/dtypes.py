@@ -76,12 +76,16 @@ class DType:
         return self.name
 
     def __eq__(self, other) -> bool:
+        # As NumPy's dtypes: equal to every spelling of itself (fx.float32 == "float32" ==
+        # np.float32 == np.dtype("f4")), and unequal, never an error, to anything else
+        # (None, a tensor, {"a": 1}). The hash is NumPy's, so fx.float32 and np.dtype("f4")
+        # are one dict key.
         if other is None:  # np.dtype(None) is float64, yet fx.float64 == None must be False
             return False
         try:
             return self.np == to_np(other)
         except DTypeError:
-            return NotImplemented
+            return False
 
     def __hash__(self) -> int:
         return hash(self.np)
@@ -109,8 +113,8 @@ def to_np(dtype) -> np.dtype:
         raise DTypeError("dtype None is not a dtype; pass one, e.g. fx.float32")
     try:
         np_dtype = np.dtype(dtype)
-    except TypeError:
-        np_dtype = None
+    except (TypeError, ValueError):  # ValueError: a malformed structured dtype, an object
+        np_dtype = None  # whose .dtype is not NumPy's (a tensor)
     if np_dtype not in _BY_NP:
         supported = ", ".join(d.name for d in _BY_NP.values())
         raise DTypeError(f"dtype {dtype!r} is not supported; use one of: {supported}")

@@ -95,6 +95,17 @@ def sigmoid(input) -> Tensor:
     return ops.sigmoid(input)
 
 
+def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold, as in PyTorch."""
+    x = to_tensor(input)
+    return ops.where(x * beta > threshold, x, ops.softplus(x * beta) / beta)
+
+
+def logsigmoid(input) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), finite for large negative x."""
+    return -ops.softplus(-to_tensor(input))
+
+
 def tanh(input) -> Tensor:
     return ops.tanh(input)
 
@@ -614,11 +625,8 @@ def binary_cross_entropy_with_logits(
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _same_shape("binary_cross_entropy_with_logits", x, t)
     t = t.astype(x._np_dtype)
-    # softplus(-x) = max(-x, 0) + log1p(exp(-|x|)); maximum shares the gradient at 0,
-    # which gives the exact derivative -1/2 there.
-    softplus_neg = ops.maximum(-x, 0.0) + ops.log1p(ops.exp(-ops.abs(x)))
     scale = 1.0 if pos_weight is None else (pos_weight - 1.0) * t + 1.0
-    loss = (1.0 - t) * x + scale * softplus_neg
+    loss = (1.0 - t) * x + scale * ops.softplus(-x)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

@@ -111,16 +111,49 @@ cos = _unary_float(P.cos_p, "Cosine (radians).")
 tanh = _unary_float(P.tanh_p, "Hyperbolic tangent.")
 sqrt = _unary_float(P.sqrt_p, "Square root. ``fx.sqrt(fx.tensor(4.0))`` is ``2.0``.")
 erf = _unary_float(P.erf_p, "The error function.")
-floor = _unary_float(P.floor_p, "Round down; its gradient is zero.")
-ceil = _unary_float(P.ceil_p, "Round up; its gradient is zero.")
-round = _unary_float(P.round_p, "Round half to even, like NumPy; its gradient is zero.")
+
+
+def _rounding(prim, doc, bools=True):
+    """floor/ceil/round: integers are whole already and come back as they are (as in NumPy
+    and JAX); so do bools, except for round, which JAX refuses them."""
+
+    def op(x) -> Tensor:
+        x = to_tensor(x)
+        if x._np_dtype == dtypes.BOOL and not bools:
+            raise DTypeError(
+                f"{prim.name}: needs a numeric argument, got bool; cast with .astype(fx.int64)"
+            )
+        return bind(prim, x) if dtypes.is_float(x._np_dtype) else x
+
+    op.__name__, op.__doc__ = prim.name, doc
+    return op
+
+
+floor = _rounding(P.floor_p, "Round down (integers stay as they are); its gradient is zero.")
+ceil = _rounding(P.ceil_p, "Round up (integers stay as they are); its gradient is zero.")
+round = _rounding(
+    P.round_p,
+    "Round half to even, like NumPy (integers stay as they are); its gradient is zero.",
+    bools=False,
+)
 
 add = _binary(P.add_p, "add", "x + y with broadcasting. ``fx.add(fx.ones(2), 1)`` is ``[2. 2.]``.")
 subtract = _binary(P.sub_p, "subtract", "x - y with broadcasting.")
 multiply = _binary(P.mul_p, "multiply", "x * y with broadcasting.")
 divide = _binary(P.div_p, "divide", "True division; integers divide as floats.", floating=True)
 true_divide = divide
-power = _binary(P.pow_p, "power", "x ** y elementwise.")
+_power = _binary(P.pow_p, "power", "x ** y elementwise.")
+
+
+def power(x, y) -> Tensor:
+    """x ** y elementwise. A Python-number exponent is a constant of the op (no derivative
+    in it is ever formed); with a tensor exponent, d/dy = x**y log x is NaN where x < 0."""
+    if isinstance(y, int | float) and not isinstance(x, int | float):
+        x, _ = _promoted(x, y)
+        return bind(P.pow_scalar_p, x, exponent=y)
+    return _power(x, y)
+
+
 pow = power
 maximum = _binary(P.max_p, "maximum", "Elementwise maximum (ties share the gradient).")
 minimum = _binary(P.min_p, "minimum", "Elementwise minimum (ties share the gradient).")
@@ -199,11 +232,26 @@ def reciprocal(x) -> Tensor:
     return 1.0 / _floating(x)
 
 
+def _minus_abs(x: Tensor, nonnegative: Tensor) -> Tensor:
+    """-|x| for the stable formulas that branch on ``nonnegative`` (x >= 0): -x there, x
+    elsewhere, so that each branch differentiates as its own smooth formula (abs' is 0 at
+    0, which would make sigmoid'(0) 0 rather than 1/4)."""
+    return where(nonnegative, -x, x)
+
+
 def sigmoid(x) -> Tensor:
     """1 / (1 + exp(-x)), written so that no branch overflows."""
     x = _floating(x)
-    e = exp(-abs(x))
-    return where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    nonnegative = x >= 0
+    e = exp(_minus_abs(x, nonnegative))
+    return where(nonnegative, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus(x) -> Tensor:
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), which never overflows."""
+    x = _floating(x)
+    nonnegative = x >= 0
+    return where(nonnegative, x, 0.0) + log1p(exp(_minus_abs(x, nonnegative)))
 
 
 def relu(x) -> Tensor:
@@ -230,9 +278,20 @@ def gelu(x, approximate: str = "none") -> Tensor:
     return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
 
 
-def clip(x, min=None, max=None) -> Tensor:
-    """Limit x to [min, max]; the gradient passes where min <= x <= max, as in PyTorch."""
+def trunc(x) -> Tensor:
+    """Round towards zero (integers stay as they are); its gradient is zero."""
     x = to_tensor(x)
+    if not dtypes.is_float(x._np_dtype):
+        return x
+    return where(x < 0, ceil(x), floor(x))
+
+
+def clip(x, min=None, max=None) -> Tensor:
+    """Limit x to [min, max]; the gradient passes where min <= x <= max, as in PyTorch
+    (so not at a NaN, which stays NaN)."""
+    x = to_tensor(x)
+    if dtypes.is_float(x._np_dtype):
+        x = where(x != x, stop_gradient(x), x)
     try:
         if min is not None:
             x = where(x < min, min, x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 import math
 
@@ -98,21 +99,34 @@ def tensordot(x, y, axes=2) -> Tensor:
     )
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 def einsum(subscripts: str, *operands) -> Tensor:
-    """Einstein summation over one or more operands (``"bij,bjk->bik"``), lowered to
-    transposes, reshapes, sums and batched matmuls. Repeated indices within one operand
-    (diagonals) are not supported."""
+    """Einstein summation over one or more operands (``"bij,bjk->bik"``), as in NumPy and
+    PyTorch: ``...`` stands for an operand's leading unnamed axes (broadcast against the
+    other operands'), an index repeated in one term takes a diagonal (``"ii->i"``; ``"ii"``
+    is the trace), and an axis of size 1 broadcasts against its index's size elsewhere.
+    Lowered to strided slices (diagonals), transposes, reshapes, sums and batched matmuls.
+
+    >>> fx.einsum("ii", fx.eye(3))
+    3.0:f32[]:cpu(0)
+    """
     operands = [to_tensor(o) for o in operands]
     dtype = functools.reduce(dtypes.promote, [o._np_dtype for o in operands])
-    operands = [astype(o, dtype) for o in operands]
-    if "->" in subscripts:
-        inputs, output = subscripts.replace(" ", "").split("->")
-    else:
-        inputs = subscripts.replace(" ", "")
-        letters = inputs.replace(",", "")
-        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ops = [astype(o, dtype) for o in operands]
+    inputs, arrow, output = subscripts.replace(" ", "").partition("->")
     terms = inputs.split(",")
+    if len(terms) != len(ops):
+        raise InvalidArgumentError(
+            f"einsum: {subscripts!r} names {len(terms)} operands but {len(ops)} were given"
+        )
+    terms, ellipsis = _expand_ellipsis(subscripts, terms, ops)
     letters = "".join(terms)
+    if not arrow:  # NumPy's implicit output: the ellipsis, then the indices used once, sorted
+        once = sorted(c for c in set(letters) - set(ellipsis) if letters.count(c) == 1)
+        output = ellipsis + "".join(once)
+    output = output.replace("...", ellipsis, 1)
     for c in output:
         if c not in letters or output.count(c) > 1:
             raise InvalidArgumentError(
@@ -120,30 +134,16 @@ def einsum(subscripts: str, *operands) -> Tensor:
                 + ("appears twice" if output.count(c) > 1 else "is not in any input term")
                 + "; name each output index once, from the inputs"
             )
-    if len(terms) != len(operands):
-        raise InvalidArgumentError(
-            f"einsum: {subscripts!r} names {len(terms)} operands but {len(operands)} were given"
-        )
-    for t, o in zip(terms, operands):
-        if "." in t:
-            raise InvalidArgumentError("einsum: ellipsis ('...') is not supported; name every axis")
-        if len(t) != o.ndim:
-            raise ShapeError(
-                f"einsum: term {t!r} names {len(t)} axes but its operand has shape {o.shape}"
-            )
-        if len(set(t)) != len(t):
-            raise InvalidArgumentError(
-                f"einsum: repeated index in {t!r} (diagonals) is not supported"
-            )
-    sizes = {}
-    for t, o in zip(terms, operands):
-        for c, d in zip(t, o.shape):
-            if sizes.setdefault(c, d) != d:
-                raise ShapeError(
-                    f"einsum: index {c!r} has size {sizes[c]} in one operand and {d} in another"
-                )
-    terms = list(terms)
-    ops = list(operands)
+    for i, t in enumerate(terms):
+        ops[i], terms[i] = _diagonals(subscripts, ops[i], t)
+    sizes = _index_sizes(subscripts, terms, ops)
+    for i, (t, o) in enumerate(zip(terms, ops)):
+        # a size-1 axis meeting a larger size broadcasts: it leaves its term, and its index
+        # lives on in the operands that have it whole
+        thin = tuple(a for a, c in enumerate(t) if o.shape[a] == 1 and sizes[c] > 1)
+        if thin:
+            ops[i] = squeeze(o, axis=thin)
+            terms[i] = "".join(c for a, c in enumerate(t) if a not in thin)
     # Sum out indices that appear in one operand only and not in the output.
     for i, (t, o) in enumerate(zip(terms, ops)):
         others = "".join(terms[:i] + terms[i + 1 :]) + output
@@ -170,3 +170,67 @@ def einsum(subscripts: str, *operands) -> Tensor:
     if extra:
         result, term = sum(result, axis=extra), "".join(c for c in term if c in output)
     return transpose(result, [term.index(c) for c in output])
+
+
+def _expand_ellipsis(subscripts, terms, operands) -> tuple[list[str], str]:
+    """The terms with ``...`` spelled out in letters that no term names, and those letters
+    (an operand with fewer unnamed axes takes the last ones: they align from the right)."""
+    unused = [c for c in _LETTERS if c not in subscripts]
+    widths = []
+    for i, (t, o) in enumerate(zip(terms, operands)):
+        named = t.replace("...", "", 1)
+        if any(c not in _LETTERS for c in named):
+            raise InvalidArgumentError(
+                f"einsum: term {t!r} of {subscripts!r}: name axes with the letters a-z and A-Z, "
+                "and the leading others with one '...'"
+            )
+        width = o.ndim - len(named)
+        if width < 0 or width and "..." not in t:
+            raise ShapeError(
+                f"einsum: term {t!r} names {len(named)} axes but operand {i} has shape "
+                f"{o.shape}" + ("" if "..." in t else "; name each axis, or use '...'")
+            )
+        widths.append(width)
+    ellipsis = "".join(unused[: builtins.max(widths, default=0)])
+    expanded = [t.replace("...", ellipsis[len(ellipsis) - w :], 1) for t, w in zip(terms, widths)]
+    return expanded, ellipsis
+
+
+def _diagonals(subscripts, x, term) -> tuple[Tensor, str]:
+    """``x`` with each index repeated in ``term`` reduced to its diagonal (a last axis)."""
+    for c in dict.fromkeys(term):
+        axes = [a for a, d in enumerate(term) if d == c]
+        if len(axes) == 1:
+            continue
+        n = x.shape[axes[0]]
+        if any(x.shape[a] != n for a in axes):
+            raise ShapeError(
+                f"einsum: index {c!r} repeats in term {term!r} of {subscripts!r} over axes of "
+                f"sizes {[x.shape[a] for a in axes]}; a diagonal needs them equal"
+            )
+        rest = [a for a in range(x.ndim) if a not in axes]
+        flat = reshape(
+            transpose(x, rest + axes), tuple(x.shape[a] for a in rest) + (n ** len(axes),)
+        )
+        # element (i, i, ..., i) of the flattened block sits at i * (1 + n + n^2 + ...)
+        step = builtins.sum(n**k for k in range(len(axes)))
+        starts = (0,) * flat.ndim
+        steps = (1,) * (flat.ndim - 1) + (step,)
+        x = bind(P.slice_p, flat, starts=starts, stops=flat.shape, steps=steps)
+        term = "".join(term[a] for a in rest) + c
+    return x, term
+
+
+def _index_sizes(subscripts, terms, operands) -> dict:
+    """The size of each index: equal wherever it appears, or 1 there (broadcast)."""
+    sizes = {}
+    for i, (t, o) in enumerate(zip(terms, operands)):
+        for c, d in zip(t, o.shape):
+            known = sizes.setdefault(c, d)
+            if d != known and 1 not in (d, known):
+                raise ShapeError(
+                    f"einsum: index {c!r} of {subscripts!r} has size {known} in one operand and "
+                    f"{d} in operand {i}; make them equal, or one of them 1 (broadcast)"
+                )
+            sizes[c] = builtins.max(known, d)
+    return sizes

@@ -320,22 +320,31 @@ def _div_vjp(ct, primals, outputs):
 
 
 def _pow_partials(x, y, out):
-    # d/dx = y x^(y-1) (0 where y == 0); d/dy = out log x, taken as 0 where x <= 0 (x^y
-    # is differentiable in y only for x > 0). Both partials are computed even when only
-    # one is needed (x ** 2), so d/dy must stay finite: a NaN there would poison the jvp
-    # (0 * NaN) and trip debug_nans.
-    zero = constant(0, x._np_dtype)
-    dx = bind(select_p, y == 0, zero, y * bind(pow_p, x, y - 1.0))
+    # d/dx = y x^(y-1), 0 where y == 0. d/dy = x^y log x, as in PyTorch: NaN where x < 0;
+    # at x == 0 its limit from x > 0, 0 where y >= 0 and -inf where y < 0 (log x is taken
+    # as 0 and -inf there). log runs on a positive stand-in where x <= 0, and no 0 * -inf
+    # is formed, so that no warning fires for the values chosen.
+    dtype = x._np_dtype
+    dx = bind(select_p, y == 0, constant(0, dtype), y * bind(pow_p, x, y - 1.0))
     positive = x > 0
-    safe_x = bind(select_p, positive, x, constant(1, x._np_dtype))
-    dy = bind(select_p, positive, out * bind(log_p, safe_x), zero)
-    return dx, dy
+    at_zero = bind(select_p, y >= 0, constant(0, dtype), constant(-np.inf, dtype))
+    log_x = bind(
+        select_p,
+        positive,
+        bind(log_p, bind(select_p, positive, x, constant(1, dtype))),
+        bind(select_p, x == 0, at_zero, constant(np.nan, dtype)),
+    )
+    return dx, out * log_x
 
 
 def _pow_jvp(primals, tangents):
+    # A direction that leaves an argument still takes nothing from its partial, which is
+    # NaN or inf where it does not exist (d/dy at x < 0): 0, not 0 * NaN. (Transforms hand
+    # a constant exponent a zero tangent.)
     (x, y), (tx, ty) = primals, tangents
     out = bind(pow_p, x, y)
-    dx, dy = _pow_partials(x, y, out)
+    zero = constant(0, x._np_dtype)
+    dx, dy = (bind(select_p, t == 0, zero, d) for t, d in zip((tx, ty), _pow_partials(x, y, out)))
     return out, tx * dx + ty * dy
 
 
@@ -381,6 +390,37 @@ sub_p = binary("sub", "subtract", _linear_jvp("sub"), _sub_vjp, "({0} - {1})", t
 mul_p = binary("mul", "multiply", _mul_jvp, _mul_vjp, "({0} * {1})")
 div_p = binary("div", "divide", _div_jvp, _div_vjp, "({0} / {1})", takes=_FLOATING)
 pow_p = binary("pow", "power", _pow_jvp, _pow_vjp)  # NumPy's integer powers raise on x ** -1
+
+
+def _pow_scalar_aval(x, *, exponent):
+    if x.dtype in INTEGERS and exponent < 0:
+        raise DTypeError(
+            f"power: an integer tensor ({x.dtype}) to the negative power {exponent} is not an "
+            "integer; cast the tensor to a float dtype first"
+        )
+    return x
+
+
+def _pow_scalar_partial(x, exponent):
+    if exponent == 0:
+        return zeros(x.shape, x._np_dtype)
+    return exponent * bind(pow_scalar_p, x, exponent=exponent - 1)
+
+
+# x ** c for a Python number c: the exponent is a param, so no derivative in it is formed
+# (pow's d/dy is NaN where x < 0, which x ** 2 must not compute, as JAX's integer_pow)
+pow_scalar_p = Primitive(
+    "pow_scalar",
+    impl=lambda xp, x, *, exponent: xp.power(x, np.asarray(exponent, x.dtype)),
+    abstract=_pow_scalar_aval,
+    jvp=lambda primals, tangents, *, exponent: (
+        bind(pow_scalar_p, primals[0], exponent=exponent),
+        tangents[0] * _pow_scalar_partial(primals[0], exponent),
+    ),
+    vjp=lambda ct, primals, outputs, *, exponent: (ct * _pow_scalar_partial(primals[0], exponent),),
+    batch=_batch_broadcasting("pow_scalar"),
+    elementwise=True,
+)
 # NaN wins, as in NumPy's maximum/minimum
 max_p = binary(
     "max",
@@ -656,25 +696,56 @@ reduce_max_p = reduce_extremum("reduce_max", _extremum_impl("maximum"))
 reduce_min_p = reduce_extremum("reduce_min", _extremum_impl("minimum"))
 
 
-def _prod_partials(x, out, axes):
-    # d prod / d x_i = product of the others; exact with zeros: where x_i is the only
-    # zero it is the product of the non-zeros, elsewhere out / x_i (0 when out is 0).
-    is_zero = x == 0
-    zero_count = bind(reduce_sum_p, is_zero.astype(x._np_dtype), axes=axes)
-    nonzero_prod = bind(
-        reduce_prod_p, bind(select_p, is_zero, constant(1, x._np_dtype), x), axes=axes
+def _slice_last(x, start, stop, step=1):
+    lead = x.ndim - 1
+    return bind(
+        slice_p,
+        x,
+        starts=(0,) * lead + (start,),
+        stops=x.shape[:-1] + (stop,),
+        steps=(1,) * lead + (step,),
     )
-    others_if_zero = expand_reduced(
-        nonzero_prod * (zero_count == 1).astype(x._np_dtype), x.shape, axes
-    )
-    safe_x = bind(select_p, is_zero, constant(1, x._np_dtype), x)
-    return bind(select_p, is_zero, others_if_zero, expand_reduced(out, x.shape, axes) / safe_x)
+
+
+def _products_of_others(x, axes):
+    """d prod / d x_i: for each element, the product of the others in its reduced slice.
+
+    A product tree run up and then back down (each node hands its children the product
+    of everything outside them), so that the result is the product of the others in IEEE
+    arithmetic even where elements are 0, inf or NaN (out / x_i would be 0 / 0 at a zero,
+    NaN / NaN beside a NaN). Linear work, logarithmic depth.
+    """
+    dtype, kept = x._np_dtype, tuple(a for a in range(x.ndim) if a not in axes)
+    n = math.prod(x.shape[a] for a in axes)
+    if n == 0:
+        return zeros(x.shape, dtype)
+    perm = kept + tuple(axes)
+    rows = tuple(x.shape[a] for a in kept)
+    level = bind(reshape_p, bind(transpose_p, x, perm=perm), shape=rows + (n,))
+    width = 1 << (n - 1).bit_length()  # the leaves, padded with ones to a power of two
+    if width > n:
+        level = bind(pad_p, level, widths=((0, 0, 0),) * len(rows) + ((0, width - n, 0),), value=1)
+    children = []
+    while level.shape[-1] > 1:
+        left, right = (
+            _slice_last(level, 0, level.shape[-1], 2),
+            _slice_last(level, 1, level.shape[-1], 2),
+        )
+        children.append((left, right))
+        level = left * right
+    outside = Tensor._from_array(np.ones(rows + (1,), dtype))
+    for left, right in reversed(children):  # the left child's outside: parent's * right's
+        pair = (bind(reshape_p, outside * o, shape=o.shape + (1,)) for o in (right, left))
+        both = bind(concatenate_p, *pair, axis=len(rows) + 1)
+        outside = bind(reshape_p, both, shape=rows + (2 * left.shape[-1],))
+    moved = bind(reshape_p, _slice_last(outside, 0, n), shape=tuple(x.shape[p] for p in perm))
+    return bind(transpose_p, moved, perm=tuple(np.argsort(perm).tolist()))
 
 
 def _reduce_prod_jvp(primals, tangents, *, axes):
     (x,), (t,) = primals, tangents
     out = bind(reduce_prod_p, x, axes=axes)
-    return out, bind(reduce_sum_p, t * _prod_partials(x, out, axes), axes=axes)
+    return out, bind(reduce_sum_p, t * _products_of_others(x, axes), axes=axes)
 
 
 reduce_prod_p = Primitive(
@@ -683,7 +754,7 @@ reduce_prod_p = Primitive(
     abstract=_reduce_aval("prod"),
     jvp=_reduce_prod_jvp,
     vjp=lambda ct, primals, outputs, *, axes: (
-        expand_reduced(ct, primals[0].shape, axes) * _prod_partials(primals[0], outputs[0], axes),
+        expand_reduced(ct, primals[0].shape, axes) * _products_of_others(primals[0], axes),
     ),
     batch=_batch_front("reduce_prod", _shift_axes),
 )
@@ -709,9 +780,13 @@ argmin_p = arg_extremum("argmin", lambda xp, x, *, axis: xp.argmin(x, axis=axis)
 
 
 def _argsort_impl(xp, x, *, axis, descending):
-    # stable in both directions: descending sorts the negated keys (ties keep their order)
-    keys = -x if descending and x.dtype != BOOL else (~x if descending else x)
-    return xp.argsort(keys, axis=axis, kind="stable").astype(np.int64)
+    if not descending:
+        return xp.argsort(x, axis=axis, kind="stable").astype(np.int64)
+    # Stable descending for every dtype: sort the reversed keys ascending and reverse the
+    # result back. (Negated keys would wrap unsigned and minimum integers, and leave NaN
+    # last where PyTorch puts it first, as the largest value.)
+    ascending = xp.argsort(xp.flip(x, axis), axis=axis, kind="stable")
+    return (x.shape[axis] - 1 - xp.flip(ascending, axis)).astype(np.int64)
 
 
 argsort_p = Primitive(

@@ -218,22 +218,37 @@ def _slice_axis(x, axis, start, stop):
 
 
 def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
-    """NumPy's split: a number of equal sections, or the indices to cut at."""
+    """NumPy's split: a number of equal sections, or the indices to cut at.
+
+    Piece k is ``x[cut[k-1]:cut[k]]`` along ``axis`` with Python's slicing rules, as in
+    NumPy: negative cuts count from the end, cuts past the end clamp, and a cut before
+    the previous one gives an empty piece (the next piece starts from that cut).
+    """
     x = to_tensor(x)
     axis = P.check_axis("split", axis, x.ndim)
     n = x.shape[axis]
-    if isinstance(indices_or_sections, int):
-        if indices_or_sections <= 0 or n % indices_or_sections:
+    if isinstance(indices_or_sections, int | np.integer):
+        sections = int(indices_or_sections)
+        if sections <= 0 or n % sections:
             raise ShapeError(
-                f"split: axis {axis} of size {n} does not split into {indices_or_sections} equal "
-                "sections; use array_split semantics via explicit indices, or chunk"
+                f"split: axis {axis} of size {n} does not split into {sections} equal "
+                "sections; give the indices to cut at, or use chunk"
             )
-        step = n // indices_or_sections
-        cuts = [step * k for k in range(1, indices_or_sections)]
+        cuts = [n // sections * k for k in range(1, sections)]
     else:
-        cuts = [int(c) for c in indices_or_sections]
-    bounds = [0] + [min(c, n) for c in cuts] + [n]
-    return [_slice_axis(x, axis, a, max(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        try:
+            cuts = [operator.index(c) for c in indices_or_sections]
+        except TypeError:
+            raise InvalidArgumentError(
+                f"split: indices_or_sections must be an int or a sequence of ints, got "
+                f"{indices_or_sections!r}"
+            ) from None
+    bounds = [0, *cuts, n]
+    pieces = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        start, stop, _ = slice(a, b).indices(n)
+        pieces.append(_slice_axis(x, axis, start, max(start, stop)))
+    return pieces
 
 
 def chunk(x, chunks: int, axis: int = 0) -> list[Tensor]:
