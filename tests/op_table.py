@@ -321,11 +321,19 @@ def np_slice_tensor(x, start, size):
 
 
 def np_scatter_add(x, src, dim, index):
+    """PyTorch's rule: the positions of ``index`` only, ``src`` read where index is."""
     out = x.copy()
     where = list(np.indices(index.shape, sparse=True))
     where[dim] = index
-    np.add.at(out, tuple(where), src)
+    np.add.at(out, tuple(where), src[tuple(slice(0, n) for n in index.shape)])
     return out
+
+
+def np_gather(x, dim, index):
+    """PyTorch's rule: ``index`` may be smaller than ``x`` outside ``dim``; no broadcast."""
+    dim = dim % x.ndim
+    part = x[tuple(slice(None) if k == dim else slice(0, n) for k, n in enumerate(index.shape))]
+    return np.take_along_axis(part, index, dim)
 
 
 def np_one_hot(indices, num_classes, dtype="float32"):
@@ -874,6 +882,10 @@ def _gather_samples(rng):
         _s(rng, (3, 4), dim=0, index=np.array([[2, 0, 1, 0], [1, 1, 1, 2]])),
         _s(rng, (2, 3), dim=-1, index=np.array([[2, 2, 0], [0, 1, 2]])),
         Sample((rng.normal(size=(4, 3)).T,), {"dim": 0, "index": np.array([[2, 0, 1, 1]])}),
+        _s(
+            rng, (2, 3), dim=0, index=np.array([[0, 1]])
+        ),  # smaller outside dim: read, not broadcast
+        _s(rng, (3, 4, 2), dim=1, index=np.array([[[3], [0]], [[1], [1]]])),
     ]
 
 
@@ -883,6 +895,8 @@ def _scatter_add_samples(rng):
         ((3, 4), (2, 4), 0, np.array([[2, 0, 1, 0], [2, 1, 1, 0]])),
         ((2, 3, 2), (2, 1, 2), 1, np.array([[[2, 0]], [[1, 1]]])),
         ((3, 4), (3, 0), -1, np.zeros((3, 0), np.int64)),
+        ((1, 2), (1, 1), 0, np.array([[0]])),  # the index's positions only, not broadcast
+        ((3, 4), (3, 4), 1, np.array([[1], [0], [3]])),  # src larger than the index
     ]
     return [
         Sample((rng.normal(size=xs), rng.normal(size=ss)), {"dim": dim, "index": idx})
@@ -1425,7 +1439,7 @@ OPS: list[OpCase] = [
     OpCase(
         "gather",
         fx.gather,
-        lambda x, dim, index: np.take_along_axis(x, index, dim),
+        np_gather,
         _gather_samples,
     ),
     OpCase(

@@ -522,3 +522,60 @@ def test_chunk_matches_torch(n, chunks):
         assert [p.shape for p in got] == [tuple(p.shape) for p in want]
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+# ----------------------------------------------------------------------------- found by the fuzzer
+
+
+def test_flatten_of_empty_tensors_as_torch():
+    for shape, start, end in [((0, 1), 1, -1), ((2, 0, 3), 0, 1), ((0,), 0, -1), ((3, 0), 0, -1)]:
+        want = torch.flatten(torch.zeros(shape), start, end).shape
+        assert fx.flatten(fx.zeros(shape), start, end).shape == tuple(want)
+
+
+def test_zero_d_boolean_index_as_numpy():
+    xn = np.arange(6.0).reshape(2, 3)
+    x = fx.tensor(xn)
+    for index in [
+        np.array(True),
+        np.array(False),
+        True,
+        False,
+        (0, True),
+        (slice(None), np.array(False), 1),
+        (None, True, 1),
+    ]:
+        np.testing.assert_array_equal(x[index].numpy(), xn[index], err_msg=repr(index))
+        np.testing.assert_array_equal(fx.jit(lambda x: x[index])(x).numpy(), xn[index])
+    g = fx.grad(lambda x: fx.sum(x[True] * 2.0))(x)
+    np.testing.assert_array_equal(g.numpy(), np.full((2, 3), 2.0))
+
+
+def test_at_set_drops_a_values_leading_size_one_axes_as_numpy():
+    out = np.zeros((2, 3))
+    out[0:1] = np.ones((1, 1, 3))
+    got = fx.zeros((2, 3), dtype=fx.float64).at[0:1].set(fx.ones((1, 1, 3), dtype=fx.float64))
+    np.testing.assert_array_equal(got.numpy(), out)
+
+
+def test_attention_with_empty_heads_is_empty_as_torch():
+    q = fx.zeros((2, 3, 0))
+    want = torch.nn.functional.scaled_dot_product_attention(*[torch.zeros(2, 3, 0)] * 3)
+    assert fx.nn.functional.scaled_dot_product_attention(q, q, q).shape == tuple(want.shape)
+
+
+def test_gather_and_scatter_add_follow_torch_for_a_smaller_index():
+    """A smaller index reads (and writes) only its own positions, as torch: NumPy's
+    take_along_axis broadcasting gave [[2, 2]] where torch gives [[2, 1]]."""
+    rng = np.random.default_rng(0)
+    xn, src = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    index = np.array([[2, 0], [1, 1]])
+    for dim in (0, 1):
+        t_index = torch.tensor(index)
+        want = torch.gather(torch.tensor(xn), dim, t_index).numpy()
+        np.testing.assert_array_equal(fx.gather(fx.tensor(xn), dim, index).numpy(), want)
+        want = torch.scatter_add(torch.tensor(xn), dim, t_index, torch.tensor(src)).numpy()
+        got = fx.scatter_add(fx.tensor(xn), dim, index, fx.tensor(src)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-15)
+    with pytest.raises(fx.errors.ShapeError, match="larger than input"):
+        fx.gather(fx.tensor(xn), 0, np.zeros((2, 5), np.int64))

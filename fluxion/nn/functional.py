@@ -386,7 +386,8 @@ def _causal_bias(L: int, S: int, dtype) -> Tensor:
 
 def _attend(q, k, v, bias, dropout_p: float, scale, dropout_key=None):
     """softmax(q k^T * scale + bias) v; returns the output and the (dropped-out) weights."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    if scale is None:  # heads of size 0 give empty results (there is nothing to scale)
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
     scores = ops.matmul(q * scale, ops.swapaxes(k, -1, -2))
     if bias is not None:
         scores = scores + bias

@@ -21,7 +21,7 @@ from fluxion.errors import (
 )
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, equal, where
-from fluxion.ops.shape import broadcast_to, reshape, transpose
+from fluxion.ops.shape import broadcast_to, expand_dims, reshape, transpose
 
 
 def _concrete_index(op, value) -> np.ndarray:
@@ -52,8 +52,9 @@ def _normalize_index(x, index) -> tuple[list, bool]:
             array = to_tensor(array)
             if array._np_dtype == dtypes.BOOL:
                 if array.ndim == 0:
-                    raise InvalidArgumentError(
-                        "getitem: a 0-d boolean index is not supported; use fx.where(mask, x, y)"
+                    raise InvalidArgumentError(  # _zero_d_masks takes them out before
+                        "getitem: a 0-d boolean index only works with ints, slices, None "
+                        "and integer or boolean arrays after it (no Ellipsis before it)"
                     )
                 parts = [to_tensor(i) for i in np.nonzero(_concrete_index("getitem", array))]
                 masks[id(parts[0])] = array.shape
@@ -107,9 +108,26 @@ def _normalize_index(x, index) -> tuple[list, bool]:
     return expanded, separated
 
 
+def _zero_d_masks(x, index):
+    """NumPy's ``x[True]`` / ``x[False]``: a new axis of length 1 or 0 where the 0-d mask
+    stands; returns ``x`` with that axis and the index slicing it instead."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    for k, item in enumerate(items):
+        zero_d = isinstance(item, bool) or (
+            isinstance(item, np.ndarray | Tensor) and item.ndim == 0 and item.dtype == bool
+        )
+        if zero_d and not any(i is Ellipsis for i in items[:k]):
+            axis = sum(i is not None for i in items[:k])
+            keep = bool(_concrete_index("getitem", to_tensor(item)))
+            items[k] = slice(0, int(keep))
+            return _zero_d_masks(expand_dims(x, axis), tuple(items))
+    return x, index
+
+
 def getitem(x, index) -> Tensor:
     """``x[index]`` with NumPy's basic and advanced indexing."""
     x = to_tensor(x)
+    x, index = _zero_d_masks(x, index)
     basic = _ints_and_forward_slices(x, index)
     if basic is not None:
         return basic
@@ -240,20 +258,31 @@ def take(x, indices, axis=None) -> Tensor:
     return bind(P.gather_p, x, _checked("take", indices, x.shape[axis], axis), axis=axis)
 
 
-def _along_axis_linear(x, indices, axis, op):
-    """Flat positions in ``x`` of ``indices`` taken along ``axis`` (NumPy's take_along_axis)."""
+def _along_axis_linear(x, indices, axis, op, torch_rule=False):
+    """Flat positions in ``x`` of ``indices`` taken along ``axis``: NumPy's take_along_axis
+    (the other dims broadcast), or with ``torch_rule`` PyTorch's gather (an index no larger
+    than ``x`` in the other dims reads those positions only)."""
     if indices.ndim != x.ndim:
         raise ShapeError(
             f"{op}: indices of shape {indices.shape} need as many dimensions as x {x.shape}"
         )
     if indices._np_dtype not in dtypes.INTEGERS:
         raise InvalidArgumentError(f"{op}: indices must be integers, got {indices.dtype}")
-    shape = tuple(
-        i
-        if k == axis
-        else P.broadcast_shapes(op, (d,), (i,), names=(f"x dim {k}", f"indices dim {k}"))[0]
-        for k, (d, i) in enumerate(zip(x.shape, indices.shape))
-    )
+    if torch_rule:
+        for k, (d, i) in enumerate(zip(x.shape, indices.shape)):
+            if k != axis and i > d:
+                raise ShapeError(
+                    f"{op}: index of shape {indices.shape} is larger than input of shape "
+                    f"{x.shape} in dim {k} ({i} > {d}); outside dim={axis} it may only be smaller"
+                )
+        shape = tuple(indices.shape)
+    else:
+        shape = tuple(
+            i
+            if k == axis
+            else P.broadcast_shapes(op, (d,), (i,), names=(f"x dim {k}", f"indices dim {k}"))[0]
+            for k, (d, i) in enumerate(zip(x.shape, indices.shape))
+        )
     idx = broadcast_to(_checked(op, indices, x.shape[axis], axis), shape)
     strides = np.cumprod((x.shape[1:] + (1,))[::-1])[::-1]
     linear = P.constant(0, dtypes.DEFAULT_INT)
@@ -279,26 +308,27 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
 
 
 def gather(x, dim: int, index) -> Tensor:
-    """PyTorch's gather(input, dim, index): the same as ``take_along_axis(x, index, dim)``."""
+    """PyTorch's gather(input, dim, index): ``out[i][j] = x[index[i][j]][j]`` (dim 0), the
+    output of ``index``'s shape, which may be smaller than ``x`` outside ``dim`` (only
+    those positions are read; NumPy's take_along_axis would broadcast instead)."""
     x, index = to_tensor(x), to_tensor(index)
     dim = P.check_axis("gather", dim, x.ndim)
-    linear = _along_axis_linear(x, index, dim, "gather")
+    linear = _along_axis_linear(x, index, dim, "gather", torch_rule=True)
     return bind(P.gather_p, reshape(x, (-1,)), linear, axis=0)
 
 
 def scatter_add(x, dim: int, index, src) -> Tensor:
-    """PyTorch's scatter_add: ``out[..., index[i], ...] += src[i]`` along ``dim`` (out of place)."""
+    """PyTorch's scatter_add: ``out[index[i][j]][j] += src[i][j]`` (dim 0), out of place,
+    over the positions of ``index`` only (``src`` at least as large, as in PyTorch)."""
     x, index, src = to_tensor(x), to_tensor(index), to_tensor(src)
     dim = P.check_axis("scatter_add", dim, x.ndim)
-    linear = _along_axis_linear(x, index, dim, "scatter_add")
-    if src.ndim > linear.ndim or any(
-        s not in (1, n) for s, n in zip(src.shape[::-1], linear.shape[::-1])
-    ):
+    linear = _along_axis_linear(x, index, dim, "scatter_add", torch_rule=True)
+    if src.ndim != index.ndim or any(s < n for s, n in zip(src.shape, index.shape)):
         raise ShapeError(
-            f"scatter_add: src of shape {src.shape} does not fit index of shape {index.shape} "
-            f"(one value per index, or broadcastable to {linear.shape})"
+            f"scatter_add: src of shape {src.shape} is smaller than index of shape "
+            f"{index.shape}; it needs a value for each index (as many dims, each at least as large)"
         )
-    src = astype(broadcast_to(src, linear.shape), x._np_dtype)
+    src = astype(src[tuple(slice(0, n) for n in index.shape)], x._np_dtype)
     flat = bind(
         P.scatter_add_p, reshape(x, (-1,)), reshape(linear, (-1,)), reshape(src, (-1,)), axis=0
     )
@@ -354,6 +384,9 @@ def index_update(x, index, value, mode: str) -> Tensor:
         if not isinstance(value, bool | int | float)
         else P.constant(value, x._np_dtype)
     )
+    extra = value.ndim - selected.ndim  # leading size-1 axes drop, as in NumPy's x[i] = v
+    if extra > 0 and all(n == 1 for n in value.shape[:extra]):
+        value = reshape(value, value.shape[extra:])
     value = broadcast_to(astype(value, x._np_dtype), selected.shape)
     linear, values = selected.reshape(-1), reshape(value, (-1,))
     flat = reshape(x, (-1,))

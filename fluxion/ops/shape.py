@@ -72,7 +72,8 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
             f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}; "
             "give start_dim <= end_dim"
         )
-    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1 :])
+    merged = math.prod(x.shape[start : end + 1])  # not -1: ambiguous with 0 elements
+    return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
 
 def expand_dims(x, axis) -> Tensor:
