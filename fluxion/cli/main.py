@@ -223,8 +223,10 @@ def _positive(text: str) -> int:
 )
 def demo(args: argparse.Namespace) -> int:
     from fluxion.cli.demo import run_demo
+    from fluxion.tasks.base import smoke, smoke_steps
 
-    run_demo(steps=args.steps, progress=not args.no_progress)
+    steps = smoke_steps(args.steps) if smoke() else args.steps
+    run_demo(steps=steps, progress=not args.no_progress)
     return 0
 
 

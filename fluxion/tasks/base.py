@@ -201,20 +201,25 @@ def register(cls: type[Task]) -> type[Task]:
 
 
 def smoke() -> bool:
-    """``FLUXION_SMOKE=1``: every run of a task shrinks to seconds, so that a command can be
-    checked end to end (the README's commands are, in the tests): a tiny model, small data
-    and evaluation sets (each task's ``smoke``), a fraction of the steps (``smoke_options``)."""
+    """``FLUXION_SMOKE=1``: every run of a task (and ``fluxion demo``) shrinks to seconds,
+    so that a command can be checked end to end (the README's commands are, in the tests):
+    a tiny model, small data and evaluation sets (each task's ``smoke``), a fraction of the
+    steps (``smoke_options``)."""
     return os.environ.get("FLUXION_SMOKE", "0") != "0"
 
 
 SMOKE_CONFIG = dict(batch_size=8, d_model=16, heads=2, layers=1, ff=0)
-SMOKE_STEP = 250  # a smoke run takes one step for every 250 asked for (rounded up)
+
+
+def smoke_steps(steps: int) -> int:
+    """A smoke run takes one step for every 250 asked for (rounded up)."""
+    return math.ceil(steps / 250)
 
 
 def smoke_options(task: str, given: dict, resume: bool) -> dict:
     """The options ``given`` to ``fluxion train`` (None: not given), as a smoke run takes
-    them: ``SMOKE_CONFIG``'s sizes, and the steps, warm-up and evaluation interval divided
-    by ``SMOKE_STEP`` (a resumed run divides only the ones given; the checkpoint holds the
+    them: ``SMOKE_CONFIG``'s sizes, and the steps, warm-up and evaluation interval cut by
+    ``smoke_steps`` (a resumed run cuts only the ones given; the checkpoint holds the
     rest). Unchanged without ``FLUXION_SMOKE=1``."""
     if not smoke():
         return given
@@ -223,9 +228,9 @@ def smoke_options(task: str, given: dict, resume: bool) -> dict:
         fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
         asked = {**fields, **TASKS[task].defaults, **asked}
     shrunk = {
-        name: math.ceil(asked[name] / SMOKE_STEP)
+        name: smoke_steps(asked[name])
         for name in ("steps", "warmup", "eval_every")
-        if name in asked
+        if name in asked  # a resumed run: the ones given
     }
     return {**given, **SMOKE_CONFIG, **shrunk}
 
