@@ -210,15 +210,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _option(flag: str, help: str, **kwargs) -> ArgSpec:
+    """One option: its flag, its help text, then ``add_argument``'s other arguments."""
+    return (flag,), {"help": help, **kwargs}
+
+
 @command(
     "demo",
     help="train the seed transformer classifier imperatively and compiled; compare timings",
     args=[
-        (
-            ("--steps",),
-            {"type": _positive, "default": 60, "metavar": "N", "help": "steps per paradigm"},
-        ),
-        (("--no-progress",), {"action": "store_true", "help": "hide the progress bars"}),
+        _option("--steps", "steps per paradigm", type=_positive, default=60, metavar="N"),
+        _option("--no-progress", "hide the progress bars", action="store_true"),
     ],
 )
 def demo(args: argparse.Namespace) -> int:
@@ -232,81 +234,50 @@ def demo(args: argparse.Namespace) -> int:
 
 # The options that make a run's TrainConfig; their defaults are the task's (None: not given).
 _TRAIN_OPTIONS = [
-    (
-        ("--steps",),
-        {"type": _positive, "metavar": "N", "help": "training steps in all, resumed ones included"},
+    _option("--steps", "training steps in all, resumed ones included", type=_positive, metavar="N"),
+    _option("--batch-size", "examples per step", type=_positive, metavar="N"),
+    _option("--lr", "peak learning rate of AdamW", type=float),
+    _option(
+        "--schedule",
+        "the learning rate after the warm-up: constant, or a cosine decay to lr/10",
+        choices=("constant", "cosine"),
     ),
-    (("--batch-size",), {"type": _positive, "metavar": "N", "help": "examples per step"}),
-    (("--lr",), {"type": float, "help": "peak learning rate of AdamW"}),
-    (
-        ("--schedule",),
-        {
-            "choices": ("constant", "cosine"),
-            "help": "the learning rate after the warm-up: constant, or a cosine decay to lr/10",
-        },
+    _option("--warmup", "steps of linear warm-up, from lr/N up to lr", type=int, metavar="N"),
+    _option("--d-model", "the model's width", type=_positive, metavar="N"),
+    _option("--heads", "attention heads (they divide --d-model)", type=_positive, metavar="N"),
+    _option(
+        "--layers",
+        "transformer layers (addition: in the encoder and in the decoder)",
+        type=_positive,
+        metavar="N",
     ),
-    (
-        ("--warmup",),
-        {"type": int, "metavar": "N", "help": "steps of linear warm-up, from lr/N up to lr"},
+    _option("--ff", "feed-forward width; 0 means 4 x --d-model", type=int, metavar="N"),
+    _option(
+        "--pos",
+        "positions: learned embeddings, sinusoidal ones, or rotary (rope)",
+        choices=("learned", "sinusoidal", "rope"),
     ),
-    (("--d-model",), {"type": _positive, "metavar": "N", "help": "the model's width"}),
-    (
-        ("--heads",),
-        {"type": _positive, "metavar": "N", "help": "attention heads (they divide --d-model)"},
+    _option("--dropout", "dropout probability", type=float, metavar="P"),
+    _option("--weight-decay", "AdamW's weight decay", type=float, metavar="WD"),
+    _option(
+        "--clip",
+        "clip the gradients' global norm to NORM; 0: no clipping",
+        type=float,
+        metavar="NORM",
     ),
-    (
-        ("--layers",),
-        {
-            "type": _positive,
-            "metavar": "N",
-            "help": "transformer layers (addition: in the encoder and in the decoder)",
-        },
+    _option("--seed", "seed of the initialization, the batches and dropout", type=int),
+    _option(
+        "--eval-every",
+        "steps between evaluations, log lines and checkpoints",
+        type=_positive,
+        metavar="N",
     ),
-    (
-        ("--ff",),
-        {"type": int, "metavar": "N", "help": "feed-forward width; 0 means 4 x --d-model"},
+    _option(
+        "--text",
+        "gpt: train on this UTF-8 text file (default: Python source of the standard library)",
+        metavar="FILE",
     ),
-    (
-        ("--pos",),
-        {
-            "choices": ("learned", "sinusoidal", "rope"),
-            "help": "positions: learned embeddings, sinusoidal ones, or rotary (rope)",
-        },
-    ),
-    (("--dropout",), {"type": float, "metavar": "P", "help": "dropout probability"}),
-    (("--weight-decay",), {"type": float, "metavar": "WD", "help": "AdamW's weight decay"}),
-    (
-        ("--clip",),
-        {
-            "type": float,
-            "metavar": "NORM",
-            "help": "clip the gradients' global norm to NORM; 0: no clipping",
-        },
-    ),
-    (
-        ("--seed",),
-        {"type": int, "help": "seed of the initialization, the batches and dropout"},
-    ),
-    (
-        ("--eval-every",),
-        {
-            "type": _positive,
-            "metavar": "N",
-            "help": "steps between evaluations, log lines and checkpoints",
-        },
-    ),
-    (
-        ("--text",),
-        {
-            "metavar": "FILE",
-            "help": "gpt: train on this UTF-8 text file (default: Python source of the "
-            "standard library)",
-        },
-    ),
-    (
-        ("--context",),
-        {"type": _positive, "metavar": "N", "help": "gpt: characters the model reads at once"},
-    ),
+    _option("--context", "gpt: characters the model reads at once", type=_positive, metavar="N"),
 ]
 
 
@@ -349,19 +320,14 @@ class _TaskDefaultsHelp(argparse.Action):
             },
         ),
         *_TRAIN_OPTIONS,
-        (("--out",), {"metavar": "DIR", "help": "output folder (default: runs/TASK)"}),
-        (
-            ("--resume",),
-            {"action": "store_true", "help": "continue from OUT/checkpoint.safetensors"},
-        ),
-        (("--eager",), {"action": "store_true", "help": "imperative loop instead of fx.jit"}),
-        (("--no-progress",), {"action": "store_true", "help": "hide the progress bar"}),
-        (
-            ("--no-tensorboard",),
-            {
-                "action": "store_true",
-                "help": "write no OUT/tensorboard (written when tensorboardX is installed)",
-            },
+        _option("--out", "output folder (default: runs/TASK)", metavar="DIR"),
+        _option("--resume", "continue from OUT/checkpoint.safetensors", action="store_true"),
+        _option("--eager", "imperative loop instead of fx.jit", action="store_true"),
+        _option("--no-progress", "hide the progress bar", action="store_true"),
+        _option(
+            "--no-tensorboard",
+            "write no OUT/tensorboard (written when tensorboardX is installed)",
+            action="store_true",
         ),
     ],
     epilog="A run writes OUT/metrics.jsonl, eval.json, checkpoint.safetensors, the plots "
@@ -419,50 +385,36 @@ def evaluate(args: argparse.Namespace) -> int:
     help="continue a prompt (gpt) or solve a problem like 12+345 (addition) with a checkpoint",
     args=[
         _CHECKPOINT,
-        (("--prompt",), {"required": True, "help": "gpt: the text to continue; addition: a+b"}),
-        (
-            ("--max-new-tokens",),
-            {"type": _positive, "default": 200, "metavar": "N", "help": "gpt: tokens to add"},
+        _option("--prompt", "gpt: the text to continue; addition: a+b", required=True),
+        _option("--max-new-tokens", "gpt: tokens to add", type=_positive, default=200, metavar="N"),
+        _option(
+            "--temperature",
+            "gpt: sampling temperature; lower is closer to the most likely text",
+            type=float,
+            default=0.8,
+            metavar="T",
         ),
-        (
-            ("--temperature",),
-            {
-                "type": float,
-                "default": 0.8,
-                "metavar": "T",
-                "help": "gpt: sampling temperature; lower is closer to the most likely text",
-            },
+        _option(
+            "--top-k",
+            "gpt: sample among the K most likely tokens (default: all)",
+            type=_positive,
+            metavar="K",
         ),
-        (
-            ("--top-k",),
-            {
-                "type": _positive,
-                "metavar": "K",
-                "help": "gpt: sample among the K most likely tokens (default: all)",
-            },
+        _option(
+            "--top-p",
+            "gpt: sample among the most likely tokens whose probabilities add up to P "
+            "(default: all)",
+            type=float,
+            metavar="P",
         ),
-        (
-            ("--top-p",),
-            {
-                "type": float,
-                "metavar": "P",
-                "help": "gpt: sample among the most likely tokens whose probabilities add up "
-                "to P (default: all)",
-            },
+        _option(
+            "--beam",
+            "beam search with N beams (default: sampling for gpt, greedy for addition)",
+            type=_positive,
+            metavar="N",
         ),
-        (
-            ("--beam",),
-            {
-                "type": _positive,
-                "metavar": "N",
-                "help": "beam search with N beams (default: sampling for gpt, greedy for addition)",
-            },
-        ),
-        (
-            ("--best-of",),
-            {"type": _positive, "metavar": "N", "help": "gpt: the most likely of N samples"},
-        ),
-        (("--seed",), {"type": int, "default": 0, "help": "gpt: seed of the sampling"}),
+        _option("--best-of", "gpt: the most likely of N samples", type=_positive, metavar="N"),
+        _option("--seed", "gpt: seed of the sampling", type=int, default=0),
     ],
 )
 def generate(args: argparse.Namespace) -> int:
