@@ -199,26 +199,29 @@ def test_resume_of_another_task(runs, capsys):
 # ------------------------------------------------------------------ TensorBoard
 
 
-def _tensorboard_points(folder) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar of the event files under ``folder``, read by TensorBoard's own loader."""
+def _tensorboard_points(folder) -> dict[str, list[tuple[int, float, float]]]:
+    """``{tag: [(step, wall time, value)]}`` of the event files under ``folder``, read by
+    TensorBoard's own loader."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep all
     events.Reload()
     return {
-        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+        tag: [(e.step, e.wall_time, e.value) for e in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
     }
 
 
-def _metrics_points(rows) -> dict[str, list[tuple[int, float]]]:
-    """The same, expected from rows of metrics.jsonl (TensorBoard keeps float32)."""
+def _metrics_points(rows) -> dict[str, list[tuple[int, float, float]]]:
+    """The same, expected from rows of metrics.jsonl (TensorBoard keeps float32 values)."""
     points: dict[str, list] = {}
     for row in rows:
         prefix = "final/" if row.get("final") else ""
         for key, value in row.items():
-            if key in ("step", "final") or isinstance(value, str):
+            if key in ("step", "time", "final") or isinstance(value, str):
                 continue
-            points.setdefault(prefix + key, []).append((row["step"], float(np.float32(value))))
+            point = (row["step"], row["time"], float(np.float32(value)))
+            points.setdefault(prefix + key, []).append(point)
     return points
 
 
@@ -239,17 +242,16 @@ def test_resumed_runs_continue_their_tensorboard_curves(tmp_path, capsys):
     out = tmp_path / "r"
     base = ["train", "classify", *TINY, "--out", str(out)]
     assert main(base) == 0  # steps 2, 4 and the final evaluation at 4
-    first_final = _rows(out)[-1]
     at_4 = (out / "checkpoint.safetensors").read_bytes()
     assert main([*base, "--steps", "6", "--resume"]) == 0  # 6, final at 6
-    # back to the checkpoint of step 4: the points at 6 are now orphans TensorBoard must hide
+    assert _tensorboard_points(out / "tensorboard") == _metrics_points(_rows(out))
+    # back to the checkpoint of step 4: the points at 6 are orphans now, to be dropped
     (out / "checkpoint.safetensors").write_bytes(at_4)
     assert main([*base, "--steps", "8", "--resume"]) == 0
     rows = _rows(out)
     assert [r["step"] for r in rows] == [2, 4, 6, 8, 8]
-    assert len(list((out / "tensorboard").iterdir())) == 3  # one event file per run
-    # what metrics.jsonl holds, and the full evaluation of the first run (at its step, 4)
-    assert _tensorboard_points(out / "tensorboard") == _metrics_points([first_final, *rows])
+    assert len(list((out / "tensorboard").iterdir())) == 1
+    assert _tensorboard_points(out / "tensorboard") == _metrics_points(rows)
     # a fresh run in the folder starts the curves afresh, as metrics.jsonl
     assert main(base) == 0
     assert _tensorboard_points(out / "tensorboard") == _metrics_points(_rows(out))

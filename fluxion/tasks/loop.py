@@ -191,7 +191,7 @@ def train(
     metrics_path = out / METRICS
     rows = read_metrics(metrics_path, upto=start) if resume else []
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    board = tensorboard_log.open_log(out, start, echo) if tensorboard else None
+    board = tensorboard_log.open_log(out, rows, echo) if tensorboard else None
     n_params = sum(p.size for p in model.parameters())
     echo(
         f"{config.task}: {n_params:,} parameters, {runner.style} step, steps {start}..{config.steps}"
@@ -242,6 +242,7 @@ def train(
                     "lr": lr,
                     "steps_per_s": len(window) / max(window_time, 1e-9),
                     "elapsed_s": time.perf_counter() - began,
+                    "time": time.time(),
                 }
                 row.update(_evaluate(task, runner.model, full=False))
                 rows.append(row)
@@ -262,7 +263,7 @@ def train(
         save(config.steps)
     seconds = time.perf_counter() - began
     final = _evaluate(task, runner.model, full=True)
-    final_row = {"step": config.steps, "final": True, **_scalars(final)}
+    final_row = {"step": config.steps, "final": True, "time": time.time(), **_scalars(final)}
     with metrics_path.open("a") as f:
         f.write(json.dumps(final_row) + "\n")
     if board is not None:
