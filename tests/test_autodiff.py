@@ -9,6 +9,10 @@ table); this file tests the machinery.
 from __future__ import annotations
 
 import inspect
+import os
+import pathlib
+import subprocess
+import sys
 from collections import namedtuple
 
 import numpy as np
@@ -840,6 +844,73 @@ def test_debug_nans_reports_nan_produced_in_the_backward_pass():
             y = fx.sqrt(x)  # forward is finite
             y.backward()
     assert "backward" in str(info.value) and "sqrt" in str(info.value)
+
+
+def _checks_nans() -> bool:
+    """Whether an op producing a NaN raises now (the behaviour, not a flag)."""
+    try:
+        fx.log(fx.tensor(-1.0))
+    except FloatingPointCheckError:
+        return True
+    return False
+
+
+def test_debug_nans_called_alone_switches_at_once():
+    try:
+        fx.debug_nans(True)  # no `with`: as torch.set_grad_enabled, this takes effect
+        assert _checks_nans()
+        fx.debug_nans()  # the default is on
+        assert _checks_nans()
+        fx.debug_nans(False)
+        assert not _checks_nans()
+    finally:
+        fx.debug_nans(False)
+
+
+def test_debug_nans_blocks_restore_the_setting_they_found_and_nest():
+    assert not _checks_nans()
+    with fx.debug_nans():
+        assert _checks_nans()
+        with fx.debug_nans(False):
+            assert not _checks_nans()
+            with fx.debug_nans(True):
+                assert _checks_nans()
+            assert not _checks_nans()
+        assert _checks_nans()
+    assert not _checks_nans()
+    try:
+        fx.debug_nans(True)
+        with fx.debug_nans(False):
+            assert not _checks_nans()
+        assert _checks_nans()  # on again: the switch made before the block
+        with pytest.raises(KeyError):
+            with fx.debug_nans(False):
+                raise KeyError("any exception")
+        assert _checks_nans()  # an exception leaving the block restores it too
+    finally:
+        fx.debug_nans(False)
+
+
+def test_debug_nans_made_early_and_entered_later():
+    checking = fx.debug_nans()
+    fx.debug_nans(False)
+    with checking:  # the instance switches on again when entered
+        assert _checks_nans()
+    assert not _checks_nans()  # and restores what it found when made
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("0", False), (None, False)])
+def test_debug_nans_environment_variable(value, on):
+    env = {k: v for k, v in os.environ.items() if k != "FLUXION_DEBUG_NANS"}
+    if value is not None:
+        env["FLUXION_DEBUG_NANS"] = value
+    code = "import fluxion as fx; fx.log(fx.tensor(-1.0))"
+    root = pathlib.Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert (run.returncode != 0) == on, run.stderr
+    assert ("FloatingPointCheckError: log" in run.stderr) == on, run.stderr
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -12,8 +12,11 @@ or ``xpr`` touches nothing else::
         ...
         return 0
 
+Every option's help shows its default (``fluxion train TASK --help``: that task's).
+
 Example::
 
+    $ fluxion --version
     $ fluxion info
     $ fluxion demo
     $ fluxion train addition --out runs/addition
@@ -28,11 +31,14 @@ one line ``error: ...`` and the exit code is 2, as for a bad option.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from fluxion import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 ArgSpec = tuple[tuple[str, ...], dict[str, Any]]
@@ -44,18 +50,21 @@ class Command:
     help: str
     func: Handler
     args: list[ArgSpec] = field(default_factory=list)
+    epilog: str | None = None
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, *, help: str, args: Sequence[ArgSpec] = ()) -> Callable[[Handler], Handler]:
-    """Register ``func(args) -> exit code`` as subcommand ``name``."""
+def command(
+    name: str, *, help: str, args: Sequence[ArgSpec] = (), epilog: str | None = None
+) -> Callable[[Handler], Handler]:
+    """Register ``func(args) -> exit code`` as subcommand ``name``; ``epilog`` ends its --help."""
 
     def register(func: Handler) -> Handler:
         if name in COMMANDS:
             raise ValueError(f"fluxion cli: subcommand {name!r} is registered twice")
-        COMMANDS[name] = Command(name, help, func, list(args))
+        COMMANDS[name] = Command(name, help, func, list(args), epilog)
         return func
 
     return register
@@ -85,7 +94,86 @@ def _devices() -> str:
     return "cpu(0)"
 
 
-@command("info", help="print versions, the backend and the devices")
+def _blas() -> str:
+    """NumPy's BLAS and its threads: threadpoolctl reads them from the loaded library;
+    without it NumPy's build configuration names the library, and the threads are
+    OpenBLAS's default (one per core) unless a variable sets them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        import numpy
+
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        set_by = [v for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if v in os.environ]
+        threads = (
+            f"{os.environ[set_by[0]]} threads ({set_by[0]})"
+            if set_by
+            else f"threads: the library's default, one per core ({os.cpu_count()} cores); "
+            "pip install threadpoolctl to read them"
+        )
+        return f"{blas['name']} {blas.get('version', '')}, {threads}"
+    pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    return "; ".join(
+        f"{p['internal_api']} {p['version']}, {p['num_threads']} threads" for p in pools
+    )
+
+
+def _native_kernels() -> str:
+    import subprocess
+    import warnings
+
+    from fluxion.compiler import native
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiler = native._compiler()
+    if compiler is None:
+        why = str(caught[0].message) if caught else "FLUXION_NATIVE_KERNELS=0"
+        return f"off ({why}); fused groups run as NumPy calls"
+    try:
+        run = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+    except OSError as e:  # CC names a program that is not there
+        return f"off: the C compiler {compiler!r} does not run ({e.strerror}); NumPy calls"
+    version = (run.stdout.splitlines() or ["version unknown"])[0]
+    return f"on: {compiler} ({version}) {' '.join(native.FLAGS)}"
+
+
+def _cache() -> str:
+    from fluxion.compiler import native
+
+    folder = native.cache_dir()
+    sizes = [
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(folder)
+        for name in names
+    ]
+    return (
+        f"{folder} ({len(sizes)} files, {sum(sizes) / 2**20:.1f} MiB; FLUXION_CACHE_DIR moves it)"
+    )
+
+
+# the optional extras of pyproject.toml that add features, and the packages each brings
+EXTRAS = {"plot": ("matplotlib",), "tensorboard": ("tensorboardX",), "bench": ("torch", "jax")}
+
+
+def _extras() -> list[tuple[str, str]]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    rows = []
+    for extra, packages in EXTRAS.items():
+        found = []
+        for package in packages:
+            try:
+                found.append(f"{package} {version(package)}")
+            except PackageNotFoundError:
+                found.append(f"{package} missing (pip install 'fluxion[{extra}]')")
+        rows.append((f"[{extra}]", ", ".join(found)))
+    return rows
+
+
+@command(
+    "info", help="print the versions, NumPy's BLAS, the native kernels, cache, extras, devices"
+)
 def info(args: argparse.Namespace) -> int:
     import ml_dtypes
     import numpy
@@ -93,12 +181,16 @@ def info(args: argparse.Namespace) -> int:
     import fluxion
 
     rows = [
-        ("fluxion", getattr(fluxion, "__version__", "unknown")),
-        ("backend", _backend_name()),
-        ("numpy", numpy.__version__),
-        ("ml_dtypes", ml_dtypes.__version__),
-        ("devices", _devices()),
+        ("fluxion", f"{__version__} ({os.path.dirname(fluxion.__file__)})"),
         ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("numpy", numpy.__version__),
+        ("BLAS", _blas()),
+        ("ml_dtypes", ml_dtypes.__version__),
+        ("backend", _backend_name()),
+        ("devices", _devices()),
+        ("native kernels", _native_kernels()),
+        ("kernel cache", _cache()),
+        *_extras(),
     ]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
@@ -118,40 +210,101 @@ def _positive(text: str) -> int:
     return value
 
 
+def _option(flag: str, help: str, **kwargs) -> ArgSpec:
+    """One option: its flag, its help text, then ``add_argument``'s other arguments."""
+    return (flag,), {"help": help, **kwargs}
+
+
 @command(
     "demo",
     help="train the seed transformer classifier imperatively and compiled; compare timings",
     args=[
-        (("--steps",), {"type": _positive, "default": 60, "help": "steps per paradigm (60)"}),
-        (("--no-progress",), {"action": "store_true", "help": "hide the progress bars"}),
+        _option("--steps", "steps per paradigm", type=_positive, default=60, metavar="N"),
+        _option("--no-progress", "hide the progress bars", action="store_true"),
     ],
 )
 def demo(args: argparse.Namespace) -> int:
     from fluxion.cli.demo import run_demo
+    from fluxion.tasks.base import smoke, smoke_steps
 
-    run_demo(steps=args.steps, progress=not args.no_progress)
+    steps = smoke_steps(args.steps) if smoke() else args.steps
+    run_demo(steps=steps, progress=not args.no_progress)
     return 0
 
 
+# The options that make a run's TrainConfig; their defaults are the task's (None: not given).
 _TRAIN_OPTIONS = [
-    (("--steps",), {"type": _positive, "help": "total training steps (resumed ones included)"}),
-    (("--batch-size",), {"type": _positive}),
-    (("--lr",), {"type": float, "help": "peak learning rate of AdamW"}),
-    (("--schedule",), {"choices": ("constant", "cosine")}),
-    (("--warmup",), {"type": int, "help": "linear warm-up steps"}),
-    (("--d-model",), {"type": _positive}),
-    (("--heads",), {"type": _positive}),
-    (("--layers",), {"type": _positive}),
-    (("--ff",), {"type": int, "help": "feed-forward width (0: 4 * d_model)"}),
-    (("--pos",), {"choices": ("learned", "sinusoidal", "rope")}),
-    (("--dropout",), {"type": float}),
-    (("--weight-decay",), {"type": float}),
-    (("--clip",), {"type": float, "help": "global gradient-norm clip (0: none)"}),
-    (("--seed",), {"type": int}),
-    (("--eval-every",), {"type": _positive, "help": "steps between evaluations/log lines"}),
-    (("--text",), {"metavar": "FILE", "help": "gpt: train on this text file"}),
-    (("--context",), {"type": _positive, "help": "gpt: context length"}),
+    _option("--steps", "training steps in all, resumed ones included", type=_positive, metavar="N"),
+    _option("--batch-size", "examples per step", type=_positive, metavar="N"),
+    _option("--lr", "peak learning rate of AdamW", type=float),
+    _option(
+        "--schedule",
+        "the learning rate after the warm-up: constant, or a cosine decay to lr/10",
+        choices=("constant", "cosine"),
+    ),
+    _option("--warmup", "steps of linear warm-up, from lr/N up to lr", type=int, metavar="N"),
+    _option("--d-model", "the model's width", type=_positive, metavar="N"),
+    _option("--heads", "attention heads (they divide --d-model)", type=_positive, metavar="N"),
+    _option(
+        "--layers",
+        "transformer layers (addition: in the encoder and in the decoder)",
+        type=_positive,
+        metavar="N",
+    ),
+    _option("--ff", "feed-forward width; 0 means 4 x --d-model", type=int, metavar="N"),
+    _option(
+        "--pos",
+        "positions: learned embeddings, sinusoidal ones, or rotary (rope)",
+        choices=("learned", "sinusoidal", "rope"),
+    ),
+    _option("--dropout", "dropout probability", type=float, metavar="P"),
+    _option("--weight-decay", "AdamW's weight decay", type=float, metavar="WD"),
+    _option(
+        "--clip",
+        "clip the gradients' global norm to NORM; 0: no clipping",
+        type=float,
+        metavar="NORM",
+    ),
+    _option("--seed", "seed of the initialization, the batches and dropout", type=int),
+    _option(
+        "--eval-every",
+        "steps between evaluations, log lines and checkpoints",
+        type=_positive,
+        metavar="N",
+    ),
+    _option(
+        "--text",
+        "gpt: train on this UTF-8 text file (default: Python source of the standard library)",
+        metavar="FILE",
+    ),
+    _option("--context", "gpt: characters the model reads at once", type=_positive, metavar="N"),
 ]
+
+
+class _TaskDefaultsHelp(argparse.Action):
+    """``-h`` of ``train``: the defaults it shows are the task's named before it
+    (``fluxion train gpt --help``), or each task's (``fluxion train --help``)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from fluxion.tasks import TASKS, make_config
+
+        task = getattr(namespace, "task", None)
+        configs = {t: make_config(t) for t in ([task] if task else TASK_NAMES)}
+        for flags, _ in _TRAIN_OPTIONS:
+            name = _dest(flags)
+            values = {t: getattr(config, name) for t, config in configs.items()}
+            if len(set(values.values())) > 1:
+                shown = ", ".join(f"{t} {v}" for t, v in values.items())
+            else:
+                shown = next(iter(values.values()))
+            parser.set_defaults(**{name: shown})  # shown only: the help exits
+        if task:
+            parser.description = f"train {task}: {TASKS[task].help}."
+        parser.print_help()
+        parser.exit()
 
 
 @command(
@@ -159,26 +312,47 @@ _TRAIN_OPTIONS = [
     help="train a curriculum task (its defaults reach the task's target)",
     args=[
         (("task",), {"choices": TASK_NAMES, "help": "the task: " + ", ".join(TASK_NAMES)}),
-        *_TRAIN_OPTIONS,
-        (("--out",), {"metavar": "DIR", "help": "output folder (runs/TASK)"}),
         (
-            ("--resume",),
-            {"action": "store_true", "help": "continue from OUT/checkpoint.safetensors"},
+            ("-h", "--help"),
+            {
+                "action": _TaskDefaultsHelp,
+                "help": "show this help and exit; after TASK, with that task's defaults",
+            },
         ),
-        (("--eager",), {"action": "store_true", "help": "imperative loop instead of fx.jit"}),
-        (("--no-progress",), {"action": "store_true", "help": "hide the progress bar"}),
+        *_TRAIN_OPTIONS,
+        _option("--out", "output folder (default: runs/TASK)", metavar="DIR"),
+        _option("--resume", "continue from OUT/checkpoint.safetensors", action="store_true"),
+        _option("--eager", "imperative loop instead of fx.jit", action="store_true"),
+        _option("--no-progress", "hide the progress bar", action="store_true"),
+        _option(
+            "--no-tensorboard",
+            "write no OUT/tensorboard (written when tensorboardX is installed)",
+            action="store_true",
+        ),
     ],
+    epilog="A run writes OUT/metrics.jsonl, eval.json, checkpoint.safetensors, the plots "
+    "(with matplotlib) and OUT/tensorboard (with tensorboardX); FLUXION_SMOKE=1 shrinks it "
+    "to seconds.",
 )
 def train(args: argparse.Namespace) -> int:
     from fluxion.tasks import loop, make_config
+    from fluxion.tasks.base import smoke_options
 
     out = args.out or loop.default_out_dir(args.task)
     given = {_dest(flags): getattr(args, _dest(flags)) for flags, _ in _TRAIN_OPTIONS}
+    given = smoke_options(args.task, given, args.resume)
     if args.resume:
         config, resume = loop.resume_config(args.task, out, given)
     else:
         config, resume = make_config(args.task, **given), None
-    loop.train(config, out, resume=resume, eager=args.eager, progress=not args.no_progress)
+    loop.train(
+        config,
+        out,
+        resume=resume,
+        eager=args.eager,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+    )
     return 0
 
 
@@ -211,14 +385,36 @@ def evaluate(args: argparse.Namespace) -> int:
     help="continue a prompt (gpt) or solve a problem like 12+345 (addition) with a checkpoint",
     args=[
         _CHECKPOINT,
-        (("--prompt",), {"required": True, "help": "gpt: the text to continue; addition: a+b"}),
-        (("--max-new-tokens",), {"type": _positive, "default": 200}),
-        (("--temperature",), {"type": float, "default": 0.8}),
-        (("--top-k",), {"type": _positive}),
-        (("--top-p",), {"type": float}),
-        (("--beam",), {"type": _positive, "metavar": "N", "help": "beam search with N beams"}),
-        (("--best-of",), {"type": _positive, "metavar": "N", "help": "best of N samples"}),
-        (("--seed",), {"type": int, "default": 0}),
+        _option("--prompt", "gpt: the text to continue; addition: a+b", required=True),
+        _option("--max-new-tokens", "gpt: tokens to add", type=_positive, default=200, metavar="N"),
+        _option(
+            "--temperature",
+            "gpt: sampling temperature; lower is closer to the most likely text",
+            type=float,
+            default=0.8,
+            metavar="T",
+        ),
+        _option(
+            "--top-k",
+            "gpt: sample among the K most likely tokens (default: all)",
+            type=_positive,
+            metavar="K",
+        ),
+        _option(
+            "--top-p",
+            "gpt: sample among the most likely tokens whose probabilities add up to P "
+            "(default: all)",
+            type=float,
+            metavar="P",
+        ),
+        _option(
+            "--beam",
+            "beam search with N beams (default: sampling for gpt, greedy for addition)",
+            type=_positive,
+            metavar="N",
+        ),
+        _option("--best-of", "gpt: the most likely of N samples", type=_positive, metavar="N"),
+        _option("--seed", "gpt: seed of the sampling", type=int, default=0),
     ],
 )
 def generate(args: argparse.Namespace) -> int:
@@ -235,14 +431,35 @@ def generate(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ entry point
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, where it has one."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if default is None or isinstance(default, bool) or default == argparse.SUPPRESS:
+            return action.help
+        if action.help and "(default:" in action.help:
+            return action.help
+        return f"{action.help or ''} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fluxion",
         description="fluxion: a hackable deep-learning framework on NumPy.",
+        epilog="`fluxion COMMAND --help` explains a command's options.",
     )
+    parser.add_argument("--version", action="version", version=f"fluxion {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(
+            cmd.name,
+            help=cmd.help,
+            description=cmd.help,
+            epilog=cmd.epilog,
+            formatter_class=_Formatter,
+            conflict_handler="resolve",  # a command may bring its own -h (train does)
+        )
         for flags, kwargs in cmd.args:
             p.add_argument(*flags, **kwargs)
         p.set_defaults(func=cmd.func)

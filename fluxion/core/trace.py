@@ -17,6 +17,7 @@ Every op ends in ``bind(prim, *tensors, **params)``:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -40,7 +41,7 @@ class _Context(threading.local):
         self.grad_enabled = True
         self.settling = False  # writes made while a trace's state is settled are not noted
         self.recorders: list[dict] = []  # see recording_writes
-        self.debug_nans = bool(os.environ.get("FLUXION_DEBUG_NANS"))
+        self.debug_nans = os.environ.get("FLUXION_DEBUG_NANS", "0") != "0"
         self.refresh()
 
     def refresh(self):
@@ -370,22 +371,45 @@ def _check_finite(prim, out):
             )
 
 
-class debug_nans(contextlib.ContextDecorator):
-    """Raise at the first op producing a NaN or inf, forward or backward.
+class debug_nans:
+    """Raise at the first op producing a NaN or inf, forward or backward, naming the op and
+    the line of your code that ran it.
 
-    >>> with fx.debug_nans():
-    ...     fx.log(fx.tensor(-1.0))  # raises FloatingPointCheckError naming `log`
+    As with ``torch.set_grad_enabled``, the call switches the check at once; used as ``with``
+    (or as a decorator) it restores the previous setting when the block (the call) ends::
+
+        fx.debug_nans(True)            # on from here; FLUXION_DEBUG_NANS=1 starts it on
+        with fx.debug_nans():          # on inside the block only
+            fx.log(fx.tensor(-1.0))    # raises FloatingPointCheckError naming `log`
+        with fx.debug_nans(False):     # off inside, for code that makes infs on purpose
+            fx.log(fx.tensor(0.0))
     """
 
     def __init__(self, enabled: bool = True):
-        self.enabled, self.prev = enabled, []  # a stack, as in _GradMode
+        self.enabled, self.prev = bool(enabled), ctx.debug_nans
+        self._switch(self.enabled)
 
     def __enter__(self):
-        self.prev.append(ctx.debug_nans)
-        ctx.debug_nans = self.enabled
-        ctx.refresh()
+        self._switch(self.enabled)  # again: the instance may have been made earlier
         return self
 
     def __exit__(self, *exc):
-        ctx.debug_nans = self.prev.pop()
+        self._switch(self.prev)
+
+    def __call__(self, func):
+        # a decorator checks inside its calls only: undo the switch, and enter a fresh
+        # instance per call, so that a recursive call restores its own caller's setting
+        self._switch(self.prev)
+        enabled = self.enabled
+
+        @functools.wraps(func)
+        def checked(*args, **kwargs):
+            with debug_nans(enabled):
+                return func(*args, **kwargs)
+
+        return checked
+
+    @staticmethod
+    def _switch(enabled: bool):
+        ctx.debug_nans = enabled
         ctx.refresh()

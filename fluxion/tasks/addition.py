@@ -43,6 +43,7 @@ class Addition(Task):
         eval_every=250,
     )
     quick_per_length, full_per_length = 64, 256
+    smoke = dict(quick_per_length=2, full_per_length=4)
 
     def __init__(self, config, tokenizer=None):
         super().__init__(config, tokenizer)

@@ -21,6 +21,8 @@ Randomness is explicit so that a resumed run is bit-exact: the model is initiali
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -133,11 +135,15 @@ class Task:
     name: ClassVar[str] = ""
     help: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    #: the class attributes (data and evaluation sizes) that a smoke run replaces
+    smoke: ClassVar[dict[str, Any]] = {}
     #: the metric shown in the progress bar and the curves next to the loss
     metric: ClassVar[str] = "accuracy"
 
     def __init__(self, config: TrainConfig, tokenizer: dict | None = None):
         self.config = config
+        if smoke():
+            vars(self).update(self.smoke)
 
     # ---------------------------------------------------------------- training
     def build_model(self):
@@ -192,6 +198,41 @@ def register(cls: type[Task]) -> type[Task]:
         raise ValueError(f"task {cls.name!r} is registered twice")
     TASKS[cls.name] = cls
     return cls
+
+
+def smoke() -> bool:
+    """``FLUXION_SMOKE=1``: every run of a task (and ``fluxion demo``) shrinks to seconds,
+    so that a command can be checked end to end (the README's commands are, in the tests):
+    a tiny model, small data and evaluation sets (each task's ``smoke``), a fraction of the
+    steps (``smoke_options``)."""
+    return os.environ.get("FLUXION_SMOKE", "0") != "0"
+
+
+SMOKE_CONFIG = dict(batch_size=8, d_model=16, heads=2, layers=1, ff=0)
+
+
+def smoke_steps(steps: int) -> int:
+    """A smoke run takes one step for every 250 asked for (rounded up)."""
+    return math.ceil(steps / 250)
+
+
+def smoke_options(task: str, given: dict, resume: bool) -> dict:
+    """The options ``given`` to ``fluxion train`` (None: not given), as a smoke run takes
+    them: ``SMOKE_CONFIG``'s sizes, and the steps, warm-up and evaluation interval cut by
+    ``smoke_steps`` (a resumed run cuts only the ones given; the checkpoint holds the
+    rest). Unchanged without ``FLUXION_SMOKE=1``."""
+    if not smoke():
+        return given
+    asked = {k: v for k, v in given.items() if v is not None}
+    if not resume:
+        fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        asked = {**fields, **TASKS[task].defaults, **asked}
+    shrunk = {
+        name: smoke_steps(asked[name])
+        for name in ("steps", "warmup", "eval_every")
+        if name in asked  # a resumed run: the ones given
+    }
+    return {**given, **SMOKE_CONFIG, **shrunk}
 
 
 def make_config(task: str, **overrides) -> TrainConfig:

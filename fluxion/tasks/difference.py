@@ -34,6 +34,7 @@ class Difference(Task):
         eval_every=250,
     )
     train_size, val_size, test_size = 50_000, 2_000, 2_000
+    smoke = dict(train_size=300, val_size=100, test_size=100)
 
     def __init__(self, config, tokenizer=None):
         super().__init__(config, tokenizer)

@@ -34,12 +34,23 @@ class CharGPT(Task):
         eval_every=250,
     )
     val_batches, val_batch_size = 8, 64
+    smoke = dict(val_batches=2, val_batch_size=8)
 
     def __init__(self, config, tokenizer=None):
         super().__init__(config, tokenizer)
         from fluxion.data import CharTokenizer, LMDataset, char_corpus
 
-        text = char_corpus(config.text)
+        try:
+            text = char_corpus(config.text)
+        except fx.errors.InvalidArgumentError:
+            raise TaskError(
+                "gpt: this Python has no source of its standard library to train on; give a "
+                "UTF-8 text file with --text FILE"
+                if config.text is None
+                else f"gpt: --text {config.text!r} is not a file; give a UTF-8 text file, or "
+                "leave --text out to train on the Python standard library's source (eval and "
+                "generate read the file that the checkpoint was trained on)"
+            ) from None
         if tokenizer is None:
             self.tokenizer = CharTokenizer().fit(text)
         else:

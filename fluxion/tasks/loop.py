@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 import fluxion as fx
 from fluxion.optim import schedules
 from fluxion.tasks import checkpoint as ckpt
-from fluxion.tasks import plots
+from fluxion.tasks import plots, tensorboard_log
 from fluxion.tasks.base import Task, TaskError, TrainConfig, make_task, step_rng, step_seed
 
 METRICS, EVAL, CURVES, BY_LENGTH = (
@@ -169,9 +169,11 @@ def train(
     resume: ckpt.Checkpoint | None = None,
     eager: bool = False,
     progress: bool = True,
+    tensorboard: bool = True,
     echo: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train ``config.task`` for ``config.steps`` steps (in all, counting the resumed ones)."""
+    """Train ``config.task`` for ``config.steps`` steps (in all, counting the resumed ones);
+    ``tensorboard=False`` writes no ``OUT/tensorboard`` even with tensorboardX installed."""
     config.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +191,7 @@ def train(
     metrics_path = out / METRICS
     rows = read_metrics(metrics_path, upto=start) if resume else []
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    board = tensorboard_log.open_log(out, rows, echo) if tensorboard else None
     n_params = sum(p.size for p in model.parameters())
     echo(
         f"{config.task}: {n_params:,} parameters, {runner.style} step, steps {start}..{config.steps}"
@@ -239,11 +242,14 @@ def train(
                     "lr": lr,
                     "steps_per_s": len(window) / max(window_time, 1e-9),
                     "elapsed_s": time.perf_counter() - began,
+                    "time": time.time(),
                 }
                 row.update(_evaluate(task, runner.model, full=False))
                 rows.append(row)
                 with metrics_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
+                if board is not None:
+                    tensorboard_log.log_row(board, row)
                 (bar.write if progress else echo)(_row_text(row, task.metric))
                 save(done)
                 window, window_time = [], 0.0
@@ -257,11 +263,15 @@ def train(
         save(config.steps)
     seconds = time.perf_counter() - began
     final = _evaluate(task, runner.model, full=True)
-    final_row = {"step": config.steps, "final": True, **_scalars(final)}
+    final_row = {"step": config.steps, "final": True, "time": time.time(), **_scalars(final)}
     with metrics_path.open("a") as f:
         f.write(json.dumps(final_row) + "\n")
+    if board is not None:
+        tensorboard_log.log_row(board, final_row)
+        board.close()
     (out / EVAL).write_text(json.dumps({"step": config.steps, **final}, indent=1) + "\n")
     files = [str(out / ckpt.FILENAME), str(metrics_path), str(out / EVAL)]
+    files += [str(out / tensorboard_log.FOLDER)] if board is not None else []
     files += write_plots(task, rows, final, out, echo)
     for line in task.describe(final):
         echo(line)
