@@ -40,6 +40,8 @@ _TABLE = [
 ]
 SHORT_NAMES = {np_dtype: short for _, np_dtype, short in _TABLE}
 FLOATS = frozenset(d for n, d, _ in _TABLE if n.startswith(("float", "bfloat")))
+# accumulate in float32 (sums, norms, softmax, losses), as PyTorch's CPU kernels do
+LOW_FLOATS = frozenset({np.dtype(np.float16), bfloat16_np})
 INTEGERS = frozenset(d for n, d, _ in _TABLE if "int" in n)
 DEFAULT_FLOAT = np.dtype(np.float32)
 DEFAULT_INT = np.dtype(np.int64)

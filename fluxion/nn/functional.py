@@ -29,6 +29,7 @@ from fluxion.errors import (
     TracerError,
 )
 from fluxion.ops.random import rand, uniform
+from fluxion.ops.reduction import widened
 
 
 def _known(x: Tensor) -> np.ndarray | None:
@@ -137,6 +138,7 @@ def _check_affine(op: str, name: str, t, normalized_shape) -> None:
         raise ShapeError(f"{op}: {name} has shape {tuple(t.shape)}, expected {shape}")
 
 
+@widened
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """(x - mean) / sqrt(var + eps) over the trailing ``normalized_shape`` dims, then
     ``* weight + bias``. The variance is the biased one, as in PyTorch."""
@@ -153,12 +155,18 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
 
 
 def rms_norm(input, normalized_shape, weight=None, eps: float | None = None) -> Tensor:
-    """x / sqrt(mean(x**2) + eps) * weight; ``eps=None`` is the dtype's machine epsilon."""
+    """x / sqrt(mean(x**2) + eps) * weight; ``eps=None`` is the input dtype's machine
+    epsilon (computed in float32 for float16/bfloat16 inputs, as every norm here is)."""
     x = _float_input("rms_norm", input)
-    axes = _normalized_axes("rms_norm", x, normalized_shape)
-    _check_affine("rms_norm", "weight", weight, normalized_shape)
     if eps is None:
         eps = float(ml_dtypes.finfo(x._np_dtype).eps)
+    return _rms_norm(x, normalized_shape, weight, eps)
+
+
+@widened
+def _rms_norm(x, normalized_shape, weight, eps) -> Tensor:
+    axes = _normalized_axes("rms_norm", x, normalized_shape)
+    _check_affine("rms_norm", "weight", weight, normalized_shape)
     y = x / ops.sqrt(ops.mean(x * x, axis=axes, keepdims=True) + eps)
     return y if weight is None else y * weight
 
@@ -204,6 +212,7 @@ def _running_statistics(x, mean, var, running_mean, running_var, momentum):
     return new_mean.astype(running_mean._np_dtype), new_var.astype(running_var._np_dtype)
 
 
+@widened
 def batch_norm(
     input,
     running_mean,
@@ -240,6 +249,7 @@ def batch_norm(
     return _per_channel((x - mean) / ops.sqrt(var + eps), "batch_norm", weight, bias)
 
 
+@widened
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalize an (N, C, ...) input over each group of ``C // num_groups`` channels and
     the remaining axes, then ``* weight + bias`` per channel (PyTorch's F.group_norm)."""
@@ -501,6 +511,7 @@ def _nll_terms(logp: Tensor, target: Tensor, cdim: int, weight, ignore_index: in
     return -picked * w, w, lp, valid
 
 
+@widened
 def nll_loss(
     input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"
 ) -> Tensor:
@@ -519,6 +530,7 @@ def nll_loss(
     return _reduce(loss, reduction)
 
 
+@widened
 def cross_entropy(
     input,
     target,
@@ -579,6 +591,7 @@ def _same_shape(op: str, x: Tensor, y: Tensor) -> None:
         )
 
 
+@widened
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     """Mean (or sum) of squared differences."""
     x, y = _float_input("mse_loss", input), to_tensor(target)
@@ -588,6 +601,7 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     return _reduce(d * d, reduction)
 
 
+@widened
 def l1_loss(input, target, reduction: str = "mean") -> Tensor:
     """Mean (or sum) of absolute differences."""
     x, y = _float_input("l1_loss", input), to_tensor(target)
@@ -596,6 +610,7 @@ def l1_loss(input, target, reduction: str = "mean") -> Tensor:
     return _reduce(ops.abs(x - y), reduction)
 
 
+@widened
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
     """-(t log p + (1 - t) log(1 - p)) for probabilities ``input``; logs clamp at -100 as
     in PyTorch."""
@@ -617,6 +632,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     return _reduce(loss, reduction)
 
 
+@widened
 def binary_cross_entropy_with_logits(
     input, target, weight=None, reduction: str = "mean", pos_weight=None
 ) -> Tensor:

@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from fluxion.core.dtypes import BOOL, DEFAULT_INT, FLOATS, INTEGERS, is_float
+from fluxion.core.dtypes import BOOL, DEFAULT_INT, FLOATS, INTEGERS, LOW_FLOATS, is_float
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, ShapedArray
 from fluxion.core.tensor import Tensor
 from fluxion.core.trace import bind
@@ -623,7 +623,15 @@ def expand_reduced(ct: Tensor, shape: tuple, axes: tuple) -> Tensor:
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+def _wide(x) -> np.dtype:
+    """The dtype a reduction of ``x`` accumulates in: float32 for float16/bfloat16 (whose
+    running sums would round at every step: 1000 bfloat16 ones summed to 256)."""
+    return np.dtype(np.float32) if x.dtype in LOW_FLOATS else x.dtype
+
+
 def _reduce_sum_impl(xp, x, *, axes):
+    if x.dtype in LOW_FLOATS:
+        return xp.sum(x, axis=axes, dtype=np.float32).astype(x.dtype)
     if xp is not np or x.dtype.kind != "f":
         return xp.sum(x, axis=axes, dtype=x.dtype)
     if x.ndim - 1 in axes and x.shape[-1] <= 1024:
@@ -750,7 +758,7 @@ def _reduce_prod_jvp(primals, tangents, *, axes):
 
 reduce_prod_p = Primitive(
     "reduce_prod",
-    impl=lambda xp, x, *, axes: xp.prod(x, axis=axes, dtype=x.dtype),
+    impl=lambda xp, x, *, axes: xp.prod(x, axis=axes, dtype=_wide(x)).astype(x.dtype),
     abstract=_reduce_aval("prod"),
     jvp=_reduce_prod_jvp,
     vjp=lambda ct, primals, outputs, *, axes: (
@@ -803,8 +811,8 @@ argsort_p = Primitive(
 
 def _cumsum_impl(xp, x, *, axis, reverse):
     if reverse:
-        return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis, dtype=x.dtype), axis)
-    return xp.cumsum(x, axis=axis, dtype=x.dtype)
+        return xp.flip(_cumsum_impl(xp, xp.flip(x, axis), axis=axis, reverse=False), axis)
+    return xp.cumsum(x, axis=axis, dtype=_wide(x)).astype(x.dtype, copy=False)
 
 
 cumsum_p = Primitive(

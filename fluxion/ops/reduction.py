@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 
 import numpy as np
 
@@ -28,6 +29,23 @@ def _keep(x: Tensor, reduced: Tensor, axes, keepdims) -> Tensor:
     return bind(P.reshape_p, reduced, shape=shape)
 
 
+def widened(fn):
+    """``fn`` run in float32 when its first argument is float16 or bfloat16, the result
+    rounded to that dtype once: the sums inside it (a mean, a norm's statistics, softmax's
+    denominator, a loss) accumulate wide, as PyTorch's CPU kernels do, instead of rounding
+    at each step (layer_norm of float16 activations overflowed to NaN in its squares)."""
+
+    @functools.wraps(fn)
+    def run(x, *args, **kwargs):
+        x = to_tensor(x)
+        low = x._np_dtype
+        if low not in dtypes.LOW_FLOATS:
+            return fn(x, *args, **kwargs)
+        return astype(fn(astype(x, np.float32), *args, **kwargs), low)
+
+    return run
+
+
 def _reduce(prim, x, axes, keepdims):
     return _keep(x, bind(prim, x, axes=axes), axes, keepdims)
 
@@ -46,6 +64,7 @@ def sum(x, axis=None, keepdims: bool = False, dtype=None, *, axes=None) -> Tenso
     return _reduce(P.reduce_sum_p, x, _axes("sum", x, axis, axes), keepdims)
 
 
+@widened
 def mean(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
     """Arithmetic mean; integers average as float32."""
     x = _floating(x)
@@ -54,6 +73,7 @@ def mean(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
     return _reduce(P.reduce_sum_p, x, axes, keepdims) / float(count)
 
 
+@widened
 def var(
     x, axis=None, keepdims: bool = False, ddof: int = 0, *, axes=None, correction=None
 ) -> Tensor:
@@ -72,6 +92,7 @@ def _var(op, x, axis, keepdims, ddof, axes, correction) -> Tensor:
     )
 
 
+@widened
 def std(
     x, axis=None, keepdims: bool = False, ddof: int = 0, *, axes=None, correction=None
 ) -> Tensor:
@@ -221,6 +242,7 @@ def _empty(x, axes) -> bool:
     return builtins.any(x.shape[a] == 0 for a in axes)
 
 
+@widened
 def logsumexp(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
     """log(sum(exp(x))) computed stably (the max is subtracted first); -inf over an empty axis."""
     x = _floating(x)
@@ -246,6 +268,7 @@ def _minus_max(x, axes) -> Tensor:
     return x - stop_gradient(max(x, axes=axes, keepdims=True))
 
 
+@widened
 def softmax(x, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, stable for large inputs."""
     x = _floating(x)
@@ -256,6 +279,7 @@ def softmax(x, axis: int = -1) -> Tensor:
     return e / sum(e, axes=axes, keepdims=True)
 
 
+@widened
 def log_softmax(x, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``, computed as (x - max) - log(sum(exp(x - max))): the
     max leaves before anything is rounded (x - logsumexp(x) loses 3e-5 at x = 1000 in float32)."""
