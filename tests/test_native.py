@@ -490,3 +490,19 @@ def test_size_zero_operands_compile(kernels):
         x = fx.zeros(shape)
         assert float(fx.jit(f)(x)) == float(f(x)) == 0.0
         np.testing.assert_array_equal(fx.jit(fx.grad(f))(x).numpy(), np.zeros(shape))
+
+
+def test_a_sum_of_a_sum_in_one_group_compiles(kernels):
+    """vmap makes sums over no axis; a sum of such a sum joined its group, whose loop has
+    a sum only at the end (a KeyError). Found by the fuzzer."""
+
+    def loss(x):
+        v = fx.sum(fx.mean(fx.var(x), keepdims=True), keepdims=True)
+        return fx.sum(fx.softmax(v, axis=-1) * 1.14)
+
+    batch = fx.tensor(np.stack([np.zeros((2, 1)), np.array([[-0.39], [-0.41]])]))
+    want = fx.vmap(fx.grad(loss))(batch).numpy()
+    np.testing.assert_allclose(fx.jit(fx.vmap(fx.grad(loss)))(batch).numpy(), want, atol=1e-15)
+    x = fx.tensor(np.arange(6.0).reshape(2, 3))
+    nested = lambda x: fx.sum(fx.sum(x * 2.0, axis=1), axis=0)  # a group's sum, summed again
+    np.testing.assert_allclose(float(fx.jit(nested)(x)), 30.0)

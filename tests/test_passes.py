@@ -834,3 +834,15 @@ def test_optimize_of_seed_001_program_is_small():
     optimized = passes.optimize(graph)
     assert len(optimized.eqns) <= 3, optimized
     assert "reduce_sum" not in _prims(optimized)  # the cotangent of the literal 2.0 is dead
+
+
+def test_a_sum_over_no_axis_is_dropped():
+    from fluxion.compiler.passes import algebraic_simplification
+    from fluxion.ops import primitives as P
+
+    a, b = (
+        Var(ShapedArray((3,), np.dtype(np.float32))),
+        Var(ShapedArray((3,), np.dtype(np.float32))),
+    )
+    out = algebraic_simplification(Graph([a], [Eqn(P.reduce_sum_p, [a], {"axes": ()}, [b])], [b]))
+    assert out.eqns == [] and out.outvars == [a]

@@ -99,10 +99,11 @@ def _fusible(eqn: Eqn) -> bool:
     return joins and len(shape) > 0 and math.prod(shape) > 0
 
 
-def _summed_in_group(eqn: Eqn, group_of: dict) -> bool:
-    """A float sum of a value of an open group over its leading or trailing axes, which the
-    group's pass can accumulate (a column or a row sum) instead of reading it again."""
-    if eqn.prim.name != "reduce_sum":
+def _summed_in_group(eqn: Eqn, group_of: dict, sums: set) -> bool:
+    """A float sum of a value of an open group (not itself a sum) over its leading or
+    trailing axes, which the group's pass can accumulate (a column or a row sum) instead
+    of reading it again."""
+    if eqn.prim.name != "reduce_sum" or not eqn.params["axes"] or id(eqn.inputs[0]) in sums:
         return False
     x, axes = eqn.inputs[0].aval, tuple(eqn.params["axes"])
     if group_of.get(id(eqn.inputs[0])) != tuple(x.shape):
@@ -157,7 +158,7 @@ def fuse_elementwise(graph: Graph) -> Graph:
             close_readers_of(eqn, keep=shape)
             open_groups.setdefault(shape, []).append(eqn)
             group_of[id(eqn.outputs[0])] = shape
-        elif _summed_in_group(eqn, group_of):
+        elif _summed_in_group(eqn, group_of, sums):
             shape = group_of[id(eqn.inputs[0])]
             open_groups[shape].append(eqn)
             group_of[id(eqn.outputs[0])] = shape

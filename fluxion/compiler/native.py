@@ -393,6 +393,8 @@ def group_source(graph: Graph, name: str) -> str | None:
         if eqn.prim is transpose_p:
             names[id(out)] = value(x)
         elif eqn.prim is reduce_sum_p:
+            if id(out) not in out_index:
+                return None  # a sum read inside its group: the loop has it only at the end
             j, row = out_index[id(out)], store_rows[id(out)]
             reduced = [s == 0 for s in row]
             first = reduced.index(True) if True in reduced else n_loops

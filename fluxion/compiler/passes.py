@@ -162,6 +162,8 @@ def algebraic_simplification(graph: Graph) -> Graph:
         elif name in ("reshape", "broadcast_to", "convert", "transpose") and same(inputs[0], out):
             if name != "transpose" or params["perm"] == tuple(range(out.aval.ndim)):
                 identity = inputs[0]
+        elif name == "reduce_sum" and not params["axes"]:  # a sum over no axis (vmap's)
+            identity = inputs[0]
         if identity is not None and not isinstance(identity, Literal) and same(identity, out):
             replace[id(out)] = identity
             continue
