@@ -945,3 +945,45 @@ def test_a_step_that_takes_its_own_gradients_returns_plain_values():
     assert all(type(p) is fx.nn.Parameter and p.requires_grad for p in model.parameters())
     fx.sum(model(x)).backward()  # so the imperative style can take over
     assert model.weight.grad is not None
+
+
+# ----------------------------------------------------------------------------- checks in compiled code
+
+
+@pytest.mark.parametrize("native_kernels", ["1", "0"])
+def test_debug_nans_checks_compiled_code_and_names_the_users_line(native_kernels, monkeypatch):
+    monkeypatch.setenv("FLUXION_NATIVE_KERNELS", native_kernels)
+    native._compiler.cache_clear()
+
+    def f(x):
+        y = fx.tanh(x) * 2.0
+        z = fx.log(y - 1.0)  # NaN where tanh(x) * 2 < 1: the line named below
+        return fx.sum(fx.where(y > 1.0, z, 0.0))  # masked afterwards: only a check sees it
+
+    x = fx.tensor(np.linspace(-2, 2, 64))
+    compiled = fx.jit(f)
+    plain = float(compiled(x))  # unchecked: the NaN is masked away
+    assert np.isfinite(plain)
+    line = f"{__file__}:{f.__code__.co_firstlineno + 2}"
+    with fx.debug_nans():
+        with pytest.raises(fx.errors.FloatingPointCheckError, match=line) as eager:
+            f(x)
+        with pytest.raises(fx.errors.FloatingPointCheckError, match=line) as jitted:
+            compiled(x)
+    assert "compiled in f" in str(jitted.value) and str(eager.value).split(":")[0] in ("log", "sub")
+    assert compiled.stats.misses == 2  # a checked variant of its own
+    assert float(compiled(x)) == plain  # and the unchecked one again
+    native._compiler.cache_clear()
+
+
+def test_a_compiled_index_error_speaks_the_users_coordinates():
+    table = fx.tensor(np.arange(12.0).reshape(4, 3))
+    lookup = fx.jit(lambda idx: fx.sum(fx.take_along_axis(table, idx, axis=0) * 2.0))
+    ok = fx.tensor(np.array([[0, 1, 3]]))
+    assert float(lookup(ok)) == 2 * (0 + 4 + 11)
+    with pytest.raises(fx.errors.IndexOutOfRangeError) as eager:
+        fx.take_along_axis(table, fx.tensor(np.array([[0, 7, 3]])), axis=0)
+    with pytest.raises(fx.errors.IndexOutOfRangeError) as compiled:
+        lookup(fx.tensor(np.array([[0, 7, 3]])))
+    assert str(compiled.value) == str(eager.value)
+    assert "index 7" in str(compiled.value) and "size 4" in str(compiled.value)

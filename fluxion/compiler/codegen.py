@@ -89,6 +89,7 @@ def _emit_body(
     targets: dict,
     in_loop: bool = False,
     kernels: dict | None = None,
+    checks: dict | None = None,
 ) -> list[str]:
     """The lines computing ``graph``'s equations, inputs already bound to ``names``;
     ``targets`` maps some outputs to the buffer expression they must be written into.
@@ -132,6 +133,10 @@ def _emit_body(
             body.append(f"    {outs} = {kernel}({args})")
         if target is not None:
             body.append(f"    {target} = {outs}")
+        for j, v in enumerate(eqn.outputs):
+            if checks and id(v) in checks:
+                namespace[f"check{k}_{j}"] = checks[id(v)]
+                body.append(f"    check{k}_{j}({names[id(v)]})")
         dead = sorted(names[id(v)] for v in plan.dead.get(k, ()) if id(v) not in kept)
         if dead:
             body.append(f"    del {', '.join(dead)}")
@@ -146,13 +151,14 @@ def python_function(name: str, params: list[str], body: list[str], namespace: di
     return run
 
 
-def compile_graph(graph: Graph, name: str = "compiled", kernels: dict | None = None):
+def compile_graph(graph: Graph, name="compiled", kernels=None, checks: dict | None = None):
     """Return ``run(*arrays) -> list of arrays`` for ``graph``; ``run.source`` is its code.
-    ``kernels``: functions that run some equations (by index) instead of their primitive."""
+    ``kernels``: functions that run some equations (by index) instead of their primitive;
+    ``checks``: a function to call on some values (by id) as soon as they are computed."""
     namespace: dict = {"xp": backend.xp}
     params = [f"in{i}" for i in range(len(graph.invars))]
     names = {id(v): p for v, p in zip(graph.invars, params)}
-    body = _emit_body(graph, names, namespace, {}, kernels=kernels)
+    body = _emit_body(graph, names, namespace, {}, kernels=kernels, checks=checks)
     returns = ", ".join(
         names[id(v)] if not isinstance(v, Literal) else param_source(namespace, v.value)
         for v in graph.outvars

@@ -262,11 +262,12 @@ PASSES = [
 ]
 
 
-def optimize(graph: Graph) -> Graph:
-    """``graph`` through every pass, type-checked before and after each."""
+def optimize(graph: Graph, fuse: bool = True) -> Graph:
+    """``graph`` through every pass (but fusion where ``fuse`` is False: every value stays
+    an equation's output, as debug_nans checks them), type-checked before and after each."""
     checked: dict = {}  # the checks share it: a pass keeps most equations as they were
     typecheck(graph, checked)
-    for p in PASSES:
+    for p in PASSES if fuse else [p for p in PASSES if p is not fuse_elementwise]:
         graph = p(graph)
         typecheck(graph, checked)
     return graph

@@ -361,14 +361,19 @@ def user_frame() -> str:
 
 
 def _check_finite(prim, out):
+    for o in out if prim.multiple_results else (out,):
+        if o._trace is None:
+            check_finite(o._value, f"{prim.name}: produced a NaN or inf (at {user_frame()})")
+
+
+def check_finite(array, what: str) -> None:
+    """Raise FloatingPointCheckError (``what``) where a float ``array`` holds a NaN or inf."""
     from fluxion.core.dtypes import is_float
 
-    for o in out if prim.multiple_results else (out,):
-        if o._trace is None and is_float(o._np_dtype) and not np.isfinite(o._value).all():
-            raise FloatingPointCheckError(
-                f"{prim.name}: produced a NaN or inf (at {user_frame()}); "
-                "inspect that op's inputs, or leave fx.debug_nans() to continue"
-            )
+    if is_float(array.dtype) and not np.isfinite(array).all():
+        raise FloatingPointCheckError(
+            f"{what}; inspect that op's inputs, or leave fx.debug_nans() to continue"
+        )
 
 
 class debug_nans:

@@ -35,7 +35,7 @@ from fluxion.core.effects import carry_out, holders
 from fluxion.core.primitive import ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
-from fluxion.core.trace import Trace, ctx, new_trace, set_state, user_frame
+from fluxion.core.trace import Trace, check_finite, ctx, new_trace, set_state, user_frame
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
 from fluxion.nn.module import Parameter, structure_training_flags
 
@@ -83,6 +83,7 @@ class GraphTrace(Trace):
         self.parameters: set[int] = set()
         self.grad_guards: dict[int, tuple] = {}  # id -> (tensor, .grad was None when read)
         self.read_from: dict[int, tuple] = {}  # id of a tensor read from a slot -> the slot
+        self.lines: dict[int, tuple] = {}  # under debug_nans: a value's id -> (op, user line)
 
     def new_input(self, aval, weak=False) -> GraphTracer:
         var = Var(aval)
@@ -118,6 +119,9 @@ class GraphTrace(Trace):
         avals = prim.abstract(*[v.aval for v in inputs], **params)
         outs = [Var(a) for a in (avals if prim.multiple_results else [avals])]
         self.eqns.append(Eqn(prim, inputs, params, outs))
+        if ctx.debug_nans:  # the compiled code checks each value it computes (see _compile)
+            where = user_frame()
+            self.lines.update((id(v), (prim.name, where)) for v in outs)
         tracers_out = [GraphTracer(self, v) for v in outs]
         return tuple(tracers_out) if prim.multiple_results else tracers_out[0]
 
@@ -148,6 +152,7 @@ class Traced:
     # plain values (the JAX face), nor for one that returns no float tensor.
     on_tape: bool
     out_parameters: frozenset  # output leaf indices that come back as nn.Parameters
+    lines: dict  # under debug_nans: a value's id -> (the op making it, the user's line)
     checks: list = field(init=False)  # (tensor, source, aval) of each captured input
 
     def __post_init__(self):
@@ -218,6 +223,7 @@ def trace_graph(fn, args_leaves, in_tree, fn_name, weak=None) -> Traced:
         list(trace.grad_guards.values()),
         not trace.differentiates and any(dtypes.is_float(v.aval.dtype) for v in outvars),
         frozenset(i for i, o in enumerate(out_leaves) if id(o) in trace.parameters),
+        trace.lines,
     )
 
 
@@ -417,6 +423,7 @@ class Compiled:
             static,
             _typed(static),
             modes,
+            ctx.debug_nans,  # the compiled code checks every value it computes, or none
         )
         with self._lock:  # threads calling it for the first time at once compile it once
             entry = self.cache.get(key)
@@ -429,6 +436,7 @@ class Compiled:
                 if entry is not _FALLBACK:
                     self.stats.hits += 1
         inputs = entry.traced.input_tensors(leaves) if entry is not _FALLBACK else None
+        run = self._run
         if inputs is not None and ctx.grad_enabled and entry.traced.on_tape:
             if any(x.requires_grad for x in inputs):
                 in_place = any(attr == "_value" for _, attr in entry.traced.effects)
@@ -443,11 +451,20 @@ class Compiled:
                             stacklevel=2,
                         )
                 else:
-                    return self._run_on_tape(entry, inputs, (dyn_args, dyn_kwargs))
+                    run = self._run_on_tape
         if entry is _FALLBACK:
             self.stats.fallbacks += 1
             return self.fn(*args, **kwargs)
-        return self._run(entry, inputs, (dyn_args, dyn_kwargs))
+        try:
+            return run(entry, inputs, (dyn_args, dyn_kwargs))
+        except IndexOutOfRangeError as compiled:
+            # the compiled code indexes flattened arrays; run op by op, the failing op
+            # names the index in the user's coordinates (nothing was written yet)
+            try:
+                self.fn(*args, **kwargs)
+            except IndexError as eager:
+                raise eager from None
+            raise compiled from None
 
     @_collector_paused()
     def _compile(self, key, leaves, in_tree, nums, static, stale=None):
@@ -471,9 +488,11 @@ class Compiled:
             self.cache[key] = _FALLBACK
             self.stats.misses -= 1
             return _FALLBACK
-        optimized = passes.optimize(traced.graph)
-        optimized, kernels = native.native_kernels(optimized)
-        run = codegen.compile_graph(optimized, name=self.__name__, kernels=kernels)
+        debugging = key[-1]  # debug_nans: each value checked, none hidden inside a kernel
+        optimized = passes.optimize(traced.graph, fuse=not debugging)
+        optimized, kernels = (optimized, {}) if debugging else native.native_kernels(optimized)
+        checks = _finite_checks(traced.lines, self.__name__) if debugging else None
+        run = codegen.compile_graph(optimized, self.__name__, kernels, checks)
         entry = _Entry(key, traced, run, optimized)
         self.cache[key] = entry
         if len(self.cache) > self.max_cache_size:
@@ -561,6 +580,17 @@ class Compiled:
         return tree_unflatten(traced.out_tree, out_leaves)
 
 
+def _finite_checks(lines: dict, fn_name: str) -> dict:
+    """Under debug_nans: for each value the compiled code computes (by id), a function
+    raising where it holds a NaN or an inf, naming the op and the line that traced it."""
+    return {
+        v: functools.partial(
+            check_finite, what=f"{op}: produced a NaN or inf (at {where}, compiled in {fn_name})"
+        )
+        for v, (op, where) in lines.items()
+    }
+
+
 def _write_effects(traced, values, args) -> None:
     """Write what a call computed for each slot the function writes (``values``, in the
     order of ``traced.effects``), and the constant ones; ``args``: the call's arguments."""
@@ -610,11 +640,13 @@ def explain_key_change(previous, key, fn=None) -> str:
     (by name when ``fn``'s signature gives one) changed from what shape/dtype to what."""
     if previous is None:
         return "first call"
-    (old_tree, old_avals, old_static, old_types, old_modes) = previous
-    (tree, avals, static, types, modes) = key
+    (old_tree, old_avals, old_static, old_types, old_modes, old_nans) = previous
+    (tree, avals, static, types, modes, nans) = key
     names = _argument_names(fn, static)
     if old_modes != modes:
         return "a module argument switched between train() and eval()"
+    if old_nans != nans:
+        return f"fx.debug_nans was switched {'on' if nans else 'off'}"
     if old_tree != tree:
         return f"argument structure changed: {_name_tree(old_tree)} -> {_name_tree(tree)}"
     if old_static != static or old_types != types:
