@@ -363,16 +363,20 @@ def user_frame() -> str:
 def _check_finite(prim, out):
     for o in out if prim.multiple_results else (out,):
         if o._trace is None:
-            check_finite(o._value, f"{prim.name}: produced a NaN or inf (at {user_frame()})")
+            check_finite(
+                o._value, lambda: f"{prim.name}: produced a NaN or inf (at {user_frame()})"
+            )
 
 
-def check_finite(array, what: str) -> None:
-    """Raise FloatingPointCheckError (``what``) where a float ``array`` holds a NaN or inf."""
+def check_finite(array, what) -> None:
+    """Raise FloatingPointCheckError where a float ``array`` holds a NaN or inf; ``what``
+    says where (a string, or a function making it: finding the user's frame costs)."""
     from fluxion.core.dtypes import is_float
 
     if is_float(array.dtype) and not np.isfinite(array).all():
+        where = what() if callable(what) else what
         raise FloatingPointCheckError(
-            f"{what}; inspect that op's inputs, or leave fx.debug_nans() to continue"
+            f"{where}; inspect that op's inputs, or leave fx.debug_nans() to continue"
         )
 
 
