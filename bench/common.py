@@ -122,37 +122,21 @@ def import_torch(threads: int = 2):
     return torch
 
 
-def _openblas():
-    """NumPy's bundled OpenBLAS through ctypes (``threadpoolctl`` is not a dependency)."""
-    import ctypes
-    import glob
+def blas_threads() -> int | None:
+    """The thread count of NumPy's BLAS (threadpoolctl's report); None if not found."""
+    from fluxion.backends.threads import blas_info
 
-    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in glob.glob(os.path.join(libs, "*openblas*")):
-        lib = ctypes.CDLL(path)
-        for suffix in ("64_", ""):
-            for prefix in ("scipy_openblas", "openblas"):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    return get, put
-    return None
-
-
-def blas_threads(n: int | None = None) -> int | None:
-    """Set (if ``n``) and return the thread count of NumPy's OpenBLAS; None if not found."""
-    fns = _openblas()
-    if fns is None:
-        return None
-    get, put = fns
-    if n is not None:
-        put(int(n))
-    return int(get())
+    info = blas_info()
+    return info[0]["num_threads"] if info else None
 
 
 def set_threads(n: int, torch=None) -> None:
-    """Run NumPy's BLAS (and torch, if given) on ``n`` threads."""
-    blas_threads(n)
+    """Run fluxion (``fx.set_num_threads``), NumPy's BLAS and torch (if given) on ``n``
+    threads."""
+    from fluxion.backends import threads
+
+    threads.set_num_threads(n)
+    threads.set_blas_threads(n)
     if torch is not None:
         torch.set_num_threads(n)
 

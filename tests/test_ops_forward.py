@@ -336,6 +336,7 @@ NOT_OP_MODULES = (
     "fluxion.ops.creation",  # tensors from data or shapes (tril/triu have cases anyway)
     "fluxion.ops.control",  # cond/while_loop/scan take functions: higher-order, like transforms
     "fluxion.serialization",  # save/load: files, not tensor ops
+    "fluxion.backends",  # thread counts: settings, not tensor ops
 )
 EXCLUDED = {
     "devices": "lists devices; no tensor in or out",

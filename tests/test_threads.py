@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 import fluxion as fx
 
@@ -145,3 +146,67 @@ def test_two_models_trained_at_once_end_as_trained_in_turn():
             assert together[seed][0] == losses
             for a, b in zip(together[seed][1], params):
                 np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- how many threads
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    (blas,) = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return blas["num_threads"]
+
+
+def test_set_num_threads_governs_the_blas_and_small_matmuls_run_on_one():
+    from fluxion.backends import threads
+
+    cores = threads.available_cores()
+    a = fx.tensor(np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32))
+    small = fx.tensor(np.ones((8, 8), np.float32))
+    with fx.num_threads(cores):
+        small @ small
+        assert _blas_threads() == 1  # an 8x8 product on one thread, whatever the setting
+        big = (a @ a).numpy()
+        assert _blas_threads() == cores == fx.get_num_threads()
+        with fx.num_threads(1):
+            assert fx.get_num_threads() == 1
+            one = (a @ a).numpy()
+            assert _blas_threads() == 1
+        assert fx.get_num_threads() == cores  # restored
+    np.testing.assert_array_equal(one, big)  # the same bits on any number of threads
+    np.testing.assert_array_equal(big, a.numpy() @ a.numpy())
+
+
+def test_bad_thread_counts_are_named():
+    for bad in (0, -1, 1.5, "2", True, None):
+        with pytest.raises(fx.errors.InvalidArgumentError, match="set_num_threads"):
+            fx.set_num_threads(bad)
+
+
+def _in_a_new_process(code: str, env=None, prefix=()) -> str:
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [*prefix, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_the_default_is_the_cores_this_process_may_use():
+    import os
+    import shutil
+
+    code = "import fluxion as fx; print(fx.get_num_threads())"
+    assert _in_a_new_process(code) == str(len(os.sched_getaffinity(0)))
+    assert _in_a_new_process(code, env={"FLUXION_NUM_THREADS": "1"}) == "1"
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset (util-linux) is not installed")
+    assert _in_a_new_process(code, prefix=("taskset", "-c", "0")) == "1"

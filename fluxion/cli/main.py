@@ -95,26 +95,22 @@ def _devices() -> str:
 
 
 def _blas() -> str:
-    """NumPy's BLAS and its threads: threadpoolctl reads them from the loaded library;
-    without it NumPy's build configuration names the library, and the threads are
-    OpenBLAS's default (one per core) unless a variable sets them."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        import numpy
+    """NumPy's BLAS and its threads, as threadpoolctl reads them from the loaded library."""
+    from fluxion.backends import threads
 
-        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        set_by = [v for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if v in os.environ]
-        threads = (
-            f"{os.environ[set_by[0]]} threads ({set_by[0]})"
-            if set_by
-            else f"threads: the library's default, one per core ({os.cpu_count()} cores); "
-            "pip install threadpoolctl to read them"
-        )
-        return f"{blas['name']} {blas.get('version', '')}, {threads}"
-    pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    pools = threads.blas_info()
     return "; ".join(
         f"{p['internal_api']} {p['version']}, {p['num_threads']} threads" for p in pools
+    )
+
+
+def _threads() -> str:
+    from fluxion.backends import threads
+
+    return (
+        f"{threads.get_num_threads()} (of {threads.available_cores()} cores this process may "
+        f"use; FLUXION_NUM_THREADS or fx.set_num_threads); a matmul of fewer than "
+        f"{threads.MATMUL_GRAIN:,} multiply-adds runs on one"
     )
 
 
@@ -184,6 +180,7 @@ def info(args: argparse.Namespace) -> int:
         ("fluxion", f"{__version__} ({os.path.dirname(fluxion.__file__)})"),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("numpy", numpy.__version__),
+        ("threads", _threads()),
         ("BLAS", _blas()),
         ("ml_dtypes", ml_dtypes.__version__),
         ("backend", _backend_name()),

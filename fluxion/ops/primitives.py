@@ -14,6 +14,7 @@ import operator
 
 import numpy as np
 
+from fluxion.backends import threads
 from fluxion.core.dtypes import BOOL, DEFAULT_INT, FLOATS, INTEGERS, LOW_FLOATS, is_float
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, ShapedArray
 from fluxion.core.tensor import Tensor
@@ -855,6 +856,7 @@ def _mT(x):
 
 
 def _matmul_impl(xp, a, b):
+    threads.for_matmul(math.prod(a.shape) * b.shape[-1])  # a small product: one thread
     if a.ndim > 2 and b.ndim == 2:
         # a stack times one matrix is one matrix product: NumPy would loop over the stack
         out = xp.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(
