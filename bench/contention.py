@@ -17,8 +17,6 @@ ratio to its own time alone, and torch eager's time over fluxion's under the sam
 
 from __future__ import annotations
 
-import common  # noqa: I001  (also puts the repository root on sys.path)
-
 # isort: split
 
 import argparse
