@@ -19,6 +19,7 @@ Example::
     $ fluxion train addition --out runs/addition
     $ fluxion eval --checkpoint runs/addition/checkpoint.safetensors
     $ fluxion generate --checkpoint runs/addition/checkpoint.safetensors --prompt 12+345
+    $ fluxion cache clear
     $ python -m fluxion info
 
 A fluxion error (a missing checkpoint, a prompt outside the vocabulary...) is printed as
@@ -230,6 +231,20 @@ def generate(args: argparse.Namespace) -> int:
         for line in task.generate(model, args.prompt, args):
             print(line)
     return 0
+
+
+@command(
+    "cache",
+    help="show where the kernel cache is, its size and entries; or clear it",
+    args=[
+        (("action",), {"nargs": "?", "choices": ("show", "clear"), "default": "show"}),
+        (("--all",), {"action": "store_true", "help": "list every entry"}),
+    ],
+)
+def cache(args: argparse.Namespace) -> int:
+    from fluxion.cli.cache import run_cache
+
+    return run_cache(args.action, args.all)
 
 
 # ------------------------------------------------------------------ entry point
