@@ -6,7 +6,7 @@ Each sample is a new Python process (so nothing is cached in memory) running wor
 or B's compiled functional step once (``workloads.fluxion_run``); an empty-cache sample
 gets a new ``FLUXION_CACHE_DIR``, and the full-cache sample after it reuses that directory.
 Per sample it reports the first call, the part of it spent waiting for the C compiler
-(``native.build``), and how many kernels were built. The pairs of samples alternate, so a
+(``toolchain.build``), and how many kernels were built. The pairs of samples alternate, so a
 slow spell of the machine hits both alike; the median is reported.
 
     python bench/first_call.py                 # workload A, 7 pairs of samples
@@ -33,20 +33,20 @@ def child(workload: str) -> None:
     """One sample, in this process: the first call of the step, as JSON on stdout."""
     import workloads
 
-    from fluxion.compiler import native
+    from fluxion.compiler import toolchain
 
     built = {"ms": 0.0, "kernels": 0}
-    build = native.build
+    build = toolchain.build
 
-    def timed_build(sources):
+    def timed_build(sources, prelude):
         start = time.perf_counter()
         try:
-            return build(sources)
+            return build(sources, prelude)
         finally:
             built["ms"] += (time.perf_counter() - start) * 1e3
             built["kernels"] += len(sources)
 
-    native.build = timed_build
+    toolchain.build = timed_build
     run = workloads.fluxion_run(workload, "compiled_functional")
     start = time.perf_counter()
     run.step()

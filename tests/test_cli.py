@@ -16,7 +16,7 @@ import pytest
 
 import fluxion
 from fluxion.cli.main import COMMANDS, EXTRAS, TASK_NAMES, main
-from fluxion.compiler import native
+from fluxion.compiler import toolchain
 from fluxion.tasks import TASKS, TrainConfig
 from fluxion.tasks.addition import Addition
 from fluxion.tasks.classify import Classify
@@ -362,12 +362,12 @@ def test_info_tells_the_whole_setup(capsys, tmp_path, monkeypatch):
     assert rows["numpy"] == np.__version__
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     assert blas["version"] in rows["BLAS"] and "threads" in rows["BLAS"]
-    compiler = native._compiler()
+    compiler = toolchain._compiler()
     if compiler is None:
         assert rows["native kernels"].startswith("off")
     else:
         assert rows["native kernels"].startswith(f"on: {compiler} (")
-        assert rows["native kernels"].endswith(" ".join(native.FLAGS))
+        assert rows["native kernels"].endswith(" ".join(toolchain.FLAGS))
     assert rows["kernel cache"].startswith(f"{tmp_path} (2 files, 1.5 MiB")
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = extras["optional-dependencies"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.compiler import native
+from fluxion.compiler import toolchain
 from fluxion.errors import FluxionError, InvalidArgumentError, TracerError
 from fluxion.transforms.jit import explain_key_change
 
@@ -757,13 +757,13 @@ def test_show_graph_prints_optimized_ir_and_code(capsys):
 )
 def test_show_graph_prints_each_fused_group_kernel(capsys, monkeypatch, native_kernels, loop):
     monkeypatch.setenv("FLUXION_NATIVE_KERNELS", native_kernels)
-    native._compiler.cache_clear()
+    toolchain._compiler.cache_clear()
     try:
         compiled = fx.jit(lambda x, b: fx.tanh(x * 2.0 + b) * x, show_graph=True)
         x, b = fx.ones((300, 1000)), fx.ones(1000)
         got = compiled(x, b)
     finally:
-        native._compiler.cache_clear()
+        toolchain._compiler.cache_clear()
     out = capsys.readouterr().out
     assert "k0_fused(in0, in1)" in out and "--- k0_fused:" in out
     assert loop in out
@@ -953,7 +953,7 @@ def test_a_step_that_takes_its_own_gradients_returns_plain_values():
 @pytest.mark.parametrize("native_kernels", ["1", "0"])
 def test_debug_nans_checks_compiled_code_and_names_the_users_line(native_kernels, monkeypatch):
     monkeypatch.setenv("FLUXION_NATIVE_KERNELS", native_kernels)
-    native._compiler.cache_clear()
+    toolchain._compiler.cache_clear()
 
     def f(x):
         y = fx.tanh(x) * 2.0
@@ -973,7 +973,7 @@ def test_debug_nans_checks_compiled_code_and_names_the_users_line(native_kernels
     assert "compiled in f" in str(jitted.value) and str(eager.value).split(":")[0] in ("log", "sub")
     assert compiled.stats.misses == 2  # a checked variant of its own
     assert float(compiled(x)) == plain  # and the unchecked one again
-    native._compiler.cache_clear()
+    toolchain._compiler.cache_clear()
 
 
 def test_a_compiled_index_error_speaks_the_users_coordinates():

@@ -6,12 +6,13 @@ import functools
 import re
 import sysconfig
 import warnings
+import weakref
 
 import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.compiler import native
+from fluxion.compiler import native, toolchain
 from fluxion.compiler.fusion import fused_p
 from fluxion.compiler.ir import Eqn, Graph, Var
 from fluxion.core.primitive import PRIMITIVES, ShapedArray
@@ -172,14 +173,17 @@ def test_a_kernel_checks_its_arguments(single_op_groups):
 
 def test_built_kernels_are_kept_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("FLUXION_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(toolchain, "_LOADED", weakref.WeakValueDictionary())
     case = next(c for c in CASES if c[0].name == "mul" and c[1][0].dtype == np.float64)
     _compile([_group(*case)])
-    assert list((tmp_path / "kernels").glob("fx_*"))
+    (entry,) = toolchain.cache_entries()  # the library, checked as it is before loading
+    assert entry.problem is None, entry
 
     def no_compiler(*args):
         raise AssertionError("the compiler ran again for a kernel already built")
 
-    monkeypatch.setattr(native, "_start_compiler", no_compiler)
+    monkeypatch.setattr(toolchain, "_compile", no_compiler)
+    monkeypatch.setattr(toolchain, "_LOADED", weakref.WeakValueDictionary())  # not in memory
     group = _group(*case)
     _compile([group])
     np.testing.assert_array_equal(
@@ -192,7 +196,8 @@ def test_call_is_built_into_the_cache_where_pip_did_not_build_it(tmp_path, monke
         return fx.exp(x) * 2.0 + 1.0
 
     monkeypatch.setenv("FLUXION_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(native, "_installed_call", lambda: None)
+    monkeypatch.setattr(toolchain, "_installed_call", lambda: None)
+    monkeypatch.setattr(toolchain, "_CALL", {})
     x = fx.tensor(np.linspace(-1, 1, 5000).astype(np.float32))
     compiled = fx.jit(f)
     np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
@@ -200,7 +205,7 @@ def test_call_is_built_into_the_cache_where_pip_did_not_build_it(tmp_path, monke
     (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
     assert "static void" in group.compiled.source  # a native kernel ran
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    assert len(list((tmp_path / "kernels").glob(f"fx_*{suffix}"))) == 1
+    assert [e.problem for e in toolchain.cache_entries() if e.name.endswith(suffix)] == [None]
 
 
 def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
@@ -210,8 +215,8 @@ def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
     x = fx.tensor(np.linspace(-1, 1, 50).astype(np.float32))
     monkeypatch.setenv("FLUXION_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CC", "false")  # a compiler that always fails
-    native._compiler.cache_clear()
-    native._machine.cache_clear()
+    toolchain._compiler.cache_clear()
+    toolchain._machine.cache_clear()
     try:
         compiled = fx.jit(f)
         with pytest.warns(UserWarning, match="the C compiler failed"):
@@ -221,14 +226,14 @@ def test_without_a_working_compiler_groups_run_on_numpy(tmp_path, monkeypatch):
             warnings.simplefilter("error")  # one warning: the compiler is not tried again
             np.testing.assert_allclose(fx.jit(f)(x * 2).numpy(), f(x * 2).numpy(), rtol=1e-6)
         monkeypatch.setenv("FLUXION_NATIVE_KERNELS", "0")
-        native._compiler.cache_clear()
+        toolchain._compiler.cache_clear()
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # switched off on purpose: no warning
             np.testing.assert_allclose(fx.jit(f)(x).numpy(), f(x).numpy(), rtol=1e-6)
     finally:
-        native._compiler.cache_clear()
-        native._machine.cache_clear()
-        native._FAILED.clear()
+        toolchain._compiler.cache_clear()
+        toolchain._machine.cache_clear()
+        toolchain._FAILED.clear()
 
 
 @pytest.mark.parametrize("transposed", [True, False])
@@ -414,9 +419,9 @@ def kernels(request, monkeypatch):
     """Each regression runs with native kernels and with the groups on NumPy."""
     if request.param == "numpy":
         monkeypatch.setenv("FLUXION_NATIVE_KERNELS", "0")
-    native._compiler.cache_clear()
+    toolchain._compiler.cache_clear()
     yield request.param
-    native._compiler.cache_clear()
+    toolchain._compiler.cache_clear()
 
 
 def test_max_gradient_is_kept_where_its_input_is_recomputed(kernels):

@@ -22,6 +22,7 @@ Example::
     $ fluxion train addition --out runs/addition
     $ fluxion eval --checkpoint runs/addition/checkpoint.safetensors
     $ fluxion generate --checkpoint runs/addition/checkpoint.safetensors --prompt 12+345
+    $ fluxion cache clear
     $ python -m fluxion info
 
 A fluxion error (a missing checkpoint, a prompt outside the vocabulary...) is printed as
@@ -118,11 +119,11 @@ def _native_kernels() -> str:
     import subprocess
     import warnings
 
-    from fluxion.compiler import native
+    from fluxion.compiler import toolchain
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compiler = native._compiler()
+        compiler = toolchain._compiler()
     if compiler is None:
         why = str(caught[0].message) if caught else "FLUXION_NATIVE_KERNELS=0"
         return f"off ({why}); fused groups run as NumPy calls"
@@ -131,13 +132,13 @@ def _native_kernels() -> str:
     except OSError as e:  # CC names a program that is not there
         return f"off: the C compiler {compiler!r} does not run ({e.strerror}); NumPy calls"
     version = (run.stdout.splitlines() or ["version unknown"])[0]
-    return f"on: {compiler} ({version}) {' '.join(native.FLAGS)}"
+    return f"on: {compiler} ({version}) {' '.join(toolchain.FLAGS)}"
 
 
 def _cache() -> str:
-    from fluxion.compiler import native
+    from fluxion.compiler import toolchain
 
-    folder = native.cache_dir()
+    folder = toolchain.cache_dir()
     sizes = [
         os.path.getsize(os.path.join(root, name))
         for root, _, names in os.walk(folder)
@@ -423,6 +424,20 @@ def generate(args: argparse.Namespace) -> int:
         for line in task.generate(model, args.prompt, args):
             print(line)
     return 0
+
+
+@command(
+    "cache",
+    help="show where the kernel cache is, its size and entries; or clear it",
+    args=[
+        (("action",), {"nargs": "?", "choices": ("show", "clear"), "default": "show"}),
+        (("--all",), {"action": "store_true", "help": "list every entry"}),
+    ],
+)
+def cache(args: argparse.Namespace) -> int:
+    from fluxion.cli.cache import run_cache
+
+    return run_cache(args.action, args.all)
 
 
 # ------------------------------------------------------------------ entry point

@@ -2,8 +2,8 @@
    on NumPy arrays. The kernels themselves are plain C in shared libraries, built per program
    without Python's headers (gcc would take longer to read them than the loops); this module
    is the same for every kernel, so it is built once: by pip at install, or, where that was not
-   done, by native.py into its cache. ``kernel`` is the bytes of an fx_kernel (native._caller
-   makes them). A non-contiguous input is first copied by its own copy() (NumPy's, fast for
+   done, by toolchain.py into its cache. ``kernel`` is the bytes of an fx_kernel
+   (toolchain.caller makes them). A non-contiguous input is first copied by its own copy() (NumPy's, fast for
    every layout). Sizes are checked, so a wrong call raises instead of reading past an array. */
 
 #define PY_SSIZE_T_CLEAN

@@ -1,7 +1,7 @@
 """Native kernels: each fused group of a compiled graph (and each large single elementwise
-op, and each stack of small matmuls) becomes one C loop, built with the system's C compiler
-into shared libraries (a compiled function's kernels in one library per core, compiled in
-parallel, cached on disk). The loops are plain C: Python's headers would take gcc longer
+op, and each stack of small matmuls) becomes one C loop; ``toolchain.py`` builds a compiled
+function's loops with the system's C compiler into one shared library, keeps it in a cache
+on disk, and loads it. The loops are plain C: Python's headers would take gcc longer
 to read than the loops take to compile. Python runs them through ``_call.c``'s ``call``,
 the one extension module, the same for every kernel (pip builds it at install).
 
@@ -29,29 +29,18 @@ their output). A kernel reads its inputs through the views that make them (trans
 slices, reshapes, broadcasts: attention's heads are slices and transposes of one
 projection) at strides fixed when it is built, and writes an output transposed where only
 a transpose reads it, so no view is copied on the way in or out. A group goes native when every op has a ``c_expr`` (or is such a sum) and
-every value a C type (float16 and bfloat16 stay on NumPy). Without a C compiler, or when it fails, the groups run on NumPy and
-one warning says why. ``FLUXION_NATIVE_KERNELS=0`` keeps them on NumPy (for comparisons).
+every value a C type (float16 and bfloat16 stay on NumPy). Without a C compiler, or when
+building, storing or loading fails, the groups run on NumPy and one warning says why. ``FLUXION_NATIVE_KERNELS=0`` keeps them on NumPy (for comparisons).
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import hashlib
-import importlib.machinery
-import importlib.util
 import math
-import os
-import shutil
-import subprocess
-import sys
-import sysconfig
-import tempfile
-import warnings
 
 import numpy as np
 
-from fluxion.compiler import codegen
+from fluxion.compiler import toolchain
 from fluxion.compiler.fusion import as_group, fused_p
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.compiler.passes import dead_code
@@ -80,23 +69,6 @@ C_TYPES = {
     np.dtype(np.float32): "float",
     np.dtype(np.float64): "double",
 }
-
-# -O1 -ftree-vectorize: as fast as -O2 on these loops (GELU's forward and backward, a masked
-# softmax, a layer norm's: within 1%) and 20-25% faster to compile (gcc takes 4-6 ms a loop);
-# -ffp-contract=off: no fused multiply-adds, so + - * / round exactly as NumPy's do;
-# -fwrapv: signed integers wrap on overflow, as NumPy's do; -fopenmp-simd: honour the
-# "declare simd" below, which points the vectorizer at libmvec.
-FLAGS = [
-    "-O1",
-    "-ftree-vectorize",
-    "-march=native",
-    "-ffp-contract=off",
-    "-fno-math-errno",
-    "-fwrapv",
-    "-fopenmp-simd",
-    "-shared",
-    "-fPIC",
-]
 
 # functions glibc's libmvec has in vector form (tanh, log1p, expm1 since glibc 2.35); erf is
 # not among them on purpose: float32 erf is our fit, and float64 erf stays libm's scalar one,
@@ -160,11 +132,6 @@ def _prelude() -> str:
             "#define fx_exp(x) _Generic((x), float: fx_exp_float, double: fx_exp_double)(x)",
         ]
     )
-
-
-# Kernels are plain C, compiled without Python's headers; Python runs them through _call.c,
-# built by pip at install or, where it was not (a checkout run in place), into the cache.
-_CALL_SOURCE = os.path.join(os.path.dirname(__file__), "_call.c")
 
 
 def _c_literal(value, dtype) -> str:
@@ -493,149 +460,6 @@ def matmul_source(graph: Graph, name: str) -> str | None:
     return _c_function(name, ins, [written.aval], _nest(loops, body))
 
 
-_FAILED: list[str] = []  # the compiler's errors, once it has failed: no more tries
-
-
-def _usable_compiler() -> str | None:
-    return None if _FAILED else _compiler()
-
-
-@functools.cache
-def _compiler() -> str | None:
-    """The C compiler, or None (with a warning) where there is none to use."""
-    if os.environ.get("FLUXION_NATIVE_KERNELS", "1") == "0":
-        return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    headers = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
-    if compiler is None or not (headers or _installed_call()):  # headers: to build _call.c
-        warnings.warn(
-            "fluxion: no C compiler or no Python headers (Python.h); fused groups of "
-            "compiled functions run on NumPy, slower. Install gcc and python3-dev to fix.",
-            stacklevel=2,
-        )
-        return None
-    return compiler
-
-
-@functools.cache
-def _machine() -> str:
-    """What the built code depends on besides its source: -march=native, the compiler."""
-    cpu = ""
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line for line in f if line.startswith("flags")), "")
-    version = subprocess.run([_compiler(), "--version"], capture_output=True, text=True).stdout
-    return "\n".join([cpu, version, sys.version, " ".join(FLAGS)])
-
-
-def cache_dir() -> str:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.environ.get("FLUXION_CACHE_DIR") or os.path.join(root, "fluxion")
-
-
-def build(sources: dict[str, str]) -> tuple | None:
-    """The kernels ``sources`` (name -> C) built and loaded: ``_call.c``'s ``call`` (which
-    runs one) and each one's address by name; None, with a warning, where they cannot be
-    built. They are split into one shared library per core, compiled at once, each built
-    once per machine and kept in ``cache_dir()``."""
-    compiler = _usable_compiler()
-    if compiler is None:
-        return None
-    os.makedirs(os.path.join(cache_dir(), "kernels"), exist_ok=True)
-    libraries, running = {}, []
-    for chunk in _chunks(sources, os.cpu_count() or 1):
-        source = "\n\n".join([_prelude(), *chunk.values()])
-        path = _cached(source, ".so")
-        libraries[path] = list(chunk)
-        if not os.path.exists(path):
-            running.append(_start_compiler(compiler, source, path))
-    call = _installed_call()
-    if call is None:
-        with open(_CALL_SOURCE) as f:
-            call_source = f.read()
-        call_path = _cached(call_source, sysconfig.get_config_var("EXT_SUFFIX"))
-        if not os.path.exists(call_path):
-            running.append(_start_compiler(compiler, call_source, call_path))
-    failures = [error for error in (_finish(*job) for job in running) if error]
-    if failures:
-        _FAILED.extend(failures)
-        warnings.warn(
-            "fluxion: the C compiler failed on native kernels, so compiled functions run "
-            "their fused groups on NumPy for the rest of this process "
-            f"(FLUXION_NATIVE_KERNELS=0 silences this):\n{failures[0][-2000:]}",
-            stacklevel=2,
-        )
-        return None
-    if call is None:
-        call = _load_call(call_path)
-    addresses = {}
-    for path, names in libraries.items():
-        library = ctypes.CDLL(path)  # ctypes never unloads it: the addresses stay good
-        for name in names:
-            addresses[name] = ctypes.cast(getattr(library, name), ctypes.c_void_p).value
-    return call, addresses
-
-
-def _installed_call():
-    """``call`` of the ``_call`` pip built (``pip install`` again after editing ``_call.c``),
-    None where it did not build it."""
-    try:
-        from fluxion.compiler import _call
-    except ImportError:
-        return None
-    return _call.call
-
-
-@functools.cache
-def _load_call(path: str):
-    loader = importlib.machinery.ExtensionFileLoader("_call", path)
-    module = importlib.util.module_from_spec(
-        importlib.util.spec_from_file_location("_call", path, loader=loader)
-    )
-    loader.exec_module(module)
-    return module.call
-
-
-def _cached(source: str, suffix: str) -> str:
-    """Where in ``cache_dir()`` what ``source`` builds to on this machine is kept."""
-    name = f"fx_{hashlib.sha256((_machine() + source).encode()).hexdigest()[:24]}"
-    return os.path.join(cache_dir(), "kernels", name + suffix)
-
-
-def _chunks(sources: dict[str, str], n: int) -> list[dict[str, str]]:
-    """``sources`` in at most ``n`` parts of about equal length, longest first."""
-    parts: list[dict[str, str]] = [{} for _ in range(min(n, len(sources)))]
-    sizes = [0] * len(parts)
-    for name, text in sorted(sources.items(), key=lambda item: -len(item[1])):
-        k = sizes.index(min(sizes))
-        parts[k][name] = text
-        sizes[k] += len(text)
-    return parts
-
-
-def _start_compiler(compiler: str, source: str, path: str):
-    scratch = tempfile.mkdtemp(dir=os.path.dirname(path))
-    source_path = os.path.join(scratch, "source.c")
-    with open(source_path, "w") as f:
-        f.write(source)
-    built = os.path.join(scratch, os.path.basename(path))
-    include = "-I" + sysconfig.get_paths()["include"]
-    command = [compiler, *FLAGS, include, source_path, "-o", built, "-lmvec", "-lm"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    return process, scratch, built, path
-
-
-def _finish(process, scratch: str, built: str, path: str) -> str | None:
-    """Wait for one compiler run; its error output if it failed."""
-    _, errors = process.communicate()
-    if process.returncode == 0:
-        os.replace(built, path)  # atomic: a concurrent process sees all of it or nothing
-    shutil.rmtree(scratch, ignore_errors=True)
-    if process.returncode != 0:
-        return errors or f"{' '.join(process.args)} exited with status {process.returncode}"
-    return None
-
-
 # Below this many elements a single elementwise op stays a NumPy call: as fast as calling
 # a kernel, and one kernel less to compile.
 SINGLE_OP_ELEMENTS = 4096
@@ -647,7 +471,7 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
     C kernels for its groups by equation index, all built in one go; each group also keeps
     its kernel as its ``compiled`` function (show_graph prints it). Equations without one
     run on NumPy, and all of them do where the kernels cannot be built."""
-    if _usable_compiler() is None:
+    if toolchain.usable_compiler() is None:
         return graph, {}
 
     def single(eqn):
@@ -676,14 +500,13 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
     # equations alike (a layer's, repeated) share one kernel: the compiler's time is by kernel
     names = {text: f"k{j}" for j, text in enumerate(dict.fromkeys(wanted.values()))}
     sources = {name: text.replace("{name}", name) for text, name in names.items()}
-    built = build(sources) if sources else None
-    if built is None:
+    library = toolchain.build(sources, _prelude()) if sources else None
+    if library is None:
         return graph, {}
-    call, addresses = built
     kernels = {}
     for k, text in wanted.items():
         eqn, name = grouped.eqns[k], names[text]
-        caller = _caller(call, addresses[name], eqn, sources[name])
+        caller = toolchain.caller(library, name, eqn, sources[name])
         kernels[k] = eqn.params["graph"].compiled = caller
     return grouped, kernels
 
@@ -921,22 +744,3 @@ def _view_chain(v, producer: dict):
             start, layout = k + 1, (0, _c_strides(view.outputs[0].aval.shape))
     chain = chain[start:]
     return (chain[0].inputs[0] if chain else v), chain
-
-
-def _caller(call, address: int, eqn, c_source: str):
-    """A Python function that allocates an equation's outputs and runs its kernel (at
-    ``address``) into them."""
-    sizes = [math.prod(v.aval.shape) * v.aval.dtype.itemsize for v in eqn.inputs + eqn.outputs]
-    kernel = np.array([address, len(eqn.inputs), *sizes], np.int64).tobytes()
-    namespace = {"empty": np.empty, "call": call, "kernel": kernel}
-    params = [f"in{i}" for i in range(len(eqn.inputs))]
-    outs = [f"o{j}" for j in range(len(eqn.outputs))]
-    body = [
-        f"    {o} = empty({tuple(v.aval.shape)!r}, {codegen.param_source(namespace, np.dtype(v.aval.dtype))})"
-        for o, v in zip(outs, eqn.outputs)
-    ]
-    results = f"[{', '.join(outs)}]" if eqn.prim.multiple_results else outs[0]
-    body += [f"    call(kernel, {', '.join(params + outs)})", f"    return {results}"]
-    run = codegen.python_function(eqn.prim.name, params, body, namespace)
-    run.source += "\n" + c_source
-    return run
