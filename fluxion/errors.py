@@ -28,6 +28,19 @@ class InvalidArgumentError(FluxionError, ValueError):
     """A value the op does not accept (ragged nested lists, bad keyword values...)."""
 
 
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type: a float or a string where an int is needed, None where a
+    number is. A TypeError, as Python's own; also an InvalidArgumentError."""
+
+
+class AllocationError(FluxionError, MemoryError):
+    """A tensor larger than the memory of the machine: refused before NumPy is asked for it."""
+
+
+class PathError(FluxionError, OSError):
+    """A path that cannot be used as asked: a missing folder, a folder where a file should be."""
+
+
 class GradError(FluxionError, RuntimeError):
     """Differentiation asked of something that cannot be differentiated as asked."""
 

@@ -36,6 +36,7 @@ import safetensors
 import safetensors.numpy
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_output_path, check_path
 from fluxion.core.tensor import Tensor
 from fluxion.errors import CheckpointError
 
@@ -73,6 +74,7 @@ def save(obj, path: str | os.PathLike) -> None:
     ``state_dict()``), or any nest of dicts (str/int keys), lists and tuples whose leaves are
     tensors, NumPy arrays, numbers, strings, bools or None.
     """
+    path = check_output_path("save", "path", path)
     if not isinstance(obj, dict | list | tuple | Tensor) and callable(
         getattr(obj, "state_dict", None)
     ):
@@ -81,7 +83,6 @@ def save(obj, path: str | os.PathLike) -> None:
     tree = _encode(obj, "", arrays)
     crc = {name: _crc(a) for name, a in arrays.items()}
     meta = {"format": FORMAT, "version": VERSION, "tree": tree, "crc32": crc}
-    path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         safetensors.numpy.save_file(arrays, tmp, metadata={"fluxion": json.dumps(meta)})
@@ -152,7 +153,7 @@ def load(path: str | os.PathLike):
     ``Tensor`` leaves. Raises ``CheckpointError`` for a missing, truncated, corrupted or
     foreign file; nothing is returned unless the whole file checks out.
     """
-    path = os.fspath(path)
+    path = check_path("load", "path", path)
     try:
         with open(path, "rb") as f:
             data = f.read()

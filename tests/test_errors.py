@@ -12,6 +12,7 @@ import pytest
 
 import fluxion as fx
 from fluxion.errors import (
+    ArgumentTypeError,
     AxisError,
     DTypeError,
     FluxionError,
@@ -21,6 +22,7 @@ from fluxion.errors import (
 )
 
 BUILTIN = {
+    ArgumentTypeError: (ValueError, TypeError),
     ShapeError: ValueError,
     AxisError: (ValueError, IndexError),
     DTypeError: TypeError,
@@ -207,8 +209,8 @@ CASES = [
     (
         "reshape-float",
         lambda: fx.reshape(T(2, 2), (2.0, 2)),
-        InvalidArgumentError,
-        ["reshape", "2.0", "integers"],
+        ArgumentTypeError,
+        ["reshape", "shape", "2.0", "ints"],
     ),
     ("method-reshape", lambda: T(2, 3).reshape(5), ShapeError, ["reshape", "(2, 3)", "(5,)"]),
     (
@@ -225,7 +227,7 @@ CASES = [
         AxisError,
         ["expand_dims", "repeated", "(0, 0)"],
     ),
-    ("flatten-axis", lambda: fx.flatten(T(2, 3), 3), AxisError, ["flatten", "axis 3"]),
+    ("flatten-axis", lambda: fx.flatten(T(2, 3), 3), AxisError, ["flatten", "start_dim 3"]),
     (
         "flatten-order",
         lambda: fx.flatten(T(2, 3, 4), 2, 1),
@@ -250,24 +252,24 @@ CASES = [
         AxisError,
         ["transpose", "(0, 2)", "(2, 3)"],
     ),
-    ("moveaxis-axis", lambda: fx.moveaxis(T(2, 3), 0, 2), AxisError, ["moveaxis", "axis 2"]),
+    ("moveaxis-axis", lambda: fx.moveaxis(T(2, 3), 0, 2), AxisError, ["moveaxis", "destination 2"]),
     (
         "moveaxis-counts",
         lambda: fx.moveaxis(T(2, 3), (0, 1), (1,)),
         AxisError,
         ["moveaxis", "2 source", "1 destination"],
     ),
-    ("swapaxes-axis", lambda: fx.swapaxes(T(2, 3), 0, 2), AxisError, ["swapaxes", "axis 2"]),
+    ("swapaxes-axis", lambda: fx.swapaxes(T(2, 3), 0, 2), AxisError, ["swapaxes", "axis2 2"]),
     ("flip-axis", lambda: fx.flip(T(2, 3), 2), AxisError, ["flip", "axis 2"]),
     ("repeat-axis", lambda: fx.repeat(T(2, 3), 2, axis=2), AxisError, ["repeat", "axis 2"]),
     ("repeat-negative", lambda: fx.repeat(T(2, 3), -1), InvalidArgumentError, ["repeat", "-1"]),
     (
         "repeat-counts",
         lambda: fx.repeat(T(2, 3), [1, 2], axis=0),
-        InvalidArgumentError,
+        ArgumentTypeError,
         ["repeat", "int"],
     ),
-    ("tile-negative", lambda: fx.tile(T(2, 3), -1), InvalidArgumentError, ["tile", "(-1,)"]),
+    ("tile-negative", lambda: fx.tile(T(2, 3), -1), ShapeError, ["tile", "reps", "-1"]),
     (
         "slice_tensor-past-end",
         lambda: fx.slice_tensor(T(4), (3,), (2,)),
@@ -331,8 +333,8 @@ CASES = [
     (
         "split-float-indices",
         lambda: fx.split(T(4), [1.5]),
-        InvalidArgumentError,
-        ["split", "sequence of ints", "1.5"],
+        ArgumentTypeError,
+        ["split", "indices_or_sections", "ints", "1.5"],
     ),
     (
         "power-int-negative",
@@ -581,7 +583,7 @@ CASES = [
         IndexOutOfRangeError,
         ["gather", "index 3", "size 3"],
     ),
-    ("gather-dim", lambda: fx.gather(T(3, 4), 2, IntArray([[0]])), AxisError, ["gather", "axis 2"]),
+    ("gather-dim", lambda: fx.gather(T(3, 4), 2, IntArray([[0]])), AxisError, ["gather", "dim 2"]),
     (
         "scatter_add-range",
         lambda: fx.scatter_add(T(3, 4), 1, IntArray([[4]] * 3), T(3, 1)),

@@ -511,9 +511,9 @@ def test_lr_property_zero_grad_and_repr():
 
 def test_bad_inputs_raise_named_errors():
     w = leaf(3)
-    with pytest.raises(InvalidArgumentError, match="empty parameter list"):
+    with pytest.raises(InvalidArgumentError, match="params is empty"):
         fx.optim.SGD([], lr=0.1)
-    with pytest.raises(InvalidArgumentError, match="empty parameter list"):
+    with pytest.raises(InvalidArgumentError, match="params is empty"):
         fx.optim.AdamW(iter([]))
     with pytest.raises(InvalidArgumentError, match="learning rate"):
         fx.optim.SGD([w], lr=-0.1)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.errors import InvalidArgumentError
+from fluxion.errors import DTypeError, InvalidArgumentError
 
 N = 100_000
 R = fx.random
@@ -107,7 +107,7 @@ def test_uniform_dtypes_stay_in_half_open_range(dtype, lo, hi):
 
 
 def test_uniform_rejects_integer_dtype():
-    with pytest.raises(InvalidArgumentError, match="float"):
+    with pytest.raises(DTypeError, match="floating-point"):
         R.uniform(R.key(0), (3,), fx.int32)
 
 

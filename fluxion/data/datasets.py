@@ -21,7 +21,17 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from fluxion.errors import InvalidArgumentError
+from fluxion.core.checks import (
+    check_allocation,
+    check_count,
+    check_int,
+    check_ints,
+    check_number,
+    check_path,
+    check_seed,
+    check_size,
+)
+from fluxion.errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = [
     "AdditionTask",
@@ -41,9 +51,9 @@ def _as_rng(rng, op: str) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise InvalidArgumentError(
-        f"{op}: rng must be a numpy.random.Generator or an int seed, got {type(rng).__name__}; "
+        return np.random.default_rng(check_seed(op, "rng", rng))
+    raise ArgumentTypeError(
+        f"{op}: rng must be a numpy.random.Generator or an int seed, got {rng!r}; "
         "make one with np.random.default_rng(seed)"
     )
 
@@ -55,7 +65,7 @@ def _unit_hash(key: str) -> float:
 
 
 def _lengths(lengths: Iterable[int], op: str, name: str, minimum: int = 3) -> tuple[int, ...]:
-    out = tuple(sorted({int(n) for n in lengths}))
+    out = tuple(sorted(set(check_ints(op, name, lengths))))
     if not out or out[0] < minimum:
         raise InvalidArgumentError(
             f"{op}: {name} must be a non-empty set of lengths >= {minimum} (one digit, the "
@@ -65,10 +75,7 @@ def _lengths(lengths: Iterable[int], op: str, name: str, minimum: int = 3) -> tu
 
 
 def _check_fraction(x: float, op: str, name: str, closed: bool = False) -> float:
-    if not (0.0 <= x <= 1.0 if closed else 0.0 < x < 1.0):
-        interval = "[0, 1]" if closed else "(0, 1)"
-        raise InvalidArgumentError(f"{op}: {name} must be in {interval}, got {x}")
-    return float(x)
+    return check_number(op, name, x, 0.0, 1.0, low_open=not closed, high_open=not closed)
 
 
 # ---------------------------------------------------------------- sum of tokens mod k
@@ -85,9 +92,12 @@ def sum_mod_dataset(
     >>> tokens[0], labels[0]
     (array([ 6, 19, 14, 10,  7,  6, 18, 10]), np.int64(0))
     """
-    for name, v in (("n", n), ("seq_len", seq_len), ("vocab", vocab), ("k", k)):
-        if v < (0 if name == "n" else 1):
-            raise InvalidArgumentError(f"sum_mod_dataset: {name} must be positive, got {v}")
+    op = "sum_mod_dataset"
+    n = check_size(op, "n", n)
+    seq_len, vocab, k = (check_count(op, name, v) for name, v in
+                         (("seq_len", seq_len), ("vocab", vocab), ("k", k)))  # fmt: skip
+    check_allocation(op, (n, seq_len), np.int64)
+    seed = check_seed(op, "seed", seed, bits=32)  # RandomState takes 32-bit seeds
     tokens = np.random.RandomState(seed).randint(0, vocab, (n, seq_len)).astype(np.int64)
     labels = (tokens.sum(axis=1) % k).astype(np.int64)
     return tokens, labels
@@ -126,14 +136,10 @@ class DifferenceTask:
         seed: int = 0,
         test_fraction: float = 0.1,
     ):
-        if not 2 <= base <= len(DIGITS):
-            raise InvalidArgumentError(
-                f"DifferenceTask: base must be in [2, {len(DIGITS)}], got {base}"
-            )
-        self.base = int(base)
+        self.base = check_int("DifferenceTask", "base", base, 2, len(DIGITS))
         self.train_lengths = _lengths(train_lengths, "DifferenceTask", "train_lengths")
         self.test_lengths = _lengths(test_lengths, "DifferenceTask", "test_lengths")
-        self.seed = int(seed)
+        self.seed = check_seed("DifferenceTask", "seed", seed)
         self.test_fraction = _check_fraction(test_fraction, "DifferenceTask", "test_fraction")
         self.vocab = DIGITS[: self.base] + "-"
 
@@ -181,8 +187,7 @@ class DifferenceTask:
         long ones, as in the seed.
         """
         lengths = self.lengths(name)
-        if size < 0:
-            raise InvalidArgumentError(f"DifferenceTask.split: size must be >= 0, got {size}")
+        size = check_size("DifferenceTask.split", "size", size)
         shared = set(self.train_lengths) & set(self.test_lengths)
         capacity = self._capacity([n for n in lengths if n not in shared])
         if size > capacity and not shared:
@@ -268,7 +273,7 @@ class AdditionTask:
     ):
         self.train_lengths = _lengths(train_lengths, "AdditionTask", "train_lengths")
         self.test_lengths = _lengths(test_lengths, "AdditionTask", "test_lengths")
-        self.seed = int(seed)
+        self.seed = check_seed("AdditionTask", "seed", seed)
         self.test_fraction = _check_fraction(test_fraction, "AdditionTask", "test_fraction")
         self._rng = np.random.default_rng(self.seed)
 
@@ -387,9 +392,10 @@ def char_corpus(
     >>> len(text), text == char_corpus(max_bytes=10_000)
     (10000, True)
     """
-    if max_bytes is not None and max_bytes < 0:
-        raise InvalidArgumentError(f"char_corpus: max_bytes must be >= 0 or None, got {max_bytes}")
+    if max_bytes is not None:
+        max_bytes = check_size("char_corpus", "max_bytes", max_bytes)
     if text_file is not None:
+        text_file = check_path("char_corpus", "text_file", text_file)
         if not os.path.isfile(text_file):
             raise InvalidArgumentError(
                 f"char_corpus: no file at {os.fspath(text_file)!r}; pass the path of a UTF-8 "
@@ -438,9 +444,10 @@ class LMDataset:
                 f"LMDataset: ids must be a 1-d integer array, got shape {ids.shape} dtype "
                 f"{ids.dtype}; flatten the encoded corpus first"
             )
-        if seq_len < 1:
-            raise InvalidArgumentError(f"LMDataset: seq_len must be >= 1, got {seq_len}")
-        _check_fraction(val_fraction, "LMDataset", "val_fraction", closed=True)
+        seq_len = check_count("LMDataset", "seq_len", seq_len)
+        val_fraction = _check_fraction(val_fraction, "LMDataset", "val_fraction", closed=True)
+        if vocab_size is not None:
+            vocab_size = check_count("LMDataset", "vocab_size", vocab_size)
         ids = ids.astype(np.int64, copy=False)
         if ids.size and ids.min() < 0:
             raise InvalidArgumentError("LMDataset: ids must be >= 0")
@@ -470,6 +477,7 @@ class LMDataset:
     def batch(self, split: str, batch_size: int, rng) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)``, int64 ``(batch_size, seq_len)``, windows at uniform random offsets."""
         data = self.split(split)
+        batch_size = check_size("LMDataset.batch", "batch_size", batch_size)
         rng = _as_rng(rng, "LMDataset.batch")
         if len(data) <= self.seq_len:
             raise InvalidArgumentError(
@@ -521,10 +529,7 @@ def batches(
         raise InvalidArgumentError(
             f"batches: arrays must share their first dimension, got shapes {shapes}"
         )
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InvalidArgumentError(
-            f"batches: batch_size must be a positive int, got {batch_size!r}"
-        )
+    batch_size = check_count("batches", "batch_size", batch_size)
     n = sizes[0]
     if shuffle:
         if rng is None:
@@ -535,7 +540,11 @@ def batches(
         order = _as_rng(rng, "batches").permutation(n)
     else:
         order = None
-    stop = n - n % batch_size if drop_last else n
+    # checked now, batched as the caller iterates (a generator would check at the first batch)
+    return _batches(arrays, single, n - n % batch_size if drop_last else n, batch_size, order)
+
+
+def _batches(arrays, single, stop, batch_size, order) -> Iterator:
     for i in range(0, stop, batch_size):
         idx = slice(i, i + batch_size) if order is None else order[i : i + batch_size]
         out = tuple(a[idx] for a in arrays)

@@ -28,7 +28,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from fluxion.errors import InvalidArgumentError
+from fluxion.core.checks import check_count, check_output_path, check_path
+from fluxion.errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = ["BPETokenizer", "CharTokenizer", "Tokenizer", "load_tokenizer", "tokenizer_from_dict"]
 
@@ -61,13 +62,16 @@ class Tokenizer:
     """
 
     def __init__(self, specials: Sequence[str] = DEFAULT_SPECIALS):
+        what = (
+            f"{type(self).__name__}: specials must be distinct non-empty strings, got {specials!r}"
+        )
+        if isinstance(specials, str) or not isinstance(specials, Iterable):
+            raise ArgumentTypeError(what)
         specials = tuple(specials)
-        if len(set(specials)) != len(specials) or not all(
-            isinstance(s, str) and s for s in specials
-        ):
-            raise InvalidArgumentError(
-                f"{type(self).__name__}: specials must be distinct non-empty strings, got {specials}"
-            )
+        if not all(isinstance(s, str) for s in specials):
+            raise ArgumentTypeError(what)
+        if len(set(specials)) != len(specials) or not all(specials):
+            raise InvalidArgumentError(what)
         self.specials = specials
         self._tokens: list[str] = list(specials)
 
@@ -200,12 +204,14 @@ class Tokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer to a JSON file."""
+        path = check_output_path(f"{type(self).__name__}.save", "path", path)
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, ensure_ascii=False, indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike):
         """Read a tokenizer written by ``save``."""
+        path = check_path(f"{cls.__name__}.load", "path", path)
         if not os.path.exists(path):
             raise InvalidArgumentError(
                 f"{cls.__name__}.load: no file at {os.fspath(path)!r}; check the path"
@@ -285,10 +291,11 @@ class CharTokenizer(Tokenizer):
         self.chars = ""
         self._index: dict[str, int] = {}
         if chars is not None:
-            if not isinstance(chars, str) or len(set(chars)) != len(chars):
-                raise InvalidArgumentError(
-                    f"CharTokenizer: chars must be a str of distinct characters, got {chars!r}"
-                )
+            what = f"CharTokenizer: chars must be a str of distinct characters, got {chars!r}"
+            if not isinstance(chars, str):
+                raise ArgumentTypeError(what)
+            if len(set(chars)) != len(chars):
+                raise InvalidArgumentError(what)
             self._set_chars(chars)
 
     def _set_chars(self, chars: str) -> None:
@@ -339,11 +346,7 @@ class BPETokenizer(Tokenizer):
 
     def __init__(self, vocab_size: int, specials: Sequence[str] = DEFAULT_SPECIALS):
         super().__init__(specials)
-        if not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-            raise InvalidArgumentError(
-                f"BPETokenizer: vocab_size must be a positive int, got {vocab_size!r}"
-            )
-        self.target_vocab_size = int(vocab_size)
+        self.target_vocab_size = check_count("BPETokenizer", "vocab_size", vocab_size)
         self.chars = ""
         self.merges: list[tuple[int, int]] = []
         self._char_index: dict[str, int] = {}
@@ -491,6 +494,7 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Read any fluxion tokenizer saved with ``.save(path)``."""
+    path = check_path("load_tokenizer", "path", path)
     if not os.path.exists(path):
         raise InvalidArgumentError(
             f"load_tokenizer: no file at {os.fspath(path)!r}; check the path"

@@ -8,14 +8,14 @@
 from __future__ import annotations
 
 from fluxion import ops
+from fluxion.core.checks import check_choice
 from fluxion.models.layers import (
-    POSITIONS,
     Block,
     add_positions,
-    check_choice,
     check_length,
+    check_model,
+    check_token,
     check_tokens,
-    feedforward_size,
     last_kept,
     masked_mean,
     padding_mask,
@@ -53,9 +53,13 @@ class EncoderClassifier(Module):
         pad_id: int | None = None,
     ):
         super().__init__()
-        check_choice("EncoderClassifier", "pos", pos, POSITIONS)
-        check_choice("EncoderClassifier", "pooling", pooling, ("mean", "last"))
-        ff = feedforward_size("EncoderClassifier", d_model, dim_feedforward)
+        op, vocabs = "EncoderClassifier", {"vocab_size": vocab_size, "num_classes": num_classes}
+        ff = check_model(
+            op, vocabs, d_model, num_heads, num_layers, max_len, dim_feedforward, pos, dropout
+        )
+        check_choice(op, "pooling", pooling, ("mean", "last"))
+        if pad_id is not None:
+            pad_id = check_token(op, "pad_id", pad_id, vocab_size)
         self.vocab_size, self.num_classes, self.d_model = vocab_size, num_classes, d_model
         self.max_len, self.pos_kind, self.pooling, self.pad_id = max_len, pos, pooling, pad_id
         self.tok = Embedding(vocab_size, d_model)

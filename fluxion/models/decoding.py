@@ -20,11 +20,12 @@ import numpy as np
 
 import fluxion.ops.random as fxr
 from fluxion import ops
+from fluxion.core.checks import check_count, check_int, check_nonnegative, check_number, check_size
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import no_grad
-from fluxion.errors import InvalidArgumentError, ShapeError
+from fluxion.errors import ArgumentTypeError, IndexOutOfRangeError, ShapeError
 from fluxion.models.gpt import GPT, KVCache
-from fluxion.models.layers import check_length, check_tokens
+from fluxion.models.layers import check_length, check_token, check_tokens
 from fluxion.ops.control import fori_loop
 from fluxion.transforms.jit import jit
 
@@ -44,17 +45,26 @@ def filter_logits(logits, top_k: int | None = None, top_p: float | None = None) 
     [[-inf   3.   2.]]:f32[1,3]:cpu(0)
     """
     logits = to_tensor(logits)
+    _, top_k, top_p = _check_sampling("filter_logits", 1.0, top_k, top_p)
+    return _filter_logits(logits, top_k, top_p)
+
+
+def _check_sampling(op: str, temperature, top_k, top_p):
+    """``temperature`` >= 0 (0: greedy), ``top_k`` >= 1 or None, ``top_p`` in (0, 1] or None."""
+    temperature = check_nonnegative(op, "temperature", temperature)
+    top_k = None if top_k is None else check_count(op, "top_k", top_k)
+    top_p = None if top_p is None else check_number(op, "top_p", top_p, 0.0, 1.0, low_open=True)
+    return temperature, top_k, top_p
+
+
+def _filter_logits(logits: Tensor, top_k, top_p) -> Tensor:
     if top_k is None and top_p is None:
         return logits
     V = logits.shape[-1]
-    if top_k is not None and not 1 <= int(top_k):
-        raise InvalidArgumentError(f"filter_logits: top_k must be at least 1, got {top_k}")
-    if top_p is not None and not 0.0 < float(top_p) <= 1.0:
-        raise InvalidArgumentError(f"filter_logits: top_p must lie in (0, 1], got {top_p}")
     order = ops.argsort(logits, axis=-1, descending=True)
     ranked = ops.take_along_axis(logits, order, axis=-1)
     rank = ops.arange(V)
-    keep = ops.broadcast_to(rank < (V if top_k is None else min(int(top_k), V)), ranked.shape)
+    keep = ops.broadcast_to(rank < (V if top_k is None else min(top_k, V)), ranked.shape)
     if top_p is not None and top_p < 1.0:
         probs = ops.softmax(ops.where(keep, ranked, -np.inf), axis=-1)
         above = ops.cumsum(probs, axis=-1)[..., :-1]  # the mass of the tokens ranked higher
@@ -71,15 +81,16 @@ def sample_logits(
     ``top_k``/``top_p`` (``filter_logits``), then ``fx.random.categorical``.
     ``temperature=0`` is greedy (argmax; the key is not used)."""
     logits = to_tensor(logits)
-    if temperature < 0:
-        raise InvalidArgumentError(f"sample_logits: temperature must be >= 0, got {temperature}")
+    temperature, top_k, top_p = _check_sampling("sample_logits", temperature, top_k, top_p)
+    if temperature != 0:  # sampling needs a key (or temperature=0: greedy)
+        key = fxr.check_key("sample_logits", key)
+    return _sample(logits, key, temperature, top_k, top_p)
+
+
+def _sample(logits: Tensor, key, temperature: float, top_k, top_p) -> Tensor:
     if temperature == 0:
         return ops.argmax(logits, axis=-1)
-    if key is None:
-        raise InvalidArgumentError(
-            "sample_logits: sampling needs a key (fx.random.key(seed)); or pass temperature=0"
-        )
-    filtered = filter_logits(logits / temperature, top_k, top_p)
+    filtered = _filter_logits(logits / temperature, top_k, top_p)
     return fxr.categorical(key, filtered, axis=-1)
 
 
@@ -88,22 +99,37 @@ def _fresh_key() -> Tensor:
     return fxr.key(int(fxr.global_randint(0, 2**31 - 1, ()).item()))
 
 
-def _prompt(op: str, prompt_ids) -> Tensor:
+def _prompt(op: str, model, prompt_ids, name: str = "prompt_ids") -> Tensor:
+    """The prompt as int64 (B, T0) token ids of ``model``'s vocabulary (a GPT)."""
+    if not isinstance(model, GPT):
+        raise ArgumentTypeError(f"{op}: expected a fluxion.models.GPT, got {type(model).__name__}")
     prompt = to_tensor(prompt_ids)
     if prompt.ndim == 1:
         prompt = prompt[None]
-    prompt = check_tokens(op, prompt, "prompt_ids")
+    prompt = _ids(op, prompt, name, model.vocab_size)
     if prompt.shape[1] == 0:
         raise ShapeError(f"{op}: the prompt is empty; give at least one token (e.g. a bos id)")
-    return prompt.astype(np.int64)
+    return prompt
 
 
-def _check_gpt(op: str, model, total: int) -> None:
-    if not isinstance(model, GPT):
-        raise InvalidArgumentError(
-            f"{op}: expected a fluxion.models.GPT, got {type(model).__name__}"
+def _ids(op: str, ids, name: str, vocab_size: int) -> Tensor:
+    """(B, T) integer token ids below ``vocab_size``, as int64."""
+    ids = check_tokens(op, ids, name)
+    values = ids.numpy()
+    if values.size and (values.min() < 0 or values.max() >= vocab_size):
+        bad = values.min() if values.min() < 0 else values.max()
+        raise IndexOutOfRangeError(
+            f"{op}: {name} holds the token {bad}, outside the vocabulary [0, {vocab_size})"
         )
+    return ids.astype(np.int64)
+
+
+def _check_length(op: str, model, total: int) -> None:
     check_length(op, model.pos_kind, total, model.max_len)
+
+
+def _eos(op: str, eos_id, vocab_size: int):
+    return None if eos_id is None else check_token(op, "eos_id", eos_id, vocab_size)
 
 
 def generate(
@@ -126,11 +152,22 @@ def generate(
     repeats ``eos_id`` from there on, and the loop stops once all have.
     The model's mode is left alone: call ``model.eval()`` first if it has dropout.
     """
-    prompt = _prompt("generate", prompt_ids)
+    return _generate("generate", model, prompt_ids, max_new_tokens, key, temperature, top_k,
+                     top_p, use_cache, eos_id)  # fmt: skip
+
+
+def _generate(op, model, prompt_ids, max_new_tokens, key, temperature, top_k, top_p, use_cache,
+              eos_id) -> Tensor:  # fmt: skip
+    prompt = _prompt(op, model, prompt_ids)
+    max_new_tokens = check_size(op, "max_new_tokens", max_new_tokens)
+    temperature, top_k, top_p = _check_sampling(op, temperature, top_k, top_p)
+    eos_id = _eos(op, eos_id, model.vocab_size)
     B, T0 = prompt.shape
-    total = T0 + int(max_new_tokens)
-    _check_gpt("generate", model, total)
-    if temperature != 0 and key is None:
+    total = T0 + max_new_tokens
+    _check_length(op, model, total)
+    if key is not None:
+        key = fxr.check_key(op, key)
+    elif temperature != 0:
         key = _fresh_key()
     out, done = [prompt], None
     with no_grad():
@@ -138,17 +175,17 @@ def generate(
             logits, cache = model.forward_cached(prompt, model.init_cache(B, total))
         else:
             logits = model(prompt)
-        for step in range(int(max_new_tokens)):
+        for step in range(max_new_tokens):
             sub = None
             if temperature != 0:
                 keys = fxr.split(key)
                 key, sub = keys[0], keys[1]
-            tok = sample_logits(logits[:, -1], sub, temperature, top_k, top_p)
+            tok = _sample(logits[:, -1], sub, temperature, top_k, top_p)
             if eos_id is not None:
                 tok = tok if done is None else ops.where(done, eos_id, tok)
                 done = tok == eos_id
             out.append(ops.expand_dims(tok, 1))
-            left = int(max_new_tokens) - step - 1
+            left = max_new_tokens - step - 1
             if not left:
                 break
             if done is not None and bool(done.all()):
@@ -187,9 +224,9 @@ def greedy_compiled(model: GPT, prompt_ids, max_new_tokens: int) -> Tensor:
     carries a fixed-size token buffer and the KV cache. Gives the tokens of
     ``generate(..., temperature=0)``; compiled once per (model structure, prompt shape,
     max_new_tokens)."""
-    prompt = _prompt("greedy_compiled", prompt_ids)
-    n = int(max_new_tokens)
-    _check_gpt("greedy_compiled", model, prompt.shape[1] + n)
+    prompt = _prompt("greedy_compiled", model, prompt_ids)
+    n = check_size("greedy_compiled", "max_new_tokens", max_new_tokens)
+    _check_length("greedy_compiled", model, prompt.shape[1] + n)
     if n == 0:
         return prompt
     with no_grad():
@@ -202,11 +239,9 @@ def greedy_compiled(model: GPT, prompt_ids, max_new_tokens: int) -> Tensor:
 def sequence_logprob(model: GPT, ids, start: int, eos_id: int | None = None) -> np.ndarray:
     """log p(ids[:, start:] | ids[:, :start]) under the model, per row (float64, (B,)).
     With ``eos_id`` a row's tokens after its first eos (at or after ``start``) do not count."""
-    ids = check_tokens("sequence_logprob", to_tensor(ids))
-    if not 1 <= start <= ids.shape[1]:
-        raise InvalidArgumentError(
-            f"sequence_logprob: start={start} must lie in [1, {ids.shape[1]}]"
-        )
+    ids = _ids("sequence_logprob", to_tensor(ids), "ids", model.vocab_size)
+    start = check_int("sequence_logprob", "start", start, 1, ids.shape[1])
+    eos_id = _eos("sequence_logprob", eos_id, model.vocab_size)
     with no_grad():
         logp = ops.log_softmax(model(ids[:, :-1]), axis=-1).numpy().astype(np.float64)
     tokens = ids.numpy()
@@ -238,18 +273,27 @@ def best_of_n(
     """Sample ``n`` continuations of one prompt (in one batch) and rank them by their
     total log-probability under the model: ``[(ids, score), ...]`` best first, ids the
     prompt and continuation (cut after eos when ``eos_id`` is given)."""
-    prompt = _prompt("best_of_n", prompt_ids)
+    prompt = _prompt("best_of_n", model, prompt_ids)
     if prompt.shape[0] != 1:
         raise ShapeError(f"best_of_n: give one prompt, (T0,) or (1, T0); got {prompt.shape}")
     T0 = prompt.shape[1]
-    batch = ops.broadcast_to(prompt, (int(n), T0))
-    ids = generate(model, batch, max_new_tokens, key, temperature, top_k, top_p, eos_id=eos_id)
+    batch = ops.broadcast_to(prompt, (check_count("best_of_n", "n", n), T0))
+    ids = _generate("best_of_n", model, batch, max_new_tokens, key, temperature, top_k, top_p,
+                    True, eos_id)  # fmt: skip
     scores = sequence_logprob(model, ids, T0, eos_id)
     rows = [(_trim(row, T0, eos_id), float(s)) for row, s in zip(ids.numpy().tolist(), scores)]
     return sorted(rows, key=lambda h: -h[1])
 
 
 # ----------------------------------------------------------------------------- beam search
+
+
+def _check_beams(op: str, beam_size, eos_id, length_penalty, vocab_size: int):
+    return (
+        check_count(op, "beam_size", beam_size),
+        _eos(op, eos_id, vocab_size),
+        check_number(op, "length_penalty", length_penalty),
+    )
 
 
 def _beam_search(first_logp, state, advance, beam_size, steps, eos_id, length_penalty):
@@ -261,8 +305,6 @@ def _beam_search(first_logp, state, advance, beam_size, steps, eos_id, length_pe
     best extensions; one that ends in ``eos_id`` is finished and kept aside. Returns
     the generated token lists with their scores, best first.
     """
-    if beam_size < 1:
-        raise InvalidArgumentError(f"beam_search: beam_size must be at least 1, got {beam_size}")
     alive, logp, finished = [([], 0.0)], first_logp[None], []
     for step in range(steps):
         V = logp.shape[-1]
@@ -309,11 +351,15 @@ def beam_search(
     With ``beam_size`` >= V ** (max_new_tokens - 1) it is exhaustive: the result is the
     best ``beam_size`` sequences of all.
     """
-    prompt = _prompt("beam_search", prompt_ids)
+    op = "beam_search"
+    prompt = _prompt(op, model, prompt_ids)
     if prompt.shape[0] != 1:
         raise ShapeError(f"beam_search: give one prompt, (T0,) or (1, T0); got {prompt.shape}")
-    T0, steps = prompt.shape[1], int(max_new_tokens)
-    _check_gpt("beam_search", model, T0 + steps)
+    T0, steps = prompt.shape[1], check_size(op, "max_new_tokens", max_new_tokens)
+    beam_size, eos_id, length_penalty = _check_beams(
+        op, beam_size, eos_id, length_penalty, model.vocab_size
+    )
+    _check_length(op, model, T0 + steps)
 
     def advance(cache: KVCache, parents, tokens):
         rows = ops.asarray(parents)
@@ -337,18 +383,21 @@ def beam_search(
 # ----------------------------------------------------------------------------- seq2seq
 
 
-def _source(op: str, src) -> Tensor:
+def _source(op: str, model, src) -> Tensor:
     src = to_tensor(src)
-    return check_tokens(op, src[None] if src.ndim == 1 else src, "src").astype(np.int64)
+    return _ids(op, src[None] if src.ndim == 1 else src, "src", model.src_vocab)
 
 
 def seq2seq_greedy(model, src, max_len: int, bos_id: int, eos_id: int | None = None) -> Tensor:
     """Greedy decoding of a batch of sources (B, S): the ``max_len`` target tokens after
     bos, (B, max_len). The source is encoded once; each step decodes the whole prefix.
     After a row's ``eos_id`` come padding tokens (the model's pad_id, else eos_id)."""
-    src = _source("seq2seq_greedy", src)
-    B, n = src.shape[0], int(max_len)
-    check_length("seq2seq_greedy", model.pos_kind, n, model.max_len)
+    op = "seq2seq_greedy"
+    src = _source(op, model, src)
+    B, n = src.shape[0], check_size(op, "max_len", max_len)
+    bos_id = check_token(op, "bos_id", bos_id, model.tgt_vocab)
+    eos_id = _eos(op, eos_id, model.tgt_vocab)
+    check_length(op, model.pos_kind, n, model.max_len)
     fill = eos_id if model.pad_id is None else model.pad_id
     tgt, done = ops.full((B, 1), bos_id, dtype=np.int64), None
     with no_grad():
@@ -377,11 +426,16 @@ def seq2seq_beam_search(
     """Beam search for one source (S,) or (1, S): ``[(ids, score), ...]`` best first,
     ids the target tokens after bos (ending in eos when finished), scores as in
     ``beam_search``."""
-    src = _source("seq2seq_beam_search", src)
+    op = "seq2seq_beam_search"
+    src = _source(op, model, src)
     if src.shape[0] != 1:
         raise ShapeError(f"seq2seq_beam_search: give one source; got {src.shape}")
-    n = int(max_len)
-    check_length("seq2seq_beam_search", model.pos_kind, n, model.max_len)
+    n = check_size(op, "max_len", max_len)
+    bos_id = check_token(op, "bos_id", bos_id, model.tgt_vocab)
+    beam_size, eos_id, length_penalty = _check_beams(
+        op, beam_size, eos_id, length_penalty, model.tgt_vocab
+    )
+    check_length(op, model.pos_kind, n, model.max_len)
 
     with no_grad():
         memory = model.encode(src)

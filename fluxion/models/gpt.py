@@ -24,15 +24,13 @@ from fluxion import ops
 from fluxion.core.tensor import Tensor
 from fluxion.errors import ShapeError
 from fluxion.models.layers import (
-    POSITIONS,
     Block,
     add_positions,
     causal_mask,
-    check_choice,
     check_length,
+    check_model,
     check_tokens,
     concrete_int,
-    feedforward_size,
     position_table,
 )
 from fluxion.nn.containers import ModuleList
@@ -72,8 +70,10 @@ class GPT(Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        check_choice("GPT", "pos", pos, POSITIONS)
-        ff = feedforward_size("GPT", d_model, dim_feedforward)
+        vocabs = {"vocab_size": vocab_size}
+        ff = check_model(
+            "GPT", vocabs, d_model, num_heads, num_layers, max_len, dim_feedforward, pos, dropout
+        )
         self.vocab_size, self.d_model, self.num_heads = vocab_size, d_model, num_heads
         self.num_layers, self.max_len, self.pos_kind = num_layers, max_len, pos
         self.tok = Embedding(vocab_size, d_model)

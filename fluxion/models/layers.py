@@ -18,6 +18,14 @@ import numpy as np
 
 from fluxion import ops
 from fluxion.core import dtypes
+from fluxion.core.checks import (
+    check_allocation,
+    check_choice,
+    check_count,
+    check_int,
+    check_probability,
+    check_size,
+)
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.errors import DTypeError, InvalidArgumentError, ShapeError, TracerError
 from fluxion.nn import functional as F
@@ -54,11 +62,6 @@ def check_tokens(owner: str, tokens, name: str = "tokens") -> Tensor:
             "add a batch axis with x[None]"
         )
     return tokens
-
-
-def check_choice(owner: str, name: str, value, choices) -> None:
-    if value not in choices:
-        raise InvalidArgumentError(f"{owner}: {name} must be one of {choices}, got {value!r}")
 
 
 def check_length(owner: str, pos: str, end: int | None, max_len: int) -> None:
@@ -144,16 +147,8 @@ class Attention(Module):
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, rope: bool = False):
         super().__init__()
-        if num_heads <= 0 or d_model % num_heads:
-            raise InvalidArgumentError(
-                f"Attention: d_model={d_model} must be divisible by num_heads={num_heads}"
-            )
-        head_dim = d_model // num_heads
-        if rope and head_dim % 2:
-            raise InvalidArgumentError(
-                f"Attention: RoPE rotates feature pairs, so the head size d_model / num_heads "
-                f"= {head_dim} must be even"
-            )
+        head_dim = check_heads("Attention", d_model, num_heads, rope)
+        dropout = check_probability("Attention", "dropout", dropout)
         self.d_model, self.num_heads, self.head_dim = d_model, num_heads, head_dim
         self.dropout, self.rope = dropout, rope
         self.in_proj_weight = init.xavier_uniform_(Parameter(ops.zeros((3 * d_model, d_model))))
@@ -239,6 +234,9 @@ class Block(Module):
         rope: bool = False,
     ):
         super().__init__()
+        check_heads("Block", d_model, num_heads, rope)
+        check_count("Block", "dim_feedforward", dim_feedforward)
+        check_probability("Block", "dropout", dropout)
         self.ln1 = LayerNorm(d_model)
         self.attn = Attention(d_model, num_heads, dropout, rope=rope)
         self.ln_cross = LayerNorm(d_model) if cross else None
@@ -259,11 +257,47 @@ class Block(Module):
         return x + self.drop(self.mlp(self.ln2(x))), keys, values
 
 
-def feedforward_size(owner: str, d_model: int, dim_feedforward) -> int:
-    ff = 4 * d_model if dim_feedforward is None else int(dim_feedforward)
-    if ff <= 0:
-        raise InvalidArgumentError(f"{owner}: dim_feedforward must be positive, got {ff}")
+def check_heads(owner: str, d_model, num_heads, rope: bool) -> int:
+    """The head size: ``d_model`` split in ``num_heads`` (an even size for RoPE)."""
+    d_model = check_count(owner, "d_model", d_model)
+    num_heads = check_count(owner, "num_heads", num_heads)
+    if d_model % num_heads:
+        raise InvalidArgumentError(
+            f"{owner}: d_model={d_model} must be divisible by num_heads={num_heads}"
+        )
+    head_dim = d_model // num_heads
+    if rope and head_dim % 2:
+        raise InvalidArgumentError(
+            f"{owner}: RoPE rotates feature pairs, so the head size d_model / num_heads "
+            f"= {head_dim} must be even"
+        )
+    return head_dim
+
+
+def check_model(owner: str, vocabs: dict, d_model, num_heads, num_layers, max_len,
+                dim_feedforward, pos: str, dropout) -> int:  # fmt: skip
+    """The arguments the models share, checked under the model's name before any layer is
+    built; ``vocabs``: name -> vocabulary size. Returns the feed-forward size (4 * d_model
+    by default)."""
+    check_choice(owner, "pos", pos, POSITIONS)
+    for name, size in vocabs.items():
+        check_count(owner, name, size)
+    check_heads(owner, d_model, num_heads, pos == "rope")
+    check_size(owner, "num_layers", num_layers)
+    check_size(owner, "max_len", max_len)
+    check_probability(owner, "dropout", dropout)
+    ff = 4 * d_model if dim_feedforward is None else dim_feedforward
+    check_count(owner, "dim_feedforward", ff)
+    # the largest parameters (embeddings, position table, feed-forward) must fit in memory
+    tables = [(size, d_model) for size in vocabs.values()] + [(max_len, d_model), (ff, d_model)]
+    for shape in tables:
+        check_allocation(owner, shape, dtypes.DEFAULT_FLOAT)
     return ff
+
+
+def check_token(owner: str, name: str, value, vocab_size: int) -> int:
+    """A token id of a vocabulary of ``vocab_size``."""
+    return check_int(owner, name, value, 0, vocab_size - 1)
 
 
 def masked_mean(x: Tensor, keep: Tensor | None) -> Tensor:

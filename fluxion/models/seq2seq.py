@@ -11,17 +11,17 @@
 from __future__ import annotations
 
 from fluxion import ops
+from fluxion.core.checks import check_int
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.errors import DTypeError
 from fluxion.models.layers import (
-    POSITIONS,
     Block,
     add_positions,
     causal_mask,
-    check_choice,
     check_length,
+    check_model,
+    check_token,
     check_tokens,
-    feedforward_size,
     padding_mask,
     position_table,
 )
@@ -34,6 +34,7 @@ def shift_right(tgt, bos_id: int) -> Tensor:
     """Teacher forcing's decoder input: ``bos_id`` prepended, the last token dropped
     (along the last axis of tgt (B, T) or (T,))."""
     tgt = to_tensor(tgt)
+    bos_id = check_int("shift_right", "bos_id", bos_id, minimum=0)
     if not tgt.ndim or tgt._np_dtype.kind not in "iu":
         raise DTypeError(
             f"shift_right: tgt must be integer token ids of shape (B, T) or (T,), got "
@@ -69,8 +70,13 @@ class Seq2Seq(Module):
         pad_id: int | None = 0,
     ):
         super().__init__()
-        check_choice("Seq2Seq", "pos", pos, POSITIONS)
-        ff = feedforward_size("Seq2Seq", d_model, dim_feedforward)
+        vocabs = {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab}
+        ff = check_model(
+            "Seq2Seq", vocabs, d_model, num_heads, num_layers, max_len, dim_feedforward, pos,
+            dropout,
+        )  # fmt: skip
+        if pad_id is not None:  # it pads sources and targets
+            pad_id = check_token("Seq2Seq", "pad_id", pad_id, min(src_vocab, tgt_vocab))
         self.src_vocab, self.tgt_vocab, self.d_model = src_vocab, tgt_vocab, d_model
         self.max_len, self.pos_kind, self.pad_id = max_len, pos, pad_id
         rope = pos == "rope"

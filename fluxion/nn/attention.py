@@ -14,22 +14,30 @@ import math
 import numpy as np
 
 from fluxion import ops
-from fluxion.core import dtypes
+from fluxion.core.checks import (
+    check_allocation,
+    check_count,
+    check_nonnegative,
+    check_number,
+    check_probability,
+    check_size,
+)
 from fluxion.core.tensor import to_tensor
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.nn import functional as F
 from fluxion.nn import init
-from fluxion.nn.layers import Linear, _check_device, _empty
+from fluxion.nn.layers import Linear, _check_device, _empty, _param_dtype
 from fluxion.nn.module import Module
 
 
 def _resolve_heads(owner: str, nhead, num_heads) -> int:
     if nhead is not None and num_heads is not None and nhead != num_heads:
         raise InvalidArgumentError(f"{owner}: nhead={nhead} and num_heads={num_heads} disagree")
-    heads = nhead if nhead is not None else num_heads
-    if heads is None:
+    if nhead is None and num_heads is None:
         raise InvalidArgumentError(f"{owner}: give the number of heads (nhead= or num_heads=)")
-    return int(heads)
+    return check_count(
+        owner, *(("nhead", nhead) if nhead is not None else ("num_heads", num_heads))
+    )
 
 
 class MultiheadAttention(Module):
@@ -72,31 +80,32 @@ class MultiheadAttention(Module):
             raise InvalidArgumentError(
                 "MultiheadAttention: add_bias_kv and add_zero_attn are not supported"
             )
-        embed_dim = embed_dim if embed_dim is not None else d_model
-        if embed_dim is None:
+        if embed_dim is None and d_model is None:
             raise InvalidArgumentError("MultiheadAttention: give embed_dim (or d_model=)")
+        name = "embed_dim" if embed_dim is not None else "d_model"
+        embed_dim = check_count(
+            "MultiheadAttention", name, embed_dim if embed_dim is not None else d_model
+        )
         num_heads = _resolve_heads("MultiheadAttention", nhead, num_heads)
-        if num_heads <= 0 or embed_dim % num_heads:
+        if embed_dim % num_heads:
             raise InvalidArgumentError(
                 f"MultiheadAttention: embed_dim={embed_dim} must be divisible by num_heads={num_heads}"
             )
-        if not 0.0 <= dropout <= 1.0:
-            raise InvalidArgumentError(
-                f"MultiheadAttention: dropout must lie in [0, 1], got {dropout}"
-            )
+        dropout = check_probability("MultiheadAttention", "dropout", dropout)
+        _param_dtype("MultiheadAttention", dtype)
         self.embed_dim = embed_dim
-        self.kdim = kdim if kdim is not None else embed_dim
-        self.vdim = vdim if vdim is not None else embed_dim
+        self.kdim = embed_dim if kdim is None else check_count("MultiheadAttention", "kdim", kdim)
+        self.vdim = embed_dim if vdim is None else check_count("MultiheadAttention", "vdim", vdim)
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         self.num_heads, self.dropout, self.batch_first = num_heads, dropout, batch_first
         self.head_dim = embed_dim // num_heads
         if self._qkv_same_embed_dim:
-            self.in_proj_weight = _empty((3 * embed_dim, embed_dim), dtype)
+            self.in_proj_weight = _empty("MultiheadAttention", (3 * embed_dim, embed_dim), dtype)
         else:
-            self.q_proj_weight = _empty((embed_dim, embed_dim), dtype)
-            self.k_proj_weight = _empty((embed_dim, self.kdim), dtype)
-            self.v_proj_weight = _empty((embed_dim, self.vdim), dtype)
-        self.in_proj_bias = _empty((3 * embed_dim,), dtype) if bias else None
+            self.q_proj_weight = _empty("MultiheadAttention", (embed_dim, embed_dim), dtype)
+            self.k_proj_weight = _empty("MultiheadAttention", (embed_dim, self.kdim), dtype)
+            self.v_proj_weight = _empty("MultiheadAttention", (embed_dim, self.vdim), dtype)
+        self.in_proj_bias = _empty("MultiheadAttention", (3 * embed_dim,), dtype) if bias else None
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
         self._reset_parameters()
 
@@ -258,7 +267,10 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, d_model: int, max_len: int = 5000, batch_first: bool = True, dtype=None):
         super().__init__()
-        np_dtype = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.to_np(dtype)
+        op = "SinusoidalPositionalEncoding"
+        d_model, max_len = check_size(op, "d_model", d_model), check_size(op, "max_len", max_len)
+        np_dtype = _param_dtype(op, dtype)
+        check_allocation(op, (max_len, d_model), np.float64)  # computed in float64, then cast
         position = np.arange(max_len, dtype=np.float64)[:, None]
         div = np.exp(np.arange(0, d_model, 2, dtype=np.float64) * (-math.log(10000.0) / d_model))
         pe = np.zeros((max_len, d_model))
@@ -289,8 +301,13 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len: int, d_model: int, std: float = 0.02, dtype=None):
         super().__init__()
-        self.max_len, self.d_model = max_len, d_model
-        self.weight = init.normal_(_empty((max_len, d_model), dtype), 0.0, std)
+        op = "LearnedPositionalEmbedding"
+        self.max_len, self.d_model = (
+            check_size(op, "max_len", max_len),
+            check_size(op, "d_model", d_model),
+        )
+        std = check_nonnegative(op, "std", std)
+        self.weight = init.normal_(_empty(op, (self.max_len, self.d_model), dtype), 0.0, std)
 
     def forward(self, x, offset: int = 0):
         x = to_tensor(x)
@@ -321,11 +338,12 @@ class RotaryEmbedding(Module):
 
     def __init__(self, dim: int, base: float = 10000.0):
         super().__init__()
-        if dim <= 0 or dim % 2:
+        if check_count("RotaryEmbedding", "dim", dim) % 2:
             raise InvalidArgumentError(
                 f"RotaryEmbedding: dim must be a positive even number, got {dim}"
             )
-        self.dim, self.base = dim, float(base)
+        self.dim = dim
+        self.base = check_number("RotaryEmbedding", "base", base, 0.0, low_open=True)
 
     def _cos_sin(self, L: int, offset: int, np_dtype):
         inv_freq = self.base ** (-np.arange(0, self.dim, 2, dtype=np.float64) / self.dim)

@@ -20,6 +20,16 @@ import numpy as np
 
 from fluxion import ops
 from fluxion.core import dtypes
+from fluxion.core.checks import (
+    check_choice,
+    check_count,
+    check_int,
+    check_ints,
+    check_nonnegative,
+    check_number,
+    check_probability,
+    check_shape,
+)
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.errors import (
     DTypeError,
@@ -28,7 +38,8 @@ from fluxion.errors import (
     ShapeError,
     TracerError,
 )
-from fluxion.ops.random import rand, uniform
+from fluxion.ops import primitives as P
+from fluxion.ops.random import check_key, rand, uniform
 from fluxion.ops.reduction import widened
 
 
@@ -49,17 +60,18 @@ def _float_input(op: str, x) -> Tensor:
     return x
 
 
-def _dim(dim, axis, default=-1):
+def _dim(op: str, x: Tensor, dim, axis) -> int:
+    """The axis given as ``dim`` (PyTorch) or ``axis`` (NumPy), the last by default."""
     if dim is not None and axis is not None:
-        raise InvalidArgumentError("give dim= or axis=, not both")
-    return default if dim is None and axis is None else dim if dim is not None else axis
+        raise InvalidArgumentError(f"{op}: give dim= or axis=, not both")
+    if dim is None and axis is None:
+        return -1
+    name, value = ("dim", dim) if dim is not None else ("axis", axis)
+    return P.check_axis(op, value, x.ndim, name) if x.ndim else value
 
 
 def _check_reduction(op: str, reduction: str) -> None:
-    if reduction not in ("mean", "sum", "none"):
-        raise InvalidArgumentError(
-            f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
-        )
+    check_choice(op, "reduction", reduction, ("mean", "sum", "none"))
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -99,6 +111,12 @@ def sigmoid(input) -> Tensor:
 def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold, as in PyTorch."""
     x = to_tensor(input)
+    beta, threshold = (
+        check_number("softplus", "beta", beta),
+        check_number("softplus", "threshold", threshold),
+    )
+    if beta == 0:
+        raise InvalidArgumentError("softplus: beta must not be 0 (it divides), got 0.0")
     return ops.where(x * beta > threshold, x, ops.softplus(x * beta) / beta)
 
 
@@ -113,15 +131,17 @@ def tanh(input) -> Tensor:
 
 def softmax(input, dim=None, *, axis=None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim`` (default: the last)."""
-    return ops.softmax(input, axis=_dim(dim, axis))
+    x = to_tensor(input)
+    return ops.softmax(x, axis=_dim("softmax", x, dim, axis))
 
 
 def log_softmax(input, dim=None, *, axis=None) -> Tensor:
-    return ops.log_softmax(input, axis=_dim(dim, axis))
+    x = to_tensor(input)
+    return ops.log_softmax(x, axis=_dim("log_softmax", x, dim, axis))
 
 
 def _normalized_axes(op: str, x: Tensor, normalized_shape) -> tuple:
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    shape = check_shape(op, "normalized_shape", normalized_shape)
     n = len(shape)
     if n == 0 or x.ndim < n or tuple(x.shape[x.ndim - n :]) != shape:
         want = ", ".join(map(str, shape))
@@ -144,6 +164,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     ``* weight + bias``. The variance is the biased one, as in PyTorch."""
     x = _float_input("layer_norm", input)
     axes = _normalized_axes("layer_norm", x, normalized_shape)
+    eps = check_nonnegative("layer_norm", "eps", eps)
     _check_affine("layer_norm", "weight", weight, normalized_shape)
     _check_affine("layer_norm", "bias", bias, normalized_shape)
     centered = x - ops.mean(x, axis=axes, keepdims=True)
@@ -160,6 +181,7 @@ def rms_norm(input, normalized_shape, weight=None, eps: float | None = None) -> 
     x = _float_input("rms_norm", input)
     if eps is None:
         eps = float(ml_dtypes.finfo(x._np_dtype).eps)
+    eps = check_nonnegative("rms_norm", "eps", eps)
     return _rms_norm(x, normalized_shape, weight, eps)
 
 
@@ -232,6 +254,8 @@ def batch_norm(
     """
     x = _float_input("batch_norm", input)
     axes = _channel_axes("batch_norm", x)
+    momentum = check_probability("batch_norm", "momentum", momentum)
+    eps = check_nonnegative("batch_norm", "eps", eps)
     if training:
         mean, var = _batch_statistics(x, axes)
         if running_mean is not None and running_var is not None:
@@ -256,11 +280,11 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     x = _float_input("group_norm", input)
     _channel_axes("group_norm", x)
     n, channels = x.shape[:2]
-    if not isinstance(num_groups, int) or num_groups <= 0 or channels % num_groups:
+    if channels % check_count("group_norm", "num_groups", num_groups):
         raise InvalidArgumentError(
-            f"group_norm: num_groups={num_groups!r} must be a positive int dividing the "
-            f"{channels} channels"
+            f"group_norm: num_groups={num_groups!r} must divide the {channels} channels"
         )
+    eps = check_nonnegative("group_norm", "eps", eps)
     grouped = ops.reshape(x, (n, num_groups, -1))
     mean, var = _batch_statistics(grouped, (2,))
     y = ops.reshape((grouped - mean) / ops.sqrt(var + eps), x.shape)
@@ -275,9 +299,10 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     Under ``fx.vmap`` one global draw serves the whole batch; map over a batch of keys
     (``fx.random.split(key, n)``) for independent masks.
     """
-    if not 0.0 <= p <= 1.0:
-        raise InvalidArgumentError(f"dropout: p must lie in [0, 1], got {p}")
+    p = check_probability("dropout", "p", p)
     x = _float_input("dropout", input)
+    if key is not None:
+        key = check_key("dropout", key)
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -311,6 +336,8 @@ def embedding(input, weight, padding_idx: int | None = None, max_norm=None) -> T
         raise InvalidArgumentError("embedding: max_norm is not supported; renormalize explicitly")
     idx = to_tensor(input)
     n = weight.shape[0]
+    if padding_idx is not None:
+        padding_idx = check_int("embedding", "padding_idx", padding_idx, -n, n - 1)
     _check_indices("embedding", idx, n, "an embedding table (num_embeddings)")
     out = ops.take(weight, idx, axis=0)
     if padding_idx is not None:
@@ -324,7 +351,7 @@ def one_hot(tensor, num_classes: int = -1, dtype=dtypes.DType.int64) -> Tensor:
     idx = to_tensor(tensor)
     if idx._np_dtype not in dtypes.INTEGERS:
         raise DTypeError(f"one_hot: indices must be integers, got {idx.dtype}")
-    if num_classes < 0:
+    if check_int("one_hot", "num_classes", num_classes, minimum=-1) == -1:
         values = _known(idx)
         if values is None:
             raise TracerError("one_hot: num_classes=-1 needs concrete indices; pass num_classes")
@@ -339,7 +366,7 @@ def pad(input, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     x = to_tensor(input)
     if mode != "constant":
         raise InvalidArgumentError(f"pad: only mode='constant' is supported, got {mode!r}")
-    pad = tuple(int(p) for p in pad)
+    pad = check_ints("pad", "pad", pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ShapeError(
             f"pad: pad {pad} must hold (before, after) pairs for at most the {x.ndim} dimension(s) "
@@ -431,6 +458,10 @@ def scaled_dot_product_attention(
     (2, 4, 5, 8)
     """
     q, k, v = to_tensor(query), to_tensor(key), to_tensor(value)
+    op = "scaled_dot_product_attention"
+    dropout_p = check_probability(op, "dropout_p", dropout_p)
+    if scale is not None:
+        scale = check_number(op, "scale", scale)
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
         raise ShapeError(
             f"scaled_dot_product_attention: query {q.shape}, key {k.shape} and value {v.shape} "
@@ -520,6 +551,7 @@ def nll_loss(
     x = _float_input("nll_loss", input)
     target = to_tensor(target)
     _check_reduction("nll_loss", reduction)
+    ignore_index = check_int("nll_loss", "ignore_index", ignore_index)
     cdim = _class_dim("nll_loss", x)
     C = x.shape[cdim]
     _check_class_weight("nll_loss", weight, C)
@@ -550,10 +582,8 @@ def cross_entropy(
     x = _float_input("cross_entropy", input)
     target = to_tensor(target)
     _check_reduction("cross_entropy", reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise InvalidArgumentError(
-            f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}"
-        )
+    label_smoothing = check_probability("cross_entropy", "label_smoothing", label_smoothing)
+    ignore_index = check_int("cross_entropy", "ignore_index", ignore_index)
     cdim = _class_dim("cross_entropy", x)
     C = x.shape[cdim]
     _check_class_weight("cross_entropy", weight, C)

@@ -15,6 +15,17 @@ import numpy as np
 
 from fluxion import ops
 from fluxion.core import dtypes
+from fluxion.core.checks import (
+    check_allocation,
+    check_choice,
+    check_count,
+    check_dtype,
+    check_int,
+    check_nonnegative,
+    check_probability,
+    check_shape,
+    check_size,
+)
 from fluxion.core.tensor import Tensor
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.nn import functional as F
@@ -22,11 +33,15 @@ from fluxion.nn import init
 from fluxion.nn.module import Module, Parameter
 
 
-def _empty(shape, dtype) -> Parameter:
-    """A parameter to be filled by an initializer (dtype defaults to float32)."""
-    np_dtype = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.to_np(dtype)
-    if not dtypes.is_float(np_dtype):
-        raise InvalidArgumentError(f"parameters must be floating point, got dtype {dtype}")
+def _param_dtype(op: str, dtype) -> np.dtype:
+    """The dtype of a layer's parameters: a float dtype, float32 by default."""
+    return check_dtype(op, "dtype", dtype, default=dtypes.DEFAULT_FLOAT, floating=True)
+
+
+def _empty(op: str, shape: tuple, dtype) -> Parameter:
+    """A parameter of ``op`` to be filled by an initializer (dtype defaults to float32)."""
+    np_dtype = _param_dtype(op, dtype)
+    check_allocation(op, shape, np_dtype)
     return Parameter(Tensor._from_array(np.zeros(shape, np_dtype)))
 
 
@@ -58,9 +73,11 @@ class Linear(Module):
     ):
         super().__init__()
         _check_device(device)
+        in_features = check_size("Linear", "in_features", in_features)
+        out_features = check_size("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty((out_features, in_features), dtype)
-        self.bias = _empty((out_features,), dtype) if bias else None
+        self.weight = _empty("Linear", (out_features, in_features), dtype)
+        self.bias = _empty("Linear", (out_features,), dtype) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -104,9 +121,13 @@ class Embedding(Module):
         _check_device(device)
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise InvalidArgumentError(
-                "Embedding: max_norm, scale_grad_by_freq and sparse are not supported"
+                f"Embedding: max_norm={max_norm!r}, scale_grad_by_freq={scale_grad_by_freq!r}, "
+                f"sparse={sparse!r}: only None, False and False are supported"
             )
+        num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
+        embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
+            padding_idx = check_int("Embedding", "padding_idx", padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise InvalidArgumentError(
                     f"Embedding: padding_idx {padding_idx} must lie within num_embeddings={num_embeddings}"
@@ -115,7 +136,7 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         if _weight is None:
-            self.weight = _empty((num_embeddings, embedding_dim), dtype)
+            self.weight = _empty("Embedding", (num_embeddings, embedding_dim), dtype)
             self.reset_parameters()
         else:
             self.weight = Parameter(_weight, requires_grad=not _freeze)
@@ -138,10 +159,6 @@ class Embedding(Module):
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
-def _shape_tuple(normalized_shape) -> tuple:
-    return (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-
-
 class LayerNorm(Module):
     """Normalize over the trailing ``normalized_shape`` dims; weight ones, bias zeros.
 
@@ -160,13 +177,15 @@ class LayerNorm(Module):
     ):
         super().__init__()
         _check_device(device)
-        self.normalized_shape = _shape_tuple(normalized_shape)
-        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.normalized_shape = check_shape("LayerNorm", "normalized_shape", normalized_shape)
+        self.eps = check_nonnegative("LayerNorm", "eps", eps)
+        self.elementwise_affine = elementwise_affine
+        _param_dtype("LayerNorm", dtype)
         self.weight = self.bias = None
         if elementwise_affine:
-            self.weight = init.ones_(_empty(self.normalized_shape, dtype))
+            self.weight = init.ones_(_empty("LayerNorm", self.normalized_shape, dtype))
             if bias:
-                self.bias = init.zeros_(_empty(self.normalized_shape, dtype))
+                self.bias = init.zeros_(_empty("LayerNorm", self.normalized_shape, dtype))
 
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -190,10 +209,14 @@ class RMSNorm(Module):
     ):
         super().__init__()
         _check_device(device)
-        self.normalized_shape = _shape_tuple(normalized_shape)
-        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.normalized_shape = check_shape("RMSNorm", "normalized_shape", normalized_shape)
+        self.eps = None if eps is None else check_nonnegative("RMSNorm", "eps", eps)
+        self.elementwise_affine = elementwise_affine
+        _param_dtype("RMSNorm", dtype)
         self.weight = (
-            init.ones_(_empty(self.normalized_shape, dtype)) if elementwise_affine else None
+            init.ones_(_empty("RMSNorm", self.normalized_shape, dtype))
+            if elementwise_affine
+            else None
         )
 
     def forward(self, input):
@@ -230,20 +253,16 @@ class _BatchNorm(Module):
         super().__init__()
         _check_device(device)
         name = type(self).__name__
-        if not isinstance(num_features, int) or num_features <= 0:
-            raise InvalidArgumentError(
-                f"{name}: num_features must be a positive int, got {num_features!r}"
-            )
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise InvalidArgumentError(f"{name}: momentum must lie in [0, 1] or be None")
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        num_features = check_count(name, "num_features", num_features)
+        self.num_features, self.eps = num_features, check_nonnegative(name, "eps", eps)
+        self.momentum = None if momentum is None else check_probability(name, "momentum", momentum)
         self.affine, self.track_running_stats = affine, track_running_stats
+        np_dtype = _param_dtype(name, dtype)
         self.weight = self.bias = None
         if affine:
-            self.weight = init.ones_(_empty((num_features,), dtype))
-            self.bias = init.zeros_(_empty((num_features,), dtype))
+            self.weight = init.ones_(_empty(name, (num_features,), dtype))
+            self.bias = init.zeros_(_empty(name, (num_features,), dtype))
         if track_running_stats:
-            np_dtype = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.to_np(dtype)
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, np_dtype)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, np_dtype)))
             self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
@@ -313,20 +332,19 @@ class GroupNorm(Module):
     ):  # fmt: skip
         super().__init__()
         _check_device(device)
-        if not isinstance(num_channels, int) or not isinstance(num_groups, int):
-            raise InvalidArgumentError("GroupNorm: num_groups and num_channels must be ints")
-        if num_groups <= 0 or num_channels % num_groups:
+        num_groups = check_count("GroupNorm", "num_groups", num_groups)
+        num_channels = check_size("GroupNorm", "num_channels", num_channels)
+        if num_channels % num_groups:
             raise InvalidArgumentError(
-                f"GroupNorm: num_groups={num_groups} must be positive and divide "
-                f"num_channels={num_channels}"
+                f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}"
             )
-        self.num_groups, self.num_channels, self.eps, self.affine = (
-            num_groups, num_channels, eps, affine
-        )  # fmt: skip
+        self.num_groups, self.num_channels, self.affine = num_groups, num_channels, affine
+        self.eps = check_nonnegative("GroupNorm", "eps", eps)
+        _param_dtype("GroupNorm", dtype)
         self.weight = self.bias = None
         if affine:
-            self.weight = init.ones_(_empty((num_channels,), dtype))
-            self.bias = init.zeros_(_empty((num_channels,), dtype))
+            self.weight = init.ones_(_empty("GroupNorm", (num_channels,), dtype))
+            self.bias = init.zeros_(_empty("GroupNorm", (num_channels,), dtype))
 
     def forward(self, input):
         F._channel_axes("GroupNorm", F._float_input("GroupNorm", input), self.num_channels)
@@ -347,9 +365,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise InvalidArgumentError(f"Dropout: p must lie in [0, 1], got {p}")
-        self.p = p
+        self.p = check_probability("Dropout", "p", p)
 
     def forward(self, input, key=None):
         return F.dropout(input, self.p, self.training, key=key)
@@ -369,10 +385,7 @@ class ReLU(Module):
 class GELU(Module):
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise InvalidArgumentError(
-                f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}"
-            )
+        check_choice("GELU", "approximate", approximate, ("none", "tanh"))
         self.approximate = approximate
 
     def forward(self, input):
@@ -405,7 +418,7 @@ class Softmax(Module):
 
     def __init__(self, dim: int | None = None):
         super().__init__()
-        self.dim = dim
+        self.dim = None if dim is None else check_int(type(self).__name__, "dim", dim)
 
     def forward(self, input):
         return F.softmax(input, -1 if self.dim is None else self.dim)

@@ -16,13 +16,19 @@ import copy
 import numpy as np
 
 from fluxion import ops
-from fluxion.core import dtypes
+from fluxion.core.checks import (
+    check_allocation,
+    check_count,
+    check_nonnegative,
+    check_probability,
+    check_size,
+)
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.nn import functional as F
 from fluxion.nn import init
 from fluxion.nn.attention import MultiheadAttention, _resolve_heads
 from fluxion.nn.containers import ModuleList
-from fluxion.nn.layers import Dropout, LayerNorm, Linear
+from fluxion.nn.layers import Dropout, LayerNorm, Linear, _param_dtype
 from fluxion.nn.module import Module
 
 
@@ -35,8 +41,21 @@ def _activation(owner: str, activation):
             )
         return table[activation]
     if not callable(activation):
-        raise InvalidArgumentError(f"{owner}: activation must be a string or a callable")
+        raise InvalidArgumentError(
+            f"{owner}: activation must be 'relu', 'gelu' or a callable, got {activation!r}"
+        )
     return activation
+
+
+def _check_layer(owner, d_model, nhead, num_heads, dim_feedforward, dropout, layer_norm_eps, dtype):
+    """The arguments every transformer layer takes, checked under its own name (the
+    attention, linear and norm layers inside would name themselves); returns the heads."""
+    check_count(owner, "d_model", d_model)
+    check_size(owner, "dim_feedforward", dim_feedforward)
+    check_probability(owner, "dropout", dropout)
+    check_nonnegative(owner, "layer_norm_eps", layer_norm_eps)
+    _param_dtype(owner, dtype)
+    return _resolve_heads(owner, nhead, num_heads)
 
 
 def _batch_first(batch_first, nhead, num_heads) -> bool:
@@ -75,7 +94,11 @@ class TransformerEncoderLayer(Module):
         num_heads: int | None = None,
     ):
         super().__init__()
-        heads = _resolve_heads("TransformerEncoderLayer", nhead, num_heads)
+        heads = _check_layer(
+            "TransformerEncoderLayer", d_model, nhead, num_heads, dim_feedforward, dropout,
+            layer_norm_eps, dtype,
+        )  # fmt: skip
+        activation = _activation("TransformerEncoderLayer", activation)
         batch_first = _batch_first(batch_first, nhead, num_heads)
         kw = {"device": device, "dtype": dtype}
         self.self_attn = MultiheadAttention(
@@ -89,7 +112,7 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
-        self.activation = _activation("TransformerEncoderLayer", activation)
+        self.activation = activation
         self.batch_first = batch_first
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
@@ -136,7 +159,11 @@ class TransformerDecoderLayer(Module):
         num_heads: int | None = None,
     ):
         super().__init__()
-        heads = _resolve_heads("TransformerDecoderLayer", nhead, num_heads)
+        heads = _check_layer(
+            "TransformerDecoderLayer", d_model, nhead, num_heads, dim_feedforward, dropout,
+            layer_norm_eps, dtype,
+        )  # fmt: skip
+        activation = _activation("TransformerDecoderLayer", activation)
         batch_first = _batch_first(batch_first, nhead, num_heads)
         kw = {"device": device, "dtype": dtype}
         self.self_attn = MultiheadAttention(
@@ -155,7 +182,7 @@ class TransformerDecoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.dropout3 = Dropout(dropout)
-        self.activation = _activation("TransformerDecoderLayer", activation)
+        self.activation = activation
         self.batch_first = batch_first
 
     def forward(
@@ -201,6 +228,14 @@ class TransformerDecoderLayer(Module):
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
+def _check_stack(owner: str, name: str, layer, num_layers) -> int:
+    if not isinstance(layer, Module):
+        raise InvalidArgumentError(
+            f"{owner}: {name} must be a Module (the layer to copy), got {type(layer).__name__}"
+        )
+    return check_size(owner, "num_layers", num_layers)
+
+
 class TransformerEncoder(Module):
     """``num_layers`` deep copies of ``encoder_layer`` (``layers.0`` ...), then ``norm``."""
 
@@ -213,6 +248,7 @@ class TransformerEncoder(Module):
         mask_check: bool = True,
     ):
         super().__init__()
+        num_layers = _check_stack("TransformerEncoder", "encoder_layer", encoder_layer, num_layers)
         self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
         self.num_layers = num_layers
         self.norm = norm
@@ -236,6 +272,7 @@ class TransformerDecoder(Module):
         self, decoder_layer: TransformerDecoderLayer, num_layers: int, norm: Module | None = None
     ):
         super().__init__()
+        num_layers = _check_stack("TransformerDecoder", "decoder_layer", decoder_layer, num_layers)
         self.layers = ModuleList([copy.deepcopy(decoder_layer) for _ in range(num_layers)])
         self.num_layers = num_layers
         self.norm = norm
@@ -301,7 +338,13 @@ class Transformer(Module):
         super().__init__()
         if nhead is None and num_heads is None:
             nhead = 8
-        heads = _resolve_heads("Transformer", nhead, num_heads)
+        heads = _check_layer(
+            "Transformer", d_model, nhead, num_heads, dim_feedforward, dropout, layer_norm_eps,
+            dtype,
+        )  # fmt: skip
+        _activation("Transformer", activation)
+        check_size("Transformer", "num_encoder_layers", num_encoder_layers)
+        check_size("Transformer", "num_decoder_layers", num_decoder_layers)
         batch_first = _batch_first(batch_first, nhead, num_heads)
         common = {
             "dim_feedforward": dim_feedforward,
@@ -375,5 +418,8 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None):
         """A float (sz, sz) mask: 0 on and below the diagonal, -inf above."""
-        np_dtype = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.to_np(dtype)
+        op = "generate_square_subsequent_mask"
+        np_dtype = _param_dtype(op, dtype)
+        sz = check_size(op, "sz", sz)
+        check_allocation(op, (sz, sz), np.float64)
         return ops.asarray(np.triu(np.full((sz, sz), -np.inf), 1).astype(np_dtype))

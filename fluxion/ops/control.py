@@ -14,6 +14,7 @@ import numpy as np
 from fluxion.compiler import codegen
 from fluxion.compiler.ir import Graph, Var, eval_graph
 from fluxion.core import dtypes
+from fluxion.core.checks import check_int, check_size
 from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, to_tensor
@@ -568,6 +569,8 @@ def scan(f, init, xs=None, length: int | None = None, reverse: bool = False):
     >>> fx.scan(lambda c, x: (c + x, c), fx.tensor(0.0), fx.arange(4.0))
     (6.0:f32[]:cpu(0), [0. 0. 1. 3.]:f32[4]:cpu(0))
     """
+    if length is not None:
+        length = check_size("scan", "length", length)
     x_leaves, x_tree = tree_flatten(xs)
     x_leaves = [to_tensor(x) for x in x_leaves]
     lengths = {x.shape[0] for x in x_leaves if x.ndim}
@@ -630,6 +633,10 @@ def fori_loop(lower: int, upper: int, body_fun, init_val):
     With Python-int bounds it is a scan (differentiable both ways); with traced bounds a
     while_loop (forward-differentiable).
     """
+    lower, upper = (
+        b if isinstance(b, Tensor) else check_int("fori_loop", name, b)
+        for name, b in (("lower", lower), ("upper", upper))
+    )
     if isinstance(lower, int) and isinstance(upper, int):
         steps = Tensor._from_array(np.arange(lower, max(lower, upper), dtype=np.int64))
         return scan(lambda val, i: (body_fun(i, val), None), init_val, steps)[0]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import (
+    check_allocation,
+    check_dtype,
+    check_int,
+    check_number,
+    check_shape,
+    check_size,
+)
 from fluxion.core.tensor import Tensor, _to_array, to_tensor
-from fluxion.errors import InvalidArgumentError, ShapeError
+from fluxion.errors import DTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import where
-from fluxion.ops.shape import _shape_arg
+from fluxion.ops.shape import _star_shape
 
 
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -19,11 +29,15 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     >>> fx.tensor([[1, 2], [3, 4]]).dtype
     int64
     """
+    if dtype is not None:
+        dtype = check_dtype("tensor", "dtype", dtype)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
 def asarray(data, dtype=None) -> Tensor:
     """Like ``tensor`` but shares memory with a NumPy array (or tensor) when it can."""
+    if dtype is not None:
+        dtype = check_dtype("asarray", "dtype", dtype)
     if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype):
         return data
     return Tensor._from_array(_to_array(data, dtype, copy=False))
@@ -38,23 +52,20 @@ def from_dlpack(obj) -> Tensor:
     return Tensor.from_dlpack(obj)
 
 
-def _np_dtype(dtype, default=dtypes.DEFAULT_FLOAT) -> np.dtype:
+def _filled(op, shape, value, dtype) -> Tensor:
     # dtype=None means the default, as in PyTorch (np.dtype(None) would be float64)
-    return default if dtype is None else dtypes.to_np(dtype)
-
-
-def _filled(shape, value, dtype) -> Tensor:
-    return Tensor._from_array(np.full(_shape_arg(shape), value, _np_dtype(dtype)))
+    np_dtype = check_dtype(op, "dtype", dtype, default=dtypes.DEFAULT_FLOAT)
+    return Tensor._from_array(np.full(check_shape(op, "shape", shape, np_dtype), value, np_dtype))
 
 
 def zeros(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Zeros of ``shape`` (``zeros(2, 3)`` and ``zeros((2, 3))`` both work)."""
-    return _filled(shape, 0, dtype)
+    return _filled("zeros", _star_shape(shape), 0, dtype)
 
 
 def ones(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Ones of ``shape``."""
-    return _filled(shape, 1, dtype)
+    return _filled("ones", _star_shape(shape), 1, dtype)
 
 
 def full(shape, fill_value, dtype=None) -> Tensor:
@@ -64,32 +75,39 @@ def full(shape, fill_value, dtype=None) -> Tensor:
         fill_value = _to_array(fill_value, None, copy=False)
         dtype = fill_value.dtype if dtype is None else dtype
     elif dtype is None:
+        if not isinstance(fill_value, bool | int | float):
+            raise DTypeError(
+                f"full: fill_value must be a number (or a 0-d tensor), got {fill_value!r}"
+            )
         dtype = dtypes.scalar_default_dtype(fill_value)
-    return _filled(shape, fill_value, dtype)
+    return _filled("full", shape, fill_value, dtype)
 
 
 def zeros_like(x, dtype=None) -> Tensor:
     x = to_tensor(x)
-    return _filled(x.shape, 0, x._np_dtype if dtype is None else dtype)
+    return _filled("zeros_like", x.shape, 0, x._np_dtype if dtype is None else dtype)
 
 
 def ones_like(x, dtype=None) -> Tensor:
     x = to_tensor(x)
-    return _filled(x.shape, 1, x._np_dtype if dtype is None else dtype)
+    return _filled("ones_like", x.shape, 1, x._np_dtype if dtype is None else dtype)
 
 
 def full_like(x, fill_value, dtype=None) -> Tensor:
     x = to_tensor(x)
-    return _filled(x.shape, fill_value, x._np_dtype if dtype is None else dtype)
+    return _filled("full_like", x.shape, fill_value, x._np_dtype if dtype is None else dtype)
 
 
 def empty(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Like ``zeros`` (NumPy's uninitialised memory is never exposed)."""
-    return zeros(*shape, dtype=dtype)
+    return _filled("empty", _star_shape(shape), 0, dtype)
 
 
 def arange(start, stop=None, step=1, dtype=None) -> Tensor:
     """``start, start + step, ...`` below ``stop``; int64 for ints, float32 for floats."""
+    for name, v in (("start", start), ("stop", stop), ("step", step)):
+        if v is not None or name != "stop":
+            check_number("arange", name, v)
     if stop is None:
         start, stop = 0, start
     if step == 0:
@@ -97,24 +115,33 @@ def arange(start, stop=None, step=1, dtype=None) -> Tensor:
     if dtype is None:
         whole = all(isinstance(v, int | np.integer) for v in (start, stop, step))
         dtype = dtypes.DEFAULT_INT if whole else dtypes.DEFAULT_FLOAT
+    np_dtype = check_dtype("arange", "dtype", dtype)
+    check_allocation("arange", (max(math.ceil((stop - start) / step), 0),), np.float64)
     # NumPy steps in the target dtype when given one (float32 accumulates error); count and
     # compute in float64/int64 as PyTorch does, then cast
     values = np.arange(start, stop, step)
-    return Tensor._from_array(values.astype(dtypes.to_np(dtype)))
+    return Tensor._from_array(values.astype(np_dtype))
 
 
 def linspace(
     start, stop, num: int = 50, endpoint: bool = True, dtype=dtypes.DEFAULT_FLOAT
 ) -> Tensor:
     """``num`` evenly spaced values from ``start`` to ``stop``."""
-    return Tensor._from_array(
-        np.linspace(start, stop, num, endpoint=endpoint).astype(_np_dtype(dtype))
-    )
+    start, stop = check_number("linspace", "start", start), check_number("linspace", "stop", stop)
+    np_dtype = check_dtype("linspace", "dtype", dtype, default=dtypes.DEFAULT_FLOAT)
+    num = check_size("linspace", "num", num)
+    check_allocation("linspace", (num,), np.float64)  # computed in float64, then cast
+    return Tensor._from_array(np.linspace(start, stop, num, endpoint=endpoint).astype(np_dtype))
 
 
 def eye(n: int, m: int | None = None, k: int = 0, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Identity-like matrix: ones on diagonal ``k``."""
-    return Tensor._from_array(np.eye(n, m, k, dtype=_np_dtype(dtype)))
+    n = check_size("eye", "n", n)
+    m = n if m is None else check_size("eye", "m", m)
+    k = check_int("eye", "k", k)
+    np_dtype = check_dtype("eye", "dtype", dtype, default=dtypes.DEFAULT_FLOAT)
+    check_allocation("eye", (n, m), np_dtype)
+    return Tensor._from_array(np.eye(n, m, k, dtype=np_dtype))
 
 
 def _triangle(op, x, mask_of) -> Tensor:
@@ -131,9 +158,11 @@ def _triangle(op, x, mask_of) -> Tensor:
 
 def tril(x, k: int = 0) -> Tensor:
     """Zero out the elements above diagonal ``k`` of the last two axes."""
+    k = check_int("tril", "k", k)
     return _triangle("tril", x, lambda n, m: np.tri(n, m, k, dtype=bool))
 
 
 def triu(x, k: int = 0) -> Tensor:
     """Zero out the elements below diagonal ``k`` of the last two axes."""
+    k = check_int("triu", "k", k)
     return _triangle("triu", x, lambda n, m: ~np.tri(n, m, k - 1, dtype=bool))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_allocation, check_dtype, check_size
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
 from fluxion.errors import (
@@ -312,7 +313,7 @@ def gather(x, dim: int, index) -> Tensor:
     output of ``index``'s shape, which may be smaller than ``x`` outside ``dim`` (only
     those positions are read; NumPy's take_along_axis would broadcast instead)."""
     x, index = to_tensor(x), to_tensor(index)
-    dim = P.check_axis("gather", dim, x.ndim)
+    dim = P.check_axis("gather", dim, x.ndim, "dim")
     linear = _along_axis_linear(x, index, dim, "gather", torch_rule=True)
     return bind(P.gather_p, reshape(x, (-1,)), linear, axis=0)
 
@@ -321,7 +322,7 @@ def scatter_add(x, dim: int, index, src) -> Tensor:
     """PyTorch's scatter_add: ``out[index[i][j]][j] += src[i][j]`` (dim 0), out of place,
     over the positions of ``index`` only (``src`` at least as large, as in PyTorch)."""
     x, index, src = to_tensor(x), to_tensor(index), to_tensor(src)
-    dim = P.check_axis("scatter_add", dim, x.ndim)
+    dim = P.check_axis("scatter_add", dim, x.ndim, "dim")
     linear = _along_axis_linear(x, index, dim, "scatter_add", torch_rule=True)
     if src.ndim != index.ndim or any(s < n for s, n in zip(src.shape, index.shape)):
         raise ShapeError(
@@ -347,6 +348,10 @@ def one_hot(indices, num_classes: int, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
         raise DTypeError(
             f"one_hot: indices must be integers, got {indices.dtype}; cast with .astype(fx.int64)"
         )
+    num_classes = check_size("one_hot", "num_classes", num_classes)
+    np_dtype = check_dtype("one_hot", "dtype", dtype)
+    shape = indices.shape + (num_classes,)
+    check_allocation("one_hot", shape, np_dtype, f"num_classes={num_classes}")
     if indices._trace is None and indices.size:
         lo, hi = int(indices._value.min()), int(indices._value.max())
         if lo < 0 or hi >= num_classes:
@@ -355,7 +360,7 @@ def one_hot(indices, num_classes: int, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
                 f"{num_classes}; indices must lie in [0, {num_classes})"
             )
     return astype(
-        equal(indices[..., None], P.constant(np.arange(num_classes), indices._np_dtype)), dtype
+        equal(indices[..., None], P.constant(np.arange(num_classes), indices._np_dtype)), np_dtype
     )
 
 

@@ -7,9 +7,16 @@ import functools
 import math
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_int
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
-from fluxion.errors import AxisError, DTypeError, InvalidArgumentError, ShapeError
+from fluxion.errors import (
+    ArgumentTypeError,
+    AxisError,
+    DTypeError,
+    InvalidArgumentError,
+    ShapeError,
+)
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import _promoted, astype, multiply
 from fluxion.ops.reduction import sum
@@ -67,7 +74,8 @@ def outer(x, y) -> Tensor:
 def tensordot(x, y, axes=2) -> Tensor:
     """Sum products over ``axes`` (an int: the last n of x with the first n of y; or two lists)."""
     x, y = _promoted(x, y)
-    if isinstance(axes, int):
+    if not isinstance(axes, tuple | list):
+        axes = check_int("tensordot", "axes", axes)
         if not 0 <= axes <= min(x.ndim, y.ndim):
             raise AxisError(
                 f"tensordot: axes={axes} needs 0 <= axes <= min(x.ndim, y.ndim) for x {x.shape} "
@@ -112,6 +120,10 @@ def einsum(subscripts: str, *operands) -> Tensor:
     >>> fx.einsum("ii", fx.eye(3))
     3.0:f32[]:cpu(0)
     """
+    if not isinstance(subscripts, str):
+        raise ArgumentTypeError(
+            f"einsum: subscripts must be a str such as 'ij,jk->ik', got {subscripts!r}"
+        )
     operands = [to_tensor(o) for o in operands]
     dtype = functools.reduce(dtypes.promote, [o._np_dtype for o in operands])
     ops = [astype(o, dtype) for o in operands]

@@ -19,7 +19,13 @@ from fluxion.core.dtypes import BOOL, DEFAULT_INT, FLOATS, INTEGERS, LOW_FLOATS,
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, ShapedArray
 from fluxion.core.tensor import Tensor
 from fluxion.core.trace import bind
-from fluxion.errors import AxisError, DTypeError, IndexOutOfRangeError, ShapeError
+from fluxion.errors import (
+    ArgumentTypeError,
+    AxisError,
+    DTypeError,
+    IndexOutOfRangeError,
+    ShapeError,
+)
 
 # ----------------------------------------------------------------------------- shared helpers
 
@@ -561,14 +567,14 @@ stop_gradient_p = Primitive(
 # ----------------------------------------------------------------------------- reductions
 
 
-def _axis_int(op: str, axis) -> int:
+def _axis_int(op: str, axis, name: str) -> int:
     try:
         return operator.index(axis)
     except TypeError:
-        raise AxisError(f"{op}: an axis must be an int, got {axis!r}") from None
+        raise ArgumentTypeError(f"{op}: {name} must be an int, got {axis!r}") from None
 
 
-def check_axes(op: str, axes, ndim: int) -> tuple:
+def check_axes(op: str, axes, ndim: int, name: str = "axis") -> tuple:
     """Normalise ``axes`` (int, tuple or None=all) to a sorted tuple of non-negative ints.
 
     On a 0-d tensor, axis 0 or -1 names no axis at all (NumPy's reductions and PyTorch
@@ -578,26 +584,26 @@ def check_axes(op: str, axes, ndim: int) -> tuple:
         return tuple(range(ndim))
     axes = tuple(axes) if isinstance(axes, tuple | list) else (axes,)
     out = []
-    for a in map(lambda a: _axis_int(op, a), axes):
+    for a in map(lambda a: _axis_int(op, a, name), axes):
         if ndim == 0 and a in (0, -1):
             continue
         if not -ndim <= a < ndim:
             raise AxisError(
-                f"{op}: axis {a} is out of range for a tensor of {ndim} dimension(s); "
+                f"{op}: {name} {a} is out of range for a tensor of {ndim} dimension(s); "
                 f"use an axis in [{-ndim}, {ndim})"
             )
         out.append(a % ndim)
     if len(set(out)) != len(out):
-        raise AxisError(f"{op}: axis repeated in {axes}; name each axis once")
+        raise AxisError(f"{op}: {name} repeated in {axes}; name each axis once")
     return tuple(sorted(out))
 
 
-def check_axis(op: str, axis, ndim: int) -> int:
+def check_axis(op: str, axis, ndim: int, name: str = "axis") -> int:
     """One axis that must exist (so never an axis of a 0-d tensor), as a non-negative int."""
-    a = _axis_int(op, axis)
+    a = _axis_int(op, axis, name)
     if not -ndim <= a < ndim:
         raise AxisError(
-            f"{op}: axis {a} is out of range for a tensor of {ndim} dimension(s)"
+            f"{op}: {name} {a} is out of range for a tensor of {ndim} dimension(s)"
             + (f"; use an axis in [{-ndim}, {ndim})" if ndim else "; it has no axes")
         )
     return a % ndim

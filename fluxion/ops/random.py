@@ -16,43 +16,69 @@ import math
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import (
+    check_allocation,
+    check_dtype,
+    check_int,
+    check_number,
+    check_probability,
+    check_seed,
+    check_shape,
+    check_size,
+)
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind, ctx, note_write
 from fluxion.errors import DTypeError, InvalidArgumentError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, cos, log, minimum, sqrt
 from fluxion.ops.reduction import argmax
-from fluxion.ops.shape import _shape_arg
+from fluxion.ops.shape import _star_shape
 
 _UINT32 = np.dtype(np.uint32)
+_F64 = np.dtype(np.float64)
 
 
 def key(seed: int) -> Tensor:
-    """A PRNG key from an integer seed."""
-    seed = int(seed)
-    return Tensor._from_array(
-        np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=np.uint32)
-    )
+    """A PRNG key from an integer seed (64 bits: -1 and 2**64 - 1 give the same key)."""
+    seed = check_seed("key", "seed", seed)
+    return Tensor._from_array(np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32))
 
 
 PRNGKey = key
 
 
+def check_key(op: str, key, name: str = "key") -> Tensor:
+    """``key`` as a tensor, if it is a PRNG key: uint32 of shape (2,) (or a batch of them)."""
+    if isinstance(key, np.ndarray):
+        key = to_tensor(key)
+    # bind's eager fast path skips the shape/dtype rule and the kernel would accept a float key
+    if not isinstance(key, Tensor) or key._np_dtype != _UINT32 or key.shape[-1:] != (2,):
+        got = f"{key.dtype}{list(key.shape)}" if isinstance(key, Tensor) else repr(key)
+        raise DTypeError(
+            f"{op}: {name} must be a PRNG key, a uint32 tensor of shape (2,), got {got}; make "
+            "one with fx.random.key(seed) (and more with fx.random.split)"
+        )
+    return key
+
+
+def _bits(key: Tensor, shape: tuple) -> Tensor:
+    return bind(P.random_bits_p, key, shape=shape)
+
+
 def split(key: Tensor, num: int = 2) -> Tensor:
     """``num`` new independent keys, stacked: shape (num, 2)."""
-    return bits(key, (num, 2))
+    key = check_key("split", key)
+    shape = (check_size("split", "num", num), 2)
+    check_allocation("split", key.shape[:-1] + shape, _UINT32)
+    return _bits(key, shape)
 
 
 def bits(key: Tensor, shape=()) -> Tensor:
     """Uniform uint32 bits of ``shape``."""
-    key = to_tensor(key)
-    # bind's eager fast path skips the shape/dtype rule and the kernel would accept a float key
-    if key._np_dtype != _UINT32 or key.shape[-1:] != (2,):
-        raise DTypeError(
-            f"random: a key is a uint32 tensor of shape (2,), got {key.dtype}{list(key.shape)}; "
-            "make one with fx.random.key(seed) (and more with fx.random.split)"
-        )
-    return bind(P.random_bits_p, key, shape=_shape_arg(shape))
+    key = check_key("bits", key)
+    shape = check_shape("bits", "shape", shape)
+    check_allocation("bits", key.shape[:-1] + shape, _UINT32)
+    return _bits(key, shape)
 
 
 # mantissa bits + 1 of each float type: that many top bits convert to [0, 1) exactly
@@ -64,13 +90,35 @@ _PRECISION = {
 }
 
 
+def _draw_shape(op: str, key: Tensor, shape, name: str = "shape") -> tuple:
+    """The shape of a draw, which must fit in memory as the float64 values it is made of."""
+    shape = check_shape(op, name, shape)
+    check_allocation(op, key.shape[:-1] + shape, _F64)
+    return shape
+
+
+def _check_range(op: str, low_name: str, low, high_name: str, high) -> tuple[float, float]:
+    low, high = check_number(op, low_name, low), check_number(op, high_name, high)
+    if not low < high:
+        raise InvalidArgumentError(
+            f"{op}: {low_name}={low!r} must be below {high_name}={high!r}; draws lie in "
+            f"[{low_name}, {high_name})"
+        )
+    return low, high
+
+
 def uniform(key: Tensor, shape=(), dtype=dtypes.DEFAULT_FLOAT, minval=0.0, maxval=1.0) -> Tensor:
     """Uniform floats in [minval, maxval)."""
-    np_dtype = dtypes.to_np(dtype)
-    if np_dtype not in _PRECISION:
-        raise InvalidArgumentError(f"uniform: dtype must be a float type, got {dtype}")
+    key = check_key("uniform", key)
+    np_dtype = check_dtype("uniform", "dtype", dtype, floating=True)
+    minval, maxval = _check_range("uniform", "minval", minval, "maxval", maxval)
+    return _uniform(key, _draw_shape("uniform", key, shape), np_dtype, minval, maxval)
+
+
+def _uniform(key, shape, np_dtype, minval=0.0, maxval=1.0) -> Tensor:
     drop = 32 - _PRECISION[np_dtype]
-    top = bits(key, shape) // P.constant(2**drop, _UINT32) if drop else bits(key, shape)
+    raw = _bits(key, shape)
+    top = raw // P.constant(2**drop, _UINT32) if drop else raw
     unit = astype(top, np.float64) * (2.0 ** -_PRECISION[np_dtype])
     if (minval, maxval) == (0.0, 1.0):
         return astype(unit, np_dtype)
@@ -85,50 +133,63 @@ def uniform(key: Tensor, shape=(), dtype=dtypes.DEFAULT_FLOAT, minval=0.0, maxva
 
 def normal(key: Tensor, shape=(), dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Standard normal samples (Box-Muller on two uniform draws)."""
-    shape = _shape_arg(shape)
-    np_dtype = dtypes.to_np(dtype)
-    work = np.float64 if np_dtype == np.float64 else np.float32
-    u = uniform(key, (2,) + shape, work)
+    key = check_key("normal", key)
+    np_dtype = check_dtype("normal", "dtype", dtype, floating=True)
+    return _normal(key, _draw_shape("normal", key, shape), np_dtype)
+
+
+def _normal(key, shape, np_dtype) -> Tensor:
+    work = np.dtype(np.float64 if np_dtype == np.float64 else np.float32)
+    u = _uniform(key, (2,) + shape, work)
     radius = sqrt(-2.0 * log(1.0 - u[0]))  # 1 - u lies in (0, 1]: the log is finite
     return astype(radius * cos((2.0 * math.pi) * u[1]), np_dtype)
 
 
 def randint(key: Tensor, shape, minval: int, maxval: int, dtype=dtypes.DEFAULT_INT) -> Tensor:
     """Integers in [minval, maxval)."""
-    span = int(maxval) - int(minval)
+    key = check_key("randint", key)
+    lo, hi = check_int("randint", "minval", minval), check_int("randint", "maxval", maxval)
+    np_dtype = check_dtype("randint", "dtype", dtype)
+    return _randint("randint", key, _draw_shape("randint", key, shape), lo, hi, np_dtype)
+
+
+def _randint(op, key, shape, lo: int, hi: int, np_dtype, names=("minval", "maxval")) -> Tensor:
+    span = hi - lo
     if not 0 < span <= 2**32:
         raise InvalidArgumentError(
-            f"randint: need minval < maxval within 2**32, got [{minval}, {maxval})"
+            f"{op}: need {names[0]} < {names[1]} within 2**32, got [{lo}, {hi})"
         )
-    shape = _shape_arg(shape)
     if span <= 2**16:
         # bits % span favours the low values by at most span / 2**32: invisible here
-        drawn = astype(bits(key, shape) % P.constant(span, _UINT32), np.int64)
+        drawn = astype(_bits(key, shape) % P.constant(span, _UINT32), np.int64)
     else:
         # a wide span needs more than 32 bits (with % a span of 3 * 2**30 would draw its
         # low third half the time): 53 bits as an exact float64 in [0, 1), scaled down
-        hi_lo = astype(bits(key, (2,) + shape), np.float64)
+        hi_lo = astype(_bits(key, (2,) + shape), np.float64)
         unit = (hi_lo[0] * 2.0**21 + hi_lo[1] // 2.0**11) * 2.0**-53
         drawn = minimum(astype(unit * span, np.int64), span - 1)
-    return astype(drawn + int(minval), dtype)
+    return astype(drawn + lo, np_dtype)
 
 
 def bernoulli(key: Tensor, p=0.5, shape=None) -> Tensor:
     """Booleans that are True with probability ``p``; ``shape`` defaults to p's shape."""
-    p = to_tensor(p)
+    key = check_key("bernoulli", key)
+    p = to_tensor(check_probability("bernoulli", "p", p))
     # one draw per element of p: with shape () a tensor p would share a single draw
-    shape = p.shape if shape is None else _shape_arg(shape)
-    work = np.float64 if p._np_dtype == np.float64 else np.float32
-    return uniform(key, shape, work) < p
+    shape = p.shape if shape is None else _draw_shape("bernoulli", key, shape)
+    work = np.dtype(np.float64 if p._np_dtype == np.float64 else np.float32)
+    return _uniform(key, shape, work) < p
 
 
 def categorical(key: Tensor, logits, axis: int = -1) -> Tensor:
     """Samples of indices with probabilities softmax(logits) along ``axis`` (Gumbel max)."""
+    key = check_key("categorical", key)
     logits = to_tensor(logits)
+    axis = P.check_axis("categorical", axis, logits.ndim)
     # The noise is drawn and added in float32 at least: in float16/bfloat16 the Gumbel
     # values are coarse and logits + noise rounds into ties, which argmax gives to index 0.
-    work = np.float64 if logits._np_dtype == np.float64 else np.float32
-    u = uniform(key, logits.shape, work)
+    work = np.dtype(np.float64 if logits._np_dtype == np.float64 else np.float32)
+    u = _uniform(key, logits.shape, work)
     gumbel = -log(-log(u * (1.0 - 1e-7) + 1e-7))
     return argmax(astype(logits, work) + gumbel, axis=axis)
 
@@ -156,31 +217,46 @@ class _GlobalKey:
 
 def manual_seed(seed: int) -> None:
     """Seed the global generator used by randn/rand/randint/normal/uniform and nn init."""
-    _GlobalKey.set(key(seed))
+    _GlobalKey.set(key(check_seed("manual_seed", "seed", seed)))
+
+
+def _global_draw(op: str, shape, dtype, name: str = "shape"):
+    """The key, shape and float dtype of a draw from the global generator, checked."""
+    np_dtype = check_dtype(op, "dtype", dtype, floating=True)
+    shape = check_shape(op, name, shape)
+    check_allocation(op, shape, _F64)
+    return _GlobalKey.next(), shape, np_dtype
 
 
 def randn(*shape, dtype=dtypes.DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the global generator: ``fx.randn(2, 3)``."""
-    out = normal(_GlobalKey.next(), _shape_arg(shape), dtype)
+    out = _normal(*_global_draw("randn", _star_shape(shape), dtype))
     return out.requires_grad_() if requires_grad else out
 
 
 def rand(*shape, dtype=dtypes.DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples from the global generator."""
-    out = uniform(_GlobalKey.next(), _shape_arg(shape), dtype)
+    out = _uniform(*_global_draw("rand", _star_shape(shape), dtype))
     return out.requires_grad_() if requires_grad else out
 
 
 def global_randint(low: int, high: int, size, dtype=dtypes.DEFAULT_INT) -> Tensor:
     """PyTorch's randint(low, high, size) from the global generator."""
-    return randint(_GlobalKey.next(), _shape_arg(size), low, high, dtype)
+    lo, hi = check_int("randint", "low", low), check_int("randint", "high", high)
+    np_dtype = check_dtype("randint", "dtype", dtype)
+    shape = check_shape("randint", "size", size)
+    check_allocation("randint", shape, _F64)
+    return _randint("randint", _GlobalKey.next(), shape, lo, hi, np_dtype, ("low", "high"))
 
 
 def global_normal(mean=0.0, std=1.0, size=(), dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Normal samples with ``mean`` and ``std`` from the global generator."""
-    return normal(_GlobalKey.next(), _shape_arg(size), dtype) * std + mean
+    mean = check_number("normal", "mean", mean)
+    std = check_number("normal", "std", std, 0.0)
+    return _normal(*_global_draw("normal", size, dtype, "size")) * std + mean
 
 
 def global_uniform(low=0.0, high=1.0, size=(), dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     """Uniform [low, high) samples from the global generator."""
-    return uniform(_GlobalKey.next(), _shape_arg(size), dtype, low, high)
+    low, high = _check_range("uniform", "low", low, "high", high)
+    return _uniform(*_global_draw("uniform", size, dtype, "size"), low, high)

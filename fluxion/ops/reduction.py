@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import builtins
 import functools
+import inspect
 
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_dtype, check_number, check_size
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
 from fluxion.errors import InvalidArgumentError, ShapeError
@@ -35,13 +37,15 @@ def widened(fn):
     denominator, a loss) accumulate wide, as PyTorch's CPU kernels do, instead of rounding
     at each step (layer_norm of float16 activations overflowed to NaN in its squares)."""
 
+    first = next(iter(inspect.signature(fn).parameters))  # also given by keyword (input=)
+
     @functools.wraps(fn)
-    def run(x, *args, **kwargs):
-        x = to_tensor(x)
-        low = x._np_dtype
+    def run(*args, **kwargs):
+        x = args[0] if args else kwargs.pop(first)
+        low = to_tensor(x)._np_dtype
         if low not in dtypes.LOW_FLOATS:
-            return fn(x, *args, **kwargs)
-        return astype(fn(astype(x, np.float32), *args, **kwargs), low)
+            return fn(x, *args[1:], **kwargs)
+        return astype(fn(astype(x, np.float32), *args[1:], **kwargs), low)
 
     return run
 
@@ -58,7 +62,7 @@ def sum(x, axis=None, keepdims: bool = False, dtype=None, *, axes=None) -> Tenso
     """
     x = to_tensor(x)
     if dtype is not None:
-        x = astype(x, dtype)
+        x = astype(x, check_dtype("sum", "dtype", dtype))
     elif not dtypes.is_float(x._np_dtype):
         x = astype(x, dtypes.DEFAULT_INT)
     return _reduce(P.reduce_sum_p, x, _axes("sum", x, axis, axes), keepdims)
@@ -84,7 +88,10 @@ def var(
 def _var(op, x, axis, keepdims, ddof, axes, correction) -> Tensor:
     x = _floating(x)
     axes = _axes(op, x, axis, axes)
-    ddof = ddof if correction is None else correction
+    if correction is None:
+        ddof = check_number(op, "ddof", ddof)
+    else:
+        ddof = check_number(op, "correction", correction)
     count = int(np.prod([x.shape[a] for a in axes]))
     centered = x - mean(x, axes=axes, keepdims=True)
     return _reduce(P.reduce_sum_p, centered * centered, axes, keepdims) / float(
@@ -184,9 +191,7 @@ def top_k(x, k: int, axis: int = -1) -> tuple[Tensor, Tensor]:
 
     x = to_tensor(x)
     axis = P.check_axis("top_k", axis, x.ndim)
-    if not 0 <= k <= x.shape[axis]:
-        from fluxion.errors import InvalidArgumentError
-
+    if not 0 <= check_size("top_k", "k", k) <= x.shape[axis]:
         raise InvalidArgumentError(
             f"top_k: k={k} must lie in [0, {x.shape[axis]}] (axis {axis} of shape {x.shape})"
         )
@@ -226,7 +231,7 @@ def cumsum(x, axis=None, dtype=None) -> Tensor:
     """Running sum along ``axis`` (of the flattened tensor when ``axis`` is None)."""
     x = to_tensor(x)
     if dtype is not None:
-        x = astype(x, dtype)
+        x = astype(x, check_dtype("cumsum", "dtype", dtype))
     elif not dtypes.is_float(x._np_dtype):
         x = astype(x, dtypes.DEFAULT_INT)
     if axis is None:

@@ -4,31 +4,29 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_allocation, check_count, check_ints, check_shape, check_size
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
-from fluxion.errors import AxisError, IndexOutOfRangeError, InvalidArgumentError, ShapeError
+from fluxion.errors import (
+    ArgumentTypeError,
+    AxisError,
+    IndexOutOfRangeError,
+    InvalidArgumentError,
+    ShapeError,
+)
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype
 
 
-def _shape_arg(shape, op: str = "shape") -> tuple:
-    """A shape given as an int, a sequence of ints, or one sequence in a tuple (``*shape``)."""
-    if isinstance(shape, int):
-        return (shape,)
+def _star_shape(shape: tuple):
+    """A shape given through ``*shape``: ``zeros(2, 3)``, or one sequence: ``zeros((2, 3))``."""
     if len(shape) == 1 and isinstance(shape[0], tuple | list | np.ndarray | Tensor):
-        shape = tuple(shape[0])  # zeros((2, 3)) through *shape
-    try:
-        return tuple(operator.index(d) for d in shape)
-    except TypeError:
-        raise InvalidArgumentError(
-            f"{op}: shape entries must be integers, got {tuple(shape)!r}; a float is never "
-            "rounded into a shape"
-        ) from None
+        return shape[0]
+    return shape
 
 
 def reshape(x, shape, *more) -> Tensor:
@@ -38,11 +36,7 @@ def reshape(x, shape, *more) -> Tensor:
     (2, 3)
     """
     x = to_tensor(x)
-    shape = _shape_arg((shape,) + more if more else shape, "reshape")
-    if any(d < -1 for d in shape):
-        raise ShapeError(f"reshape: negative dimension in {shape}; only -1 (inferred) is allowed")
-    if shape.count(-1) > 1:
-        raise ShapeError(f"reshape: only one dimension can be -1, got {shape}")
+    shape = check_shape("reshape", "shape", (shape,) + more if more else shape, inferred=True)
     if -1 in shape:
         known = math.prod(d for d in shape if d != -1)
         if known == 0 or x.size % known:
@@ -63,10 +57,8 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     x = to_tensor(x)
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = (
-        P.check_axis("flatten", start_dim, x.ndim),
-        P.check_axis("flatten", end_dim, x.ndim),
-    )
+    start = P.check_axis("flatten", start_dim, x.ndim, "start_dim")
+    end = P.check_axis("flatten", end_dim, x.ndim, "end_dim")
     if start > end:
         raise AxisError(
             f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}; "
@@ -79,7 +71,7 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def expand_dims(x, axis) -> Tensor:
     """Insert size-1 dimensions at ``axis`` (int or tuple) of the result."""
     x = to_tensor(x)
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = _axis_list(axis)
     axes = P.check_axes("expand_dims", axes, x.ndim + len(axes))
     shape, rest = [], iter(x.shape)
     for i in range(x.ndim + len(axes)):
@@ -108,7 +100,7 @@ def squeeze(x, axis=None) -> Tensor:
 def broadcast_to(x, shape) -> Tensor:
     """View ``x`` with ``shape`` by NumPy broadcasting."""
     x = to_tensor(x)
-    shape = _shape_arg(shape, "broadcast_to")
+    shape = check_shape("broadcast_to", "shape", shape)
     return x if x.shape == shape else bind(P.broadcast_to_p, x, shape=shape)
 
 
@@ -124,7 +116,13 @@ def transpose(x, axes=None) -> Tensor:
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
-        perm = tuple(int(a) % x.ndim if -x.ndim <= a < x.ndim else a for a in axes)
+        given = check_ints("transpose", "axes", axes)
+        perm = tuple(a % x.ndim if -x.ndim <= a < x.ndim else a for a in given)
+        if sorted(perm) != list(range(x.ndim)):
+            raise AxisError(
+                f"transpose: axes {axes!r} are not a permutation of the {x.ndim} axes of a "
+                f"tensor of shape {x.shape}; name each axis in range(0, {x.ndim}) exactly once"
+            )
     return x if perm == tuple(range(x.ndim)) else bind(P.transpose_p, x, perm=perm)
 
 
@@ -133,15 +131,10 @@ permute = transpose
 
 def moveaxis(x, source, destination) -> Tensor:
     x = to_tensor(x)
-    src = (
-        [P.check_axis("moveaxis", source, x.ndim)]
-        if isinstance(source, int)
-        else [P.check_axis("moveaxis", s, x.ndim) for s in source]
+    src, dst = (
+        [P.check_axis("moveaxis", a, x.ndim, name) for a in _axis_list(axes)]
+        for name, axes in (("source", source), ("destination", destination))
     )
-    dst = [
-        P.check_axis("moveaxis", d, x.ndim)
-        for d in ((destination,) if isinstance(destination, int) else destination)
-    ]
     if len(src) != len(dst):
         raise AxisError(f"moveaxis: {len(src)} source axes but {len(dst)} destinations")
     order = [a for a in range(x.ndim) if a not in src]
@@ -150,9 +143,14 @@ def moveaxis(x, source, destination) -> Tensor:
     return transpose(x, order)
 
 
+def _axis_list(axes) -> list:
+    return list(axes) if isinstance(axes, tuple | list) else [axes]
+
+
 def swapaxes(x, axis1: int, axis2: int) -> Tensor:
     x = to_tensor(x)
-    a, b = P.check_axis("swapaxes", axis1, x.ndim), P.check_axis("swapaxes", axis2, x.ndim)
+    a = P.check_axis("swapaxes", axis1, x.ndim, "axis1")
+    b = P.check_axis("swapaxes", axis2, x.ndim, "axis2")
     perm = list(range(x.ndim))
     perm[a], perm[b] = perm[b], perm[a]
     return transpose(x, perm)
@@ -197,7 +195,10 @@ def stack(tensors, axis: int = 0) -> Tensor:
 def slice_tensor(x, start, size) -> Tensor:
     """The block of ``size`` starting at ``start`` (one entry per dimension)."""
     x = to_tensor(x)
-    start, size = tuple(start), tuple(size)
+    start, size = (
+        check_ints("slice_tensor", "start", start),
+        check_ints("slice_tensor", "size", size),
+    )
     if len(start) != x.ndim or len(size) != x.ndim:
         raise ShapeError(
             f"slice_tensor: start {start} and size {size} need one entry per dimension of {x.shape}"
@@ -237,13 +238,7 @@ def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
             )
         cuts = [n // sections * k for k in range(1, sections)]
     else:
-        try:
-            cuts = [operator.index(c) for c in indices_or_sections]
-        except TypeError:
-            raise InvalidArgumentError(
-                f"split: indices_or_sections must be an int or a sequence of ints, got "
-                f"{indices_or_sections!r}"
-            ) from None
+        cuts = check_ints("split", "indices_or_sections", indices_or_sections)
     bounds = [0, *cuts, n]
     pieces = []
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -256,8 +251,7 @@ def chunk(x, chunks: int, axis: int = 0) -> list[Tensor]:
     """PyTorch's chunk: pieces of ceil(n / chunks) along ``axis`` (the last may be smaller)."""
     x = to_tensor(x)
     axis = P.check_axis("chunk", axis, x.ndim)
-    if not isinstance(chunks, int) or chunks <= 0:
-        raise InvalidArgumentError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    chunks = check_count("chunk", "chunks", chunks)
     n = x.shape[axis]
     if n == 0:  # PyTorch: an empty axis gives `chunks` empty pieces
         return [_slice_axis(x, axis, 0, 0) for _ in range(chunks)]
@@ -270,16 +264,23 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Tensor:
     x = to_tensor(x)
     if mode != "constant":
         raise InvalidArgumentError(f"pad: only mode='constant' is supported, got {mode!r}")
-    if isinstance(pad_width, int):
-        widths = [(pad_width, pad_width)] * x.ndim
-    elif len(pad_width) == 2 and all(isinstance(w, int) for w in pad_width):
-        widths = [tuple(pad_width)] * x.ndim
-    else:
-        widths = [tuple(w) for w in pad_width]
-    if len(widths) != x.ndim or any(len(w) != 2 for w in widths):
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width), (x.ndim, 2))
+    except ValueError:
         raise ShapeError(
-            f"pad: pad_width {pad_width} does not give (before, after) for each of the {x.ndim} dimensions"
+            f"pad: pad_width {pad_width!r} does not give (before, after) for each of the "
+            f"{x.ndim} dimensions"
+        ) from None
+    if widths.dtype.kind not in "iu":
+        raise ArgumentTypeError(f"pad: pad_width must hold ints, got {pad_width!r}")
+    if (widths < 0).any():
+        raise ShapeError(
+            f"pad: pad_width must be non-negative, got {pad_width!r} for a tensor of shape "
+            f"{x.shape}; to crop, slice (or use F.pad)"
         )
+    widths = widths.tolist()
+    padded = tuple(d + a + b for d, (a, b) in zip(x.shape, widths))
+    check_allocation("pad", padded, x._np_dtype, f"pad_width={pad_width!r}")
     return bind(
         P.pad_p, x, widths=tuple((int(a), int(b), 0) for a, b in widths), value=constant_values
     )
@@ -295,12 +296,14 @@ def flip(x, axis=None) -> Tensor:
 def tile(x, reps) -> Tensor:
     """Repeat the whole tensor ``reps`` times along each axis (NumPy's tile)."""
     x = to_tensor(x)
-    reps = (reps,) if isinstance(reps, int) else tuple(reps)
-    if any(not isinstance(r, int) or r < 0 for r in reps):
-        raise InvalidArgumentError(f"tile: reps must be non-negative ints, got {reps}")
+    reps = check_shape("tile", "reps", reps)
     ndim = max(x.ndim, len(reps))
     reps = (1,) * (ndim - len(reps)) + reps
     x = reshape(x, (1,) * (ndim - x.ndim) + x.shape)
+    out_shape = tuple(r * d for r, d in zip(reps, x.shape))
+    check_allocation(
+        "tile", out_shape, x._np_dtype, f"reps={reps!r} of a tensor of shape {x.shape}"
+    )
     expanded = broadcast_to(
         reshape(x, sum(((1, d) for d in x.shape), ())),
         sum(((r, d) for r, d in zip(reps, x.shape)), ()),
@@ -311,17 +314,13 @@ def tile(x, reps) -> Tensor:
 def repeat(x, repeats: int, axis=None) -> Tensor:
     """Repeat each element ``repeats`` times along ``axis`` (NumPy's repeat)."""
     x = to_tensor(x)
-    if not isinstance(repeats, int):
-        raise InvalidArgumentError(
-            "repeat: repeats must be an int (per-element counts are not supported)"
-        )
-    if repeats < 0:
-        raise InvalidArgumentError(f"repeat: repeats must be non-negative, got {repeats}")
+    repeats = check_size("repeat", "repeats", repeats)  # per-element counts are not supported
     if axis is None:
         x, axis = ravel(x), 0
     axis = P.check_axis("repeat", axis, x.ndim)
-    expanded = expand_dims(x, axis + 1)
     target = x.shape[: axis + 1] + (repeats,) + x.shape[axis + 1 :]
+    check_allocation("repeat", target, x._np_dtype, f"repeats={repeats}")
+    expanded = expand_dims(x, axis + 1)
     return reshape(
         broadcast_to(expanded, target),
         x.shape[:axis] + (x.shape[axis] * repeats,) + x.shape[axis + 1 :],

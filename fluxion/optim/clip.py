@@ -16,10 +16,11 @@ import math
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_number
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor
 from fluxion.core.trace import no_grad
-from fluxion.errors import FloatingPointCheckError, InvalidArgumentError
+from fluxion.errors import FloatingPointCheckError
 from fluxion.ops import elementwise as E
 from fluxion.ops import reduction as R
 from fluxion.ops.primitives import constant
@@ -40,12 +41,12 @@ def _vector_norm(x: Tensor, p: float) -> Tensor:
 
 
 def _check_norm_type(op: str, norm_type) -> float:
-    p = float(norm_type)
-    if not (p > 0):
-        raise InvalidArgumentError(
-            f"{op}: norm_type must be > 0 (e.g. 2.0, 1.0 or math.inf), got {norm_type!r}"
-        )
-    return p
+    """The order of a norm: a number > 0 (2.0, 1.0 or math.inf...)."""
+    return check_number(op, "norm_type", norm_type, 0.0, low_open=True, finite=False)
+
+
+def _check_max_norm(op: str, max_norm):
+    return check_number(op, "max_norm", max_norm, 0.0, finite=False)
 
 
 def _float_leaves(tree):
@@ -78,14 +79,13 @@ def clip_by_global_norm(tree, max_norm: float, norm_type: float = 2.0):
     """Scale every float leaf of ``tree`` by ``min(1, max_norm / (norm + 1e-6))``; returns
     ``(clipped_tree, norm)``. Pure: it can run under ``fx.grad``, ``fx.vmap`` and ``fx.jit``."""
     p = _check_norm_type("clip_by_global_norm", norm_type)
+    max_norm = _check_max_norm("clip_by_global_norm", max_norm)
     leaves, treedef, idx = _float_leaves(tree)
     norm = _total_norm([leaves[i] for i in idx], p)
     return tree_unflatten(treedef, _scaled(leaves, idx, norm, max_norm)), norm
 
 
 def _scaled(leaves: list, idx: list, norm: Tensor, max_norm) -> list:
-    if not isinstance(max_norm, Tensor) and not max_norm >= 0:
-        raise InvalidArgumentError(f"clip: max_norm must be >= 0, got {max_norm!r}")
     coef = E.minimum(max_norm / (norm + 1e-6), 1.0)
     out = list(leaves)
     for i in idx:
@@ -116,6 +116,7 @@ def clip_grad_norm_(
     """
     grads = _grads_of(parameters)
     p = _check_norm_type("clip_grad_norm_", norm_type)
+    max_norm = _check_max_norm("clip_grad_norm_", max_norm)
     with no_grad():
         norm = _total_norm(grads, p)
         if error_if_nonfinite and not np.isfinite(norm.numpy()):
@@ -131,8 +132,7 @@ def clip_grad_norm_(
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clamp the ``.grad`` of ``parameters`` in place to ``[-clip_value, clip_value]``."""
-    if not clip_value >= 0:
-        raise InvalidArgumentError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value!r}")
+    clip_value = check_number("clip_grad_value_", "clip_value", clip_value, 0.0, finite=False)
     with no_grad():
         for g in _grads_of(parameters):
             write(g, E.clip(g, -clip_value, clip_value))

@@ -25,14 +25,14 @@ rules (``sgd_leaf``, ``adam_leaf``), so both styles produce bitwise-identical pa
 from __future__ import annotations
 
 import importlib
-import math
 from typing import Any, NamedTuple
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_nonnegative, check_number
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer
 from fluxion.core.trace import ctx, no_grad
-from fluxion.errors import InvalidArgumentError, ShapeError
+from fluxion.errors import ArgumentTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import astype, maximum, power, sqrt, where
 from fluxion.ops.primitives import constant, zeros
 
@@ -57,28 +57,24 @@ def like(c, p: Tensor):
 
 
 def check_hyperparameters(op: str, **hp) -> None:
-    """Bad hyperparameters fail early, with the name of the optimizer and of the argument."""
+    """Bad hyperparameters fail early, with the name of the optimizer and of the argument:
+    every one is a finite number >= 0 (betas: a pair in [0, 1)). A schedule is checked at
+    each step, where it gives its value; a traced value where it is concrete."""
     for name, value in hp.items():
-        if value is None or isinstance(value, Tensor) or callable(value):
-            continue  # traced values and schedules are checked where they are concrete
-        if name == "betas":
-            try:
-                b1, b2 = value
-            except (TypeError, ValueError):
-                raise InvalidArgumentError(
-                    f"{op}: betas must be a pair (beta1, beta2), got {value!r}"
-                ) from None
-            for i, b in enumerate((b1, b2)):
-                if not isinstance(b, Tensor) and not 0.0 <= b < 1.0:
-                    raise InvalidArgumentError(
-                        f"{op}: invalid beta parameter at index {i}: {b!r}; betas must lie in [0, 1)"
-                    )
+        if callable(value) and not isinstance(value, Tensor):
             continue
-        if not isinstance(value, int | float):
-            raise InvalidArgumentError(f"{op}: {name} must be a number, got {value!r}")
-        if math.isnan(value) or value < 0.0:
-            what = "learning rate" if name == "lr" else name
-            raise InvalidArgumentError(f"{op}: invalid {what} {name}={value!r}; it must be >= 0")
+        if name != "betas":
+            check_nonnegative(op, "lr (the learning rate)" if name == "lr" else name, value)
+            continue
+        what = f"{op}: betas must be a pair (beta1, beta2) in [0, 1), got {value!r}"
+        try:
+            pair = tuple(value)
+        except TypeError:
+            raise ArgumentTypeError(what) from None
+        if len(pair) != 2:
+            raise InvalidArgumentError(what)
+        for i, b in enumerate(pair):
+            check_number(op, f"betas[{i}] of {value!r}", b, 0.0, 1.0, high_open=True)
 
 
 def _nn_module():
@@ -162,10 +158,12 @@ def _moments(leaves, mask) -> list:
     return [zeros(p.shape, p._np_dtype) if m else None for p, m in zip(leaves, mask)]
 
 
-def _resolve_lr(lr, step):
+def _resolve_lr(op, lr, step):
     """``lr`` as a number or traced tensor; a schedule is called with the count of updates done."""
     if callable(lr) and not isinstance(lr, Tensor):
-        lr = lr(step if is_traced(step) else int(step))
+        step = step if is_traced(step) else int(step)
+        lr = lr(step)
+        check_nonnegative(op, f"lr (the schedule's value at step {step})", lr)
     return scalar(lr)
 
 
@@ -216,6 +214,7 @@ def sgd_init(params, momentum: float = 0.0) -> SGDState:
     >>> params["w"]
     [0.9 0.9 0.9]:f32[3]:cpu(0)
     """
+    check_hyperparameters("sgd_init", momentum=momentum)
     leaves, _ = tree_flatten(params)
     mask = _trainable_mask(params, leaves)
     bufs = _moments(leaves, mask) if momentum != 0 else None
@@ -263,7 +262,7 @@ def sgd_update(
         "sgd_update", params, grads, {"momentum_buffer": bufs_in}
     )
     step = state.step
-    lr = _as_f64(_resolve_lr(lr, step))
+    lr = _as_f64(_resolve_lr("sgd_update", lr, step))
     first = (step == 0) if is_traced(step) else int(step) == 0
     new_leaves = list(leaves)
     new_bufs = None if state.momentum_buffer is None else list(state.momentum_buffer)
@@ -376,7 +375,7 @@ def _adam_update(
         {"exp_avg": state.exp_avg, "exp_avg_sq": state.exp_avg_sq, "max_exp_avg_sq": vmaxes},
     )  # fmt: skip
     step = state.step
-    lr = _resolve_lr(lr, step)
+    lr = _resolve_lr(op, lr, step)
     c = adam_scalars(step + 1 if is_traced(step) else int(step) + 1, lr, beta1, beta2, weight_decay)
     new_leaves = list(leaves)
     ms, vs = list(state.exp_avg), list(state.exp_avg_sq)

@@ -20,8 +20,9 @@ import math
 from collections.abc import Callable, Sequence
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_count, check_ints, check_nonnegative, check_size
 from fluxion.core.tensor import Tensor
-from fluxion.errors import InvalidArgumentError
+from fluxion.errors import ArgumentTypeError, InvalidArgumentError
 from fluxion.ops import elementwise as E
 from fluxion.ops.primitives import constant as constant_tensor
 
@@ -43,22 +44,25 @@ def _min(a, b):
     return E.minimum(a, b) if isinstance(a, Tensor) or isinstance(b, Tensor) else min(a, b)
 
 
-def _check_steps(op: str, **steps) -> None:
-    for name, n in steps.items():
-        if not isinstance(n, int) or n < 0:
-            raise InvalidArgumentError(f"{op}: {name} must be an int >= 0, got {n!r}")
+def _check(op: str, **values) -> None:
+    """Learning rates and factors are finite numbers >= 0; counts of steps are ints >= 0."""
+    for name, v in values.items():
+        if name.endswith("steps"):
+            check_size(op, name, v)
+        else:
+            check_nonnegative(op, name, v)
 
 
 def constant(value: float) -> Schedule:
     """``value`` at every step."""
+    _check("constant", value=value)
     return lambda step: value
 
 
 def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
     """``init_value * gamma ** (step // step_size)`` (PyTorch's ``StepLR``)."""
-    _check_steps("step_decay", step_size=step_size)
-    if step_size == 0:
-        raise InvalidArgumentError("step_decay: step_size must be > 0")
+    _check("step_decay", init_value=init_value, gamma=gamma)
+    check_count("step_decay", "step_size", step_size)
 
     def schedule(step):
         k = E.floor(_f64(step) / step_size) if isinstance(step, Tensor) else step // step_size
@@ -69,6 +73,7 @@ def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedul
 
 def exponential(init_value: float, gamma: float) -> Schedule:
     """``init_value * gamma ** step`` (PyTorch's ``ExponentialLR``)."""
+    _check("exponential", init_value=init_value, gamma=gamma)
 
     def schedule(step):
         return init_value * (
@@ -80,7 +85,7 @@ def exponential(init_value: float, gamma: float) -> Schedule:
 
 def linear(init_value: float, end_value: float, transition_steps: int) -> Schedule:
     """From ``init_value`` to ``end_value`` in ``transition_steps`` steps, then constant."""
-    _check_steps("linear", transition_steps=transition_steps)
+    _check("linear", init_value=init_value, end_value=end_value, transition_steps=transition_steps)
 
     def schedule(step):
         if transition_steps == 0:
@@ -93,13 +98,14 @@ def linear(init_value: float, end_value: float, transition_steps: int) -> Schedu
 
 def linear_warmup(peak_value: float, warmup_steps: int, init_value: float = 0.0) -> Schedule:
     """Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then constant."""
+    _check("linear_warmup", peak_value=peak_value, warmup_steps=warmup_steps, init_value=init_value)
     return linear(init_value, peak_value, warmup_steps)
 
 
 def cosine(init_value: float, decay_steps: int, final_value: float = 0.0) -> Schedule:
     """Half a cosine from ``init_value`` down to ``final_value`` in ``decay_steps`` steps, then
     ``final_value`` (PyTorch's ``CosineAnnealingLR`` with ``T_max=decay_steps``, ``eta_min=final_value``)."""
-    _check_steps("cosine", decay_steps=decay_steps)
+    _check("cosine", init_value=init_value, decay_steps=decay_steps, final_value=final_value)
 
     def schedule(step):
         if decay_steps == 0:
@@ -118,7 +124,13 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     >>> s(4), s(5)
     (1.0, 0.1)
     """
-    schedules, boundaries = list(schedules), list(boundaries)
+    schedules = list(schedules)
+    boundaries = [
+        check_size("join", "boundaries", b) for b in check_ints("join", "boundaries", boundaries)
+    ]
+    for s in schedules:
+        if not callable(s):
+            raise ArgumentTypeError(f"join: schedules must be callables step -> lr, got {s!r}")
     if len(schedules) != len(boundaries) + 1:
         raise InvalidArgumentError(
             f"join: needs one boundary fewer than schedules, got {len(schedules)} schedules and "
@@ -149,7 +161,10 @@ def warmup_cosine(
 ) -> Schedule:
     """Linear warm-up to ``peak_value``, then cosine decay to ``final_value``; ``decay_steps``
     counts the whole schedule, warm-up included (as optax's ``warmup_cosine_decay_schedule``)."""
-    _check_steps("warmup_cosine", warmup_steps=warmup_steps, decay_steps=decay_steps)
+    _check(
+        "warmup_cosine", peak_value=peak_value, warmup_steps=warmup_steps,
+        decay_steps=decay_steps, init_value=init_value, final_value=final_value,
+    )  # fmt: skip
     if decay_steps < warmup_steps:
         raise InvalidArgumentError(
             f"warmup_cosine: decay_steps ({decay_steps}) counts the warm-up too and must be >= "
@@ -189,6 +204,12 @@ class LRScheduler:
             raise InvalidArgumentError(
                 f"LRScheduler: {len(schedules)} schedules for {len(groups)} parameter groups"
             )
+        for s in schedules:
+            if not callable(s):
+                raise ArgumentTypeError(
+                    f"LRScheduler: schedule must be a callable step -> lr (or one per parameter "
+                    f"group), got {s!r}; for a constant lr use schedules.constant({s!r})"
+                )
         self.optimizer, self.schedules, self.last_epoch = optimizer, schedules, 0
         self._apply()
 

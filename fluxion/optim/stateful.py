@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_nonnegative
 from fluxion.core.tensor import Tensor, Tracer
 from fluxion.core.trace import ctx, enable_grad, no_grad
-from fluxion.errors import InvalidArgumentError, ShapeError, TracerError
+from fluxion.errors import ArgumentTypeError, InvalidArgumentError, ShapeError, TracerError
 from fluxion.ops.primitives import zeros
 from fluxion.optim.functional import adam_leaf, adam_scalars, check_hyperparameters, sgd_leaf
 
@@ -75,8 +76,8 @@ class Optimizer:
         params = _as_param_list(name, group["params"])
         if not params:
             raise InvalidArgumentError(
-                f"{name}: got an empty parameter list; pass model.parameters(), a Module, or a "
-                "non-empty list of tensors"
+                f"{name}: params is empty; pass model.parameters(), a Module, or a non-empty "
+                "list of tensors"
             )
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
@@ -97,6 +98,8 @@ class Optimizer:
     def _check(self, group: dict) -> None:
         names = ("lr", "betas", "eps", "weight_decay", "momentum", "dampening")
         check_hyperparameters(type(self).__name__, **{k: group[k] for k in names if k in group})
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
 
     def _params(self):
         """``(index, parameter)`` for every parameter of every group."""
@@ -111,13 +114,8 @@ class Optimizer:
             lr = lr(self._step_count)
             if isinstance(lr, Tracer):  # inside jit: the step count is traced
                 return lr
-            if isinstance(lr, Tensor):
-                lr = float(lr)
-            if lr < 0:
-                raise InvalidArgumentError(
-                    f"{type(self).__name__}: the lr schedule gave a negative learning rate {lr} "
-                    f"at step {self._step_count}"
-                )
+            what = f"lr (the schedule's value at step {self._step_count})"
+            lr = check_nonnegative(type(self).__name__, what, lr)
         return lr
 
     @property
@@ -306,16 +304,14 @@ def _as_param_list(name: str, params) -> list[Tensor]:
 
         params = tree_leaves(params)
     elif not isinstance(params, Iterable):
-        raise InvalidArgumentError(
+        raise ArgumentTypeError(
             f"{name}: params must be model.parameters(), a Module, a list of tensors or of "
             f"parameter-group dicts; got {type(params).__name__}"
         )
     out = list(params)
     for p in out:
         if not isinstance(p, Tensor):
-            raise InvalidArgumentError(
-                f"{name}: params must hold tensors, got a {type(p).__name__}"
-            )
+            raise ArgumentTypeError(f"{name}: params must hold tensors, got a {type(p).__name__}")
         if isinstance(p, Tracer):
             raise TracerError(
                 f"{name}: a parameter is a traced value; stateful optimizers update concrete "
@@ -334,15 +330,15 @@ def _as_groups(name: str, params) -> list[dict]:
     if isinstance(params, dict):
         return [params] if "params" in params else [{"params": params}]
     if not isinstance(params, Iterable):
-        raise InvalidArgumentError(
+        raise ArgumentTypeError(
             f"{name}: params must be model.parameters(), a Module, a list of tensors or of "
             f"parameter-group dicts; got {type(params).__name__}"
         )
     items = list(params)
     if not items:
         raise InvalidArgumentError(
-            f"{name}: got an empty parameter list; pass model.parameters(), a Module, or a "
-            "non-empty list of tensors"
+            f"{name}: params is empty; pass model.parameters(), a Module, or a non-empty "
+            "list of tensors"
         )
     if all(isinstance(x, dict) for x in items):
         return items
@@ -441,7 +437,7 @@ class Adam(Optimizer):
         maximize: bool = False,
     ):
         defaults = dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             maximize=maximize,
         )  # fmt: skip
         super().__init__(params, defaults)

@@ -216,7 +216,7 @@ def test_bpe_unknown_and_bad_arguments(bpe):
         bpe.encode("caf\u00e9")
     with pytest.raises(InvalidArgumentError, match="vocab_size >= 9"):
         BPETokenizer(vocab_size=5).fit("abcdef")
-    with pytest.raises(InvalidArgumentError, match="positive"):
+    with pytest.raises(InvalidArgumentError, match="vocab_size must be an int >= 1"):
         BPETokenizer(vocab_size=0)
 
 

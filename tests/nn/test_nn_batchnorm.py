@@ -205,7 +205,9 @@ def test_bad_inputs_are_named():
         fx.nn.BatchNorm1d(3)(fx.ones((4, 5)))
     with pytest.raises(ShapeError, match="BatchNorm2d: expected a 4-d input"):
         fx.nn.BatchNorm2d(3)(fx.ones((4, 3)))
-    with pytest.raises(fx.errors.InvalidArgumentError, match="num_groups=4 must be positive"):
+    with pytest.raises(
+        fx.errors.InvalidArgumentError, match="num_groups=4 must divide num_channels=6"
+    ):
         fx.nn.GroupNorm(4, 6)
 
 
