@@ -382,11 +382,16 @@ def repro(name: str, program: Program) -> str:
 
 
 def check_program(
-    program: Program, names=None, shrink_budget: int = 300, worst: dict | None = None
+    program: Program,
+    names=None,
+    shrink_budget: int = 300,
+    worst: dict | None = None,
+    exact: dict | None = None,
 ) -> list[Failure]:
     """Every check of ``names`` (all by default) on ``program``; each failure shrunk to a
     smallest program failing the same check, with its runnable repro. ``worst`` collects
-    the largest relative difference seen by each check that passed."""
+    the largest relative difference seen by each check that passed, ``exact`` how many of
+    its results were bit-identical to what they were compared with."""
     from tests.fuzz.program import shrink
 
     ctx = Context(program)
@@ -394,8 +399,11 @@ def check_program(
     for name in names or CHECKS:
         message = run_check(name, program, ctx)
         if message is None:
+            diff = ctx.memo(("worst", name), lambda: 0.0)
             if worst is not None:
-                worst[name] = max(worst.get(name, 0.0), ctx.memo(("worst", name), lambda: 0.0))
+                worst[name] = max(worst.get(name, 0.0), diff)
+            if exact is not None:
+                exact[name] = exact.get(name, 0) + (diff == 0.0)
             continue
         small = shrink(program, lambda p, name=name: run_check(name, p) is not None, shrink_budget)
         failures.append(Failure(name, run_check(name, small) or message, small, repro(name, small)))
