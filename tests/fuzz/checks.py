@@ -25,11 +25,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 import fluxion as fx
 from fluxion.compiler import toolchain
-from tests.fuzz.program import Program, compiled, inputs, numpy_loss, run_numpy, run_torch, script
+from tests.fuzz.program import Program, compiled, inputs, numpy_loss, run_numpy, script, torch_grads
 
 BATCH, NEW_BATCH = 2, 3
 
@@ -183,14 +182,7 @@ def check_eager(ctx: Context) -> float:
 
 
 def _torch_grads(ctx: Context):
-    def make():
-        leaves = [torch.tensor(x, requires_grad=True) for x in inputs(ctx.program)]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            run_torch(ctx.program, leaves).backward()
-        return [torch.zeros_like(t) if t.grad is None else t.grad for t in leaves]
-
-    return ctx.memo("torch_grads", make)
+    return ctx.memo("torch_grads", lambda: torch_grads(ctx.program, inputs(ctx.program)))
 
 
 def check_grad(ctx: Context) -> float:

@@ -479,6 +479,37 @@ def _cross_entropy_params(rng, shape):
     return {"target": rng.integers(0, shape[1], size=shape[0]).tolist()}
 
 
+def _top_k_params(rng, shape):
+    if not shape:
+        return None
+    axis = _one_axis(rng, shape)
+    return {"k": int(rng.integers(0, shape[axis] + 1)), "axis": axis}
+
+
+def _tri_params(rng, shape):
+    return None if len(shape) < 2 else {"k": int(rng.integers(-2, 3))}
+
+
+def _tensordot_params(rng, a, b):
+    ns = [n for n in range(min(len(a), len(b)) + 1) if n == 0 or a[len(a) - n :] == b[:n]]
+    return {"n": int(rng.choice(ns))}
+
+
+def _same_shape(rng, a, b):
+    return {} if a == b else None
+
+
+def _linear_params(rng, a, b):
+    return None if len(a) < 1 or len(b) != 2 or a[-1] != b[1] else {}
+
+
+def _embedding_params(rng, shape):
+    if len(shape) != 2 or shape[0] == 0:
+        return None
+    idx_shape = tuple(int(d) for d in rng.integers(0, 4, size=int(rng.integers(0, 3))))
+    return {"indices": rng.integers(0, shape[0], size=idx_shape).tolist()}
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -890,6 +921,109 @@ OPS = [
         lambda a, target: _np_cross_entropy(a, np.asarray(target, dtype=np.int64)),
         lambda a, target: F.cross_entropy(a, torch.tensor(target, dtype=torch.long)),
         _cross_entropy_params,
+    ),
+    Op(
+        "std",
+        1,
+        "fx.std({a}, axis={axis}, keepdims={keepdims})",
+        np.std,
+        lambda a, axis, keepdims: _t_reduce(
+            lambda x, dim, keepdim: torch.std(x, dim=dim, keepdim=keepdim, correction=0),
+            a,
+            axis,
+            keepdims,
+        ),
+        _reduce_params,
+    ),
+    Op(
+        "top_k",
+        1,
+        "fx.top_k({a}, {k}, axis={axis})[0]",
+        lambda a, k, axis: np.take(-np.sort(-a, axis=axis), np.arange(k), axis=axis),
+        lambda a, k, axis: torch.sort(a, dim=axis, descending=True, stable=True)[0].narrow(
+            axis, 0, k
+        ),
+        _top_k_params,
+    ),
+    Op(
+        "tril",
+        1,
+        "fx.tril({a}, {k})",
+        lambda a, k: np.tril(a, k),
+        lambda a, k: torch.tril(a, k),
+        _tri_params,
+    ),
+    Op(
+        "triu",
+        1,
+        "fx.triu({a}, {k})",
+        lambda a, k: np.triu(a, k),
+        lambda a, k: torch.triu(a, k),
+        _tri_params,
+    ),
+    Op(
+        "tensordot",
+        2,
+        "fx.tensordot({a}, {b}, axes={n})",
+        lambda a, b, n: np.tensordot(a, b, axes=n),
+        lambda a, b, n: torch.tensordot(a, b, dims=n),
+        _tensordot_params,
+    ),
+    Op(
+        "rms_norm",
+        1,
+        "fx.nn.functional.rms_norm({a}, {normalized_shape}, eps=1e-6)",
+        lambda a, normalized_shape: (
+            a
+            / np.sqrt(
+                np.mean(
+                    a * a, axis=tuple(range(a.ndim - len(normalized_shape), a.ndim)), keepdims=True
+                )
+                + 1e-6
+            )
+        ),
+        lambda a, normalized_shape: F.rms_norm(a, normalized_shape, eps=1e-6),
+        _layer_norm_params,
+    ),
+    Op(
+        "mse_loss",
+        2,
+        "fx.nn.functional.mse_loss({a}, {b})",
+        lambda a, b: np.mean((a - b) ** 2),
+        F.mse_loss,
+        _same_shape,
+    ),
+    Op(
+        "bce_logits",
+        2,
+        "fx.nn.functional.binary_cross_entropy_with_logits({a}, fx.sigmoid({b}))",
+        lambda a, b: np.mean(np.logaddexp(0, a) - a / (1 + np.exp(-b))),
+        lambda a, b: F.binary_cross_entropy_with_logits(a, torch.sigmoid(b)),
+        _same_shape,
+    ),
+    Op(
+        "linear",
+        2,
+        "fx.nn.functional.linear({a}, {b})",
+        lambda a, b: a @ b.T,
+        F.linear,
+        _linear_params,
+    ),
+    Op(
+        "embedding",
+        1,
+        "fx.nn.functional.embedding(np.array({indices}, dtype=np.int64), {a})",
+        lambda a, indices: a[np.asarray(indices, dtype=np.int64)],
+        lambda a, indices: F.embedding(
+            torch.tensor(indices, dtype=torch.long).reshape(np.shape(indices)), a
+        ),
+        _embedding_params,
+    ),
+    _binary(
+        "remainder",
+        "fx.remainder({a}, {b} * {b} + 0.5)",
+        lambda a, b: np.remainder(a, b * b + 0.5),
+        lambda a, b: torch.remainder(a, b * b + 0.5),
     ),
 ]
 OPS_BY_NAME = {op.name: op for op in OPS}

@@ -82,18 +82,25 @@ def run_torch(program: Program, xs: list[torch.Tensor]) -> torch.Tensor:
     return loss
 
 
+def torch_grads(program: Program, xs: list[np.ndarray]) -> list[torch.Tensor]:
+    """The loss's gradient by torch.autograd (zeros where an input is not reached)."""
+    leaves = [torch.tensor(x, requires_grad=True) for x in xs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's about degrees of freedom
+        run_torch(program, leaves).backward()
+    return [torch.zeros_like(t) if t.grad is None else t.grad for t in leaves]
+
+
 def valid(program: Program) -> bool:
-    """Whether NumPy and PyTorch both run it to finite values of moderate size."""
+    """Whether NumPy and PyTorch both run it to finite values of moderate size, and
+    torch's gradient is finite (not so at a std of zero spread, where fluxion's is 0)."""
     try:
         vals = run_numpy(program, inputs(program))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loss = run_torch(program, [torch.as_tensor(x) for x in inputs(program)])
+        grads = torch_grads(program, inputs(program))
     except (ValueError, IndexError, TypeError, RuntimeError):
         return False
-    return all(np.all(np.isfinite(v)) and np.all(np.abs(v) <= MAX_ABS) for v in vals) and bool(
-        torch.isfinite(loss)
-    )
+    values_ok = all(np.all(np.isfinite(v)) and np.all(np.abs(v) <= MAX_ABS) for v in vals)
+    return values_ok and all(bool(torch.all(torch.isfinite(g))) for g in grads)
 
 
 # --------------------------------------------------------------------------- printing
@@ -197,8 +204,17 @@ def _variant(rng, base):
 
 
 def generate(seed: int, n_ops: int | None = None) -> Program:
-    """A random valid program of 10-40 ops (``n_ops`` if given) from ``seed``."""
-    rng = np.random.default_rng(seed)
+    """A random valid program of 10-40 ops (``n_ops`` if given) from ``seed`` (drawn again,
+    from the seed and a count, until its gradient is finite too)."""
+    for attempt in range(100):
+        program = _draw(seed, attempt, n_ops)
+        if valid(program):
+            return program
+    raise RuntimeError(f"no valid program from seed {seed}")
+
+
+def _draw(seed: int, attempt: int, n_ops: int | None) -> Program:
+    rng = np.random.default_rng([seed, attempt])
     n_ops = int(rng.integers(10, 41)) if n_ops is None else n_ops
     big = rng.random() < 0.08
     max_size = 30_000 if big else 400
@@ -213,13 +229,16 @@ def generate(seed: int, n_ops: int | None = None) -> Program:
             break
         op = OPS[int(rng.integers(0, len(OPS)))]
         recent = max(len(vals) - 5, 0)
-        ids = tuple(
-            int(rng.integers(recent, len(vals)))
-            if rng.random() < 0.7
-            else int(rng.integers(0, len(vals)))
-            for _ in range(op.arity)
-        )
-        params = op.params(rng, *(vals[i].shape for i in ids))
+        for _ in range(8 if op.arity > 1 else 1):  # operands that fit each other are rarer
+            ids = tuple(
+                int(rng.integers(recent, len(vals)))
+                if rng.random() < 0.7
+                else int(rng.integers(0, len(vals)))
+                for _ in range(op.arity)
+            )
+            params = op.params(rng, *(vals[i].shape for i in ids))
+            if params is not None:
+                break
         if params is None:
             continue
         try:
