@@ -511,3 +511,21 @@ def test_a_sum_of_a_sum_in_one_group_compiles(kernels):
     x = fx.tensor(np.arange(6.0).reshape(2, 3))
     nested = lambda x: fx.sum(fx.sum(x * 2.0, axis=1), axis=0)  # a group's sum, summed again
     np.testing.assert_allclose(float(fx.jit(nested)(x)), 30.0)
+
+
+@pytest.mark.parametrize("rewrite", ["_recompute_residuals", "_read_through_views"])
+def test_each_native_rewrite_is_type_checked(monkeypatch, rewrite):
+    """A rewrite of native.py that breaks the graph (here: gives it another output, of
+    another shape) is caught by the typecheck that follows it, never compiled."""
+    from fluxion.compiler.ir import IRTypeError
+
+    real = getattr(native, rewrite)
+
+    def broken(graph):
+        graph = real(graph)
+        return Graph(graph.invars, graph.eqns, [graph.eqns[0].inputs[0]] + graph.outvars[1:])
+
+    monkeypatch.setattr(native, rewrite, broken)
+    x = fx.tensor(np.linspace(-1, 1, 5000).reshape(50, 100))
+    with pytest.raises(IRTypeError, match="a rewrite changed the graph's outputs"):
+        fx.jit(lambda x: fx.sum(fx.tanh(x) * 2.0, axis=1))(x)

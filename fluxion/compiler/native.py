@@ -486,9 +486,10 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
 
     grouped = Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
     checked = {}  # the rewrites are checked as the passes are: each one's result
+    typecheck(grouped, checked, like=graph)
     for rewrite in (_recompute_residuals, _read_through_views):
         grouped = rewrite(grouped)
-        typecheck(grouped, checked)
+        typecheck(grouped, checked, like=graph)
     wanted = {}  # equation index -> its kernel's C, named "{name}" until names are given
     for k, eqn in enumerate(grouped.eqns):
         group = eqn.params.get("graph") if eqn.prim is fused_p else None
