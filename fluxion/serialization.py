@@ -121,7 +121,7 @@ def save(obj, path: str | os.PathLike) -> None:
     prefix = struct.pack("<Q", len(text)) + text
     chunks = [prefix] + [arrays[n].reshape(-1).view(np.uint8) for n in header if n in arrays]
     try:
-        _write_atomically(path, chunks, 8 + text.index(_CRC_FIELD) + len(_CRC_FIELD))
+        write_atomically(path, chunks, 8 + text.index(_CRC_FIELD) + len(_CRC_FIELD))
     except OSError as e:
         raise PathError(
             f"save: cannot write {path!r} ({e.strerror or e}); nothing was written, the file "
@@ -129,8 +129,9 @@ def save(obj, path: str | os.PathLike) -> None:
         ) from None
 
 
-def _write_atomically(path: str, chunks, at: int) -> None:
-    """``chunks`` into a new file at ``path``, its checksum written at offset ``at``.
+def write_atomically(path: str, chunks, checksum_at: int | None = None) -> None:
+    """``chunks`` (bytes-like) into a new file at ``path``; with ``checksum_at``, the file's
+    checksum (``_file_crc``) written over the 8 bytes at that offset.
 
     The data goes into an unnamed file (``O_TMPFILE``) that is linked in only once complete
     and on disk, so a save killed at any moment leaves nothing; where the filesystem has no
@@ -148,9 +149,9 @@ def _write_atomically(path: str, chunks, at: int) -> None:
         with os.fdopen(fd, "wb", closefd=False) as f:
             for chunk in chunks:
                 f.write(chunk)
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as written:
-            crc = _file_crc(written, at)  # from the page cache: the bytes as the file has them
-        os.pwrite(fd, b"%08x" % crc, at)
+        if checksum_at is not None:
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as written:  # as the file has them
+                os.pwrite(fd, b"%08x" % _file_crc(written, checksum_at), checksum_at)
         os.fsync(fd)
         if not named:
             # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N links the open file itself
