@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 
+import common  # noqa: F401, I001  (also puts the repository root on sys.path)
+
 LOADERS = {
     "fx.load (mapped, checksum checked)": (
         "import fluxion as fx",

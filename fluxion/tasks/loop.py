@@ -13,11 +13,14 @@ Every ``eval_every`` steps the loop appends one JSON line to ``OUT/metrics.jsonl
 interval's mean training loss and accuracy, the learning rate, steps/s and the task's quick
 evaluation) and rewrites ``OUT/checkpoint.safetensors``; at the end it runs the full
 evaluation (``OUT/eval.json``) and draws ``OUT/curves.png`` and, for tasks with lengths,
-``OUT/accuracy_by_length.png``. Ctrl-C saves a checkpoint before stopping.
+``OUT/accuracy_by_length.png``. Ctrl-C (SIGINT) or SIGTERM stops the run at the end of
+the step it lands in, with a checkpoint that also holds the steps since the last row; a
+NaN or infinite loss stops it before anything is saved over the last good checkpoint.
 
 Resuming (``resume=``) restores the model, the optimizer moments and the step, and goes on
 drawing the same batches (step ``t`` always uses ``step_rng(seed, t)``), so 6 steps in one
-run and 3 + 3 in two give bit-identical parameters.
+run and 3 + 3 in two give bit-identical parameters, and an interrupted run, resumed, writes
+the same checkpoint, eval.json and metrics rows (timings aside) as one never interrupted.
 """
 
 from __future__ import annotations
@@ -226,7 +229,7 @@ def _writing(out: Path, saved: Callable[[], str]):
             yield
         except OSError as e:
             if isinstance(e, PathError):
-                raise PathError(f"train: {e} {saved()}") from None
+                raise PathError(f"train: {e}; {saved()}") from None
             where = e.filename or out
             raise PathError(f"train: cannot write {where} ({e.strerror or e}); {saved()}") from None
 
