@@ -1,9 +1,13 @@
 """Where more threads start to pay: float32 matmuls (and stacks of them) timed on one
 BLAS thread and on all cores, interleaved in one process; the crossover sets
-``fluxion.backends.threads.MATMUL_GRAIN``.
+``fluxion.backends.threads.MATMUL_GRAIN``. With ``--kernels``: native kernels of fused
+groups (an add, a GELU, a softmax's row sums, a bias gradient's column sums, AdamW's
+update) at sizes from 4K to 4M elements, on one thread and on all cores, every kernel cut
+into as many ranges as there are threads (no grain); the crossover sets ``KERNEL_GRAIN``.
 
     python bench/threads.py                 # ~20 s
     python bench/threads.py --repeat 15
+    python bench/threads.py --kernels       # ~30 s
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 
 import numpy as np
 
+import fluxion as fx
 from fluxion.backends import threads
 
 SHAPES = [  # (stack, m, k, n): attention-sized stacks and square products
@@ -33,12 +38,55 @@ SHAPES = [  # (stack, m, k, n): attention-sized stacks and square products
 ]
 
 
+def _adamw(p, g, m, v):
+    m = 0.9 * m + 0.1 * g
+    v = 0.999 * v + 0.001 * g * g
+    return p - 1e-3 * (m / (fx.sqrt(v) + 1e-8) + 0.01 * p), m, v
+
+
+GROUPS = {  # name -> (function, arrays it takes: (rows, 1024) or (1024,))
+    "add": (lambda x, y: x + y, ("x", "x")),
+    "gelu": (lambda x: 0.5 * x * (1 + fx.tanh(0.79788456 * (x + 0.044715 * x**3))), ("x",)),
+    "softmax": (lambda x: fx.softmax(x, axis=-1), ("x",)),
+    "column sums": (lambda x, y: fx.sum(x * y, axis=0), ("x", "x")),
+    "adamw": (_adamw, ("x", "x", "x", "x")),
+}
+
+
+def kernels(args, cores: int) -> None:
+    """Native kernels on one thread and on ``cores``, every one cut as finely as asked."""
+    threads.KERNEL_GRAIN = 1  # no grain: measure where one would be
+    rng = np.random.default_rng(0)
+    print(f"{'group':>12}  {'elements':>9}  {'1 thread us':>11}  {cores} threads us  ratio")
+    for name, (fn, shapes) in GROUPS.items():
+        for rows in (4, 16, 32, 64, 128, 512, 4096):
+            arrays = [fx.tensor(rng.random((rows, 1024), dtype=np.float32) + 0.5) for _ in shapes]
+            compiled = fx.jit(fn)
+
+            def on(count):
+                def run():
+                    with fx.num_threads(count):
+                        compiled(*arrays)
+
+                return run
+
+            times = common.time_interleaved({"one": on(1), "all": on(cores)}, repeat=args.repeat)
+            one, all_ = (float(np.median(times[key])) * 1e6 for key in ("one", "all"))
+            print(f"{name:>12}  {rows * 1024:>9,}  {one:>11.1f}  {all_:>13.1f}  {one / all_:.2f}")
+    print(f"KERNEL_GRAIN now: {threads.KERNEL_GRAIN:,} elements per thread")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--kernels", action="store_true", help="native kernels, not matmuls")
     args = parser.parse_args()
     cores = threads.available_cores()
     env = common.environment()
+    if args.kernels:
+        kernels(args, cores)
+        common.finish(env, False, "threads")
+        return
     rng = np.random.default_rng(0)
     print(f"{'shape':>22}  {'multiply-adds':>13}  {'1 thread us':>11}  {cores} threads us  ratio")
     for stack, m, k, n in SHAPES:

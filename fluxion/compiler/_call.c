@@ -1,20 +1,144 @@
-/* fluxion's one C extension: call(kernel, *arrays) runs a native kernel (compiler/native.py)
-   on NumPy arrays. The kernels themselves are plain C in shared libraries, built per program
-   without Python's headers (gcc would take longer to read them than the loops); this module
-   is the same for every kernel, so it is built once: by pip at install, or, where that was not
-   done, by toolchain.py into its cache. ``kernel`` is the bytes of an fx_kernel
-   (toolchain.caller makes them). A non-contiguous input is first copied by its own copy() (NumPy's, fast for
-   every layout). Sizes are checked, so a wrong call raises instead of reading past an array. */
+/* fluxion's one C extension: call(kernel, threads, *arrays) runs a native kernel
+   (compiler/native.py) on NumPy arrays. The kernels themselves are plain C in shared
+   libraries, built per program without Python's headers (gcc would take longer to read them
+   than the loops); this module is the same for every kernel, so it is built once: by pip at
+   install, or, where that was not done, by toolchain.py into its cache. ``kernel`` is the
+   bytes of an fx_kernel (toolchain.caller makes them). A non-contiguous input is first copied
+   by its own copy() (NumPy's, fast for every layout). Sizes are checked, so a wrong call
+   raises instead of reading past an array.
+
+   A kernel runs the range [begin, end) of one of its loops (native.py picks one whose
+   iterations write apart: never across a sum). call() cuts the loop into at most
+   min(threads, kernel->parts) equal ranges and runs them on fluxion's pool: the caller's
+   thread takes a range, the pool's threads the others. Every element is computed by the same
+   code in the same order whichever thread runs it, so results are bitwise the same for any
+   number of threads. The pool's threads wait for work by spinning a bounded while
+   (FX_SPIN), then sleep on a condition variable: no core is held when fluxion is idle. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The calling convention's version: toolchain.py loads an installed _call only where its
+   ABI is this file's (an older build is ignored, and this file built into the cache). */
+#define FX_CALL_ABI 2
+
+typedef void (*fx_run)(void *const *data, int64_t begin, int64_t end);
 
 typedef struct {
-    int64_t run;      /* the address of its void run(void *const *data) */
+    int64_t run;      /* the address of its void run(void *const *data, begin, end) */
     int64_t n_in;     /* how many of its arrays are inputs (the first ones) */
+    int64_t length;   /* the length of the loop it splits (1: it does not) */
+    int64_t parts;    /* the most ranges its work gains from (its grain, native.py) */
     int64_t bytes[];  /* the size of each array, inputs then outputs */
 } fx_kernel;
+
+/* ------------------------------------------------------------------------------ the pool */
+
+/* Pause instructions a waiting thread spins through before it sleeps: about 20-60 us, less
+   than waking a sleeping thread costs on a busy machine, and nothing when work comes every
+   few microseconds (a compiled step's kernels) */
+#define FX_SPIN 2000
+#define FX_MAX_THREADS 256
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    int started;                /* pool threads running */
+    atomic_uint_fast64_t job;   /* bumped for each job */
+    int active;                 /* pool threads inside the current job */
+    fx_run run;
+    void *const *data;
+    int64_t length;
+    int parts;
+    atomic_int next, left;      /* the next range to take, the ranges not finished */
+    int last;                   /* the ranges of the last call, */
+    long tids[FX_MAX_THREADS];  /* and the thread that ran each (last_threads) */
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static long fx_tid(void) {
+    static __thread long tid;
+    if (!tid) tid = (long)syscall(SYS_gettid);
+    return tid;
+}
+
+static inline void fx_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Runs ranges of the current job until none is left. */
+static void fx_take(void) {
+    int p;
+    while ((p = atomic_fetch_add(&pool.next, 1)) < pool.parts) {
+        pool.run(pool.data, pool.length * p / pool.parts, pool.length * (p + 1) / pool.parts);
+        pool.tids[p] = fx_tid();
+        if (atomic_fetch_sub(&pool.left, 1) == 1) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_broadcast(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
+    }
+}
+
+static void *fx_worker(void *job) {
+    uint64_t seen = (uint64_t)(uintptr_t)job;  /* the job before the one it was started for */
+    for (;;) {
+        for (int k = 0; k < FX_SPIN && atomic_load(&pool.job) == seen; k++) fx_pause();
+        pthread_mutex_lock(&pool.lock);
+        while (atomic_load(&pool.job) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = atomic_load(&pool.job);
+        pool.active++;  /* the job cannot change while a thread is inside it */
+        pthread_mutex_unlock(&pool.lock);
+        fx_take();
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.active == 0) pthread_cond_broadcast(&pool.done);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    return NULL;
+}
+
+/* A forked child has none of the pool's threads (only the forking one is copied). */
+static void fx_forked(void) {
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.started = pool.active = 0;
+}
+
+/* Runs ``run`` over [0, length) in ``parts`` ranges, ``parts - 1`` of them offered to the
+   pool; returns once all are done. Called with the GIL held, so by one thread at a time. */
+static void fx_parallel(fx_run run, void *const *data, int64_t length, int parts) {
+    pthread_mutex_lock(&pool.lock);
+    while (pool.active > 0) pthread_cond_wait(&pool.done, &pool.lock);  /* late to the last job */
+    while (pool.started < parts - 1) {
+        pthread_t thread;
+        void *job = (void *)(uintptr_t)atomic_load(&pool.job);
+        if (pthread_create(&thread, NULL, fx_worker, job) != 0) break;
+        pthread_detach(thread);
+        pool.started++;
+    }
+    pool.run = run, pool.data = data, pool.length = length, pool.parts = pool.last = parts;
+    atomic_store(&pool.next, 0);
+    atomic_store(&pool.left, parts);
+    atomic_fetch_add(&pool.job, 1);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    fx_take();  /* this thread takes ranges too: all of them where the pool's are late */
+    for (int k = 0; k < FX_SPIN && atomic_load(&pool.left) > 0; k++) fx_pause();
+    pthread_mutex_lock(&pool.lock);
+    while (atomic_load(&pool.left) > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* ------------------------------------------------------------------------------ the call */
 
 typedef struct { Py_buffer view; PyObject *copy; } fx_arg;
 
@@ -54,29 +178,61 @@ static int fx_acquire(PyObject *const *objects, Py_ssize_t n, const fx_kernel *k
 }
 
 static PyObject *call(PyObject *self, PyObject *const *objects, Py_ssize_t nargs) {
-    if (nargs < 1 || !PyBytes_Check(objects[0]) ||
+    if (nargs < 2 || !PyBytes_Check(objects[0]) ||
         PyBytes_GET_SIZE(objects[0]) <= (Py_ssize_t)sizeof(fx_kernel)) {
-        PyErr_SetString(PyExc_TypeError, "call(kernel, *arrays): kernel is an fx_kernel's bytes");
+        PyErr_SetString(PyExc_TypeError,
+                        "call(kernel, threads, *arrays): kernel is an fx_kernel's bytes");
+        return NULL;
+    }
+    long threads = PyLong_AsLong(objects[1]);
+    if (threads < 1) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "native kernel: threads must be >= 1, got %ld", threads);
         return NULL;
     }
     const fx_kernel *kernel = (const fx_kernel *)PyBytes_AS_STRING(objects[0]);
     Py_ssize_t n = (PyBytes_GET_SIZE(objects[0]) - sizeof(fx_kernel)) / sizeof(int64_t);
-    if (nargs - 1 != n) {
-        PyErr_Format(PyExc_TypeError, "native kernel: takes %zd arrays, got %zd", n, nargs - 1);
+    if (nargs - 2 != n) {
+        PyErr_Format(PyExc_TypeError, "native kernel: takes %zd arrays, got %zd", n, nargs - 2);
         return NULL;
     }
     fx_arg args[n];
     void *data[n];
-    if (fx_acquire(objects + 1, n, kernel, args) < 0) return NULL;
+    if (fx_acquire(objects + 2, n, kernel, args) < 0) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) data[i] = args[i].view.buf;
-    ((void (*)(void *const *))(intptr_t)kernel->run)(data);
+    fx_run run = (fx_run)(intptr_t)kernel->run;
+    int64_t parts = kernel->parts < threads ? kernel->parts : threads;
+    parts = parts < kernel->length ? parts : kernel->length;
+    parts = parts < FX_MAX_THREADS ? parts : FX_MAX_THREADS;
+    if (parts > 1) {
+        fx_parallel(run, data, kernel->length, (int)parts);
+    } else {
+        run(data, 0, kernel->length);
+        pool.tids[0] = fx_tid(), pool.last = 1;
+    }
     fx_release(args, n);
     Py_RETURN_NONE;
 }
 
+static PyObject *last_threads(PyObject *self, PyObject *unused) {
+    PyObject *tids = PyTuple_New(pool.last);
+    for (int p = 0; tids && p < pool.last; p++)
+        PyTuple_SET_ITEM(tids, p, PyLong_FromLong(pool.tids[p]));
+    return tids;
+}
+
 static PyMethodDef methods[] = {
-    {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL, "call(kernel, *arrays)"},
+    {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL, "call(kernel, threads, *arrays)"},
+    {"last_threads", last_threads, METH_NOARGS,
+     "the thread ids (gettid) that ran each range of the last call, for tests"},
     {NULL, NULL, 0, NULL},
 };
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_call", NULL, -1, methods};
-PyMODINIT_FUNC PyInit__call(void) { return PyModule_Create(&module); }
+
+PyMODINIT_FUNC PyInit__call(void) {
+    static int once;
+    if (!once++) pthread_atfork(NULL, NULL, fx_forked);
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "ABI", FX_CALL_ABI) < 0) Py_CLEAR(m);
+    return m;
+}
