@@ -46,7 +46,7 @@ def _adamw(p, g, m, v):
 
 GROUPS = {  # name -> (function, arrays it takes: (rows, 1024) or (1024,))
     "add": (lambda x, y: x + y, ("x", "x")),
-    "gelu": (lambda x: 0.5 * x * (1 + fx.tanh(0.79788456 * (x + 0.044715 * x**3))), ("x",)),
+    "gelu": (lambda x: 0.5 * x * (1 + fx.tanh(0.79788456 * (x + 0.044715 * x * x * x))), ("x",)),
     "softmax": (lambda x: fx.softmax(x, axis=-1), ("x",)),
     "column sums": (lambda x, y: fx.sum(x * y, axis=0), ("x", "x")),
     "adamw": (_adamw, ("x", "x", "x", "x")),

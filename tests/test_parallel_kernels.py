@@ -139,24 +139,34 @@ def _tasks() -> set[int]:
     return {int(t) for t in os.listdir("/proc/self/task")}
 
 
+def _threads_seen(compiled, x, n, calls=50) -> set[int]:
+    """The threads that ran ranges of ``compiled``'s kernel over ``calls`` calls on ``n``
+    threads (until ``n`` were seen): never more than ``n``, all of this process."""
+    seen = set()
+    with fx.num_threads(n):
+        for _ in range(calls):  # the caller's thread and the pool's take ranges as they come
+            ranges = _kernel_threads(compiled, x)
+            assert len(set(ranges)) <= n, ranges
+            seen |= set(ranges)
+            if len(seen) == n:
+                break
+    assert seen <= _tasks()
+    return seen
+
+
 def test_the_kernel_runs_on_the_threads_asked_for():
     x = fx.tensor(RNG.standard_normal((512, 1024)).astype(np.float32))  # 16 grains
     compiled = fx.jit(lambda x: fx.tanh(x) * x + 1.0)
     here = threading.get_native_id()
     with fx.num_threads(1):
         assert _kernel_threads(compiled, x) == (here,)
-    with fx.num_threads(3):
-        seen = set()
-        for _ in range(50):  # the caller's thread and the pool's take ranges as they come
-            ranges = _kernel_threads(compiled, x)
-            assert len(ranges) == 3
-            seen |= set(ranges)
-            if len(seen) == 3:
-                break
-        assert seen <= _tasks()  # threads of this process
-        assert len(seen) >= 2, "no pool thread ever took a range"
-    with fx.num_threads(64):  # more threads than the kernel's 16 grains
+    with fx.num_threads(3):  # 4 ranges a thread, taken as they come
+        assert len(_kernel_threads(compiled, x)) == 12
+    assert len(_threads_seen(compiled, x, 3)) >= 2, "no pool thread ever took a range"
+    with fx.num_threads(64):  # more threads than the kernel's 16 grains: 16 ranges
         assert len(_kernel_threads(compiled, x)) == 16
+    _threads_seen(compiled, x, 16)  # the pool now holds up to 15 threads,
+    _threads_seen(compiled, x, 2)  # of which a call on 2 takes one
     with fx.num_threads(1):
         assert _kernel_threads(compiled, x) == (here,)
 
@@ -167,21 +177,20 @@ def test_a_kernel_smaller_than_two_grains_runs_on_one_thread():
     compiled = fx.jit(lambda x: fx.exp(x) + x)
     with fx.num_threads(4):
         assert _kernel_threads(compiled, x) == (threading.get_native_id(),)
-        bigger = fx.tensor(np.ones((rows + 2, 1024), np.float32))
+        bigger = fx.tensor(np.ones((rows + 2, 1024), np.float32))  # two grains: two ranges
         assert len(_kernel_threads(compiled, bigger)) == 2
 
 
 def test_a_forked_child_starts_its_own_pool():
-    x = fx.tensor(RNG.standard_normal((256, 1024)).astype(np.float32))
+    x = fx.tensor(RNG.standard_normal((256, 1024)).astype(np.float32))  # 8 grains
     compiled = fx.jit(lambda x: fx.exp(x) * 2.0)
     with fx.num_threads(2):
         want = compiled(x).numpy()  # the pool's thread started in the parent
         pid = os.fork()
         if pid == 0:  # the child: its kernels split again, with threads of its own
             try:
-                ok = all(np.array_equal(compiled(x).numpy(), want) for _ in range(20))
-                ranges = toolchain.call_module().last_threads()
-                os._exit(0 if ok and len(ranges) == 2 and set(ranges) <= _tasks() else 1)
+                right = np.array_equal(compiled(x).numpy(), want)
+                os._exit(0 if right and len(_threads_seen(compiled, x, 2)) == 2 else 1)
             finally:
                 os._exit(2)
         _, status = os.waitpid(pid, 0)

@@ -8,9 +8,11 @@
    raises instead of reading past an array.
 
    A kernel runs the range [begin, end) of one of its loops (native.py picks one whose
-   iterations write apart: never across a sum). call() cuts the loop into at most
-   min(threads, kernel->parts) equal ranges and runs them on fluxion's pool: the caller's
-   thread takes a range, the pool's threads the others. Every element is computed by the same
+   iterations write apart: never across a sum). With ``threads`` > 1, call() cuts the loop
+   into at most min(FX_RANGES * threads, kernel->parts) equal ranges, which the caller's
+   thread and threads - 1 of fluxion's pool take one at a time as they come: a thread that
+   is late or loses its core to another process holds up a small part of the work, not a
+   thread's share of it (on a busy machine the caller may run them all). Every element is computed by the same
    code in the same order whichever thread runs it, so results are bitwise the same for any
    number of threads. The pool's threads wait for work by spinning a bounded while
    (FX_SPIN), then sleep on a condition variable: no core is held when fluxion is idle. */
@@ -43,27 +45,31 @@ typedef struct {
    than waking a sleeping thread costs on a busy machine, and nothing when work comes every
    few microseconds (a compiled step's kernels) */
 #define FX_SPIN 2000
+#define FX_RANGES 4
 #define FX_MAX_THREADS 256
+#define FX_MAX_RANGES (FX_RANGES * FX_MAX_THREADS)
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
     int started;                /* pool threads running */
     atomic_uint_fast64_t job;   /* bumped for each job */
-    int active;                 /* pool threads inside the current job */
+    int helpers, joined;        /* pool threads the current job may have, and has had */
+    int active;                 /* pool threads inside it now */
     fx_run run;
     void *const *data;
     int64_t length;
     int parts;
     atomic_int next, left;      /* the next range to take, the ranges not finished */
     int last;                   /* the ranges of the last call, */
-    long tids[FX_MAX_THREADS];  /* and the thread that ran each (last_threads) */
+    long tids[FX_MAX_RANGES];   /* and the thread that ran each (last_threads) */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
+static __thread long fx_own_tid;
+
 static long fx_tid(void) {
-    static __thread long tid;
-    if (!tid) tid = (long)syscall(SYS_gettid);
-    return tid;
+    if (!fx_own_tid) fx_own_tid = (long)syscall(SYS_gettid);
+    return fx_own_tid;
 }
 
 static inline void fx_pause(void) {
@@ -95,6 +101,11 @@ static void *fx_worker(void *job) {
         pthread_mutex_lock(&pool.lock);
         while (atomic_load(&pool.job) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
         seen = atomic_load(&pool.job);
+        if (pool.joined == pool.helpers) {  /* the job has the threads it asked for */
+            pthread_mutex_unlock(&pool.lock);
+            continue;
+        }
+        pool.joined++;
         pool.active++;  /* the job cannot change while a thread is inside it */
         pthread_mutex_unlock(&pool.lock);
         fx_take();
@@ -105,20 +116,22 @@ static void *fx_worker(void *job) {
     return NULL;
 }
 
-/* A forked child has none of the pool's threads (only the forking one is copied). */
+/* A forked child has none of the pool's threads (only the forking one is copied, under
+   a new id). */
 static void fx_forked(void) {
+    fx_own_tid = 0;
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
     pthread_cond_init(&pool.done, NULL);
     pool.started = pool.active = 0;
 }
 
-/* Runs ``run`` over [0, length) in ``parts`` ranges, ``parts - 1`` of them offered to the
+/* Runs ``run`` over [0, length) in ``parts`` ranges on this thread and ``helpers`` of the
    pool; returns once all are done. Called with the GIL held, so by one thread at a time. */
-static void fx_parallel(fx_run run, void *const *data, int64_t length, int parts) {
+static void fx_parallel(fx_run run, void *const *data, int64_t length, int parts, int helpers) {
     pthread_mutex_lock(&pool.lock);
     while (pool.active > 0) pthread_cond_wait(&pool.done, &pool.lock);  /* late to the last job */
-    while (pool.started < parts - 1) {
+    while (pool.started < helpers) {
         pthread_t thread;
         void *job = (void *)(uintptr_t)atomic_load(&pool.job);
         if (pthread_create(&thread, NULL, fx_worker, job) != 0) break;
@@ -126,10 +139,11 @@ static void fx_parallel(fx_run run, void *const *data, int64_t length, int parts
         pool.started++;
     }
     pool.run = run, pool.data = data, pool.length = length, pool.parts = pool.last = parts;
+    pool.helpers = helpers, pool.joined = 0;
     atomic_store(&pool.next, 0);
     atomic_store(&pool.left, parts);
     atomic_fetch_add(&pool.job, 1);
-    pthread_cond_broadcast(&pool.wake);
+    for (int k = 0; k < helpers; k++) pthread_cond_signal(&pool.wake);  /* the spinning ones need none */
     pthread_mutex_unlock(&pool.lock);
     fx_take();  /* this thread takes ranges too: all of them where the pool's are late */
     for (int k = 0; k < FX_SPIN && atomic_load(&pool.left) > 0; k++) fx_pause();
@@ -201,11 +215,12 @@ static PyObject *call(PyObject *self, PyObject *const *objects, Py_ssize_t nargs
     if (fx_acquire(objects + 2, n, kernel, args) < 0) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) data[i] = args[i].view.buf;
     fx_run run = (fx_run)(intptr_t)kernel->run;
-    int64_t parts = kernel->parts < threads ? kernel->parts : threads;
+    threads = threads < FX_MAX_THREADS ? threads : FX_MAX_THREADS;
+    int64_t parts = kernel->parts < FX_RANGES * threads ? kernel->parts : FX_RANGES * threads;
     parts = parts < kernel->length ? parts : kernel->length;
-    parts = parts < FX_MAX_THREADS ? parts : FX_MAX_THREADS;
-    if (parts > 1) {
-        fx_parallel(run, data, kernel->length, (int)parts);
+    if (threads > 1 && parts > 1) {
+        int helpers = (int)(parts < threads ? parts : threads) - 1;
+        fx_parallel(run, data, kernel->length, (int)parts, helpers);
     } else {
         run(data, 0, kernel->length);
         pool.tids[0] = fx_tid(), pool.last = 1;
