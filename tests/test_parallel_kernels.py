@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((96, 160)).astype(np.float32)
 W = RNG.standard_normal(160).astype(np.float32)
+WIDE = RNG.standard_normal((12, 2600)).astype(np.float32)  # cut along its rows' 11 blocks
 
 
 def _adamw(p, g, m, v):
@@ -60,6 +61,11 @@ GROUPS = {  # name -> (function, its arrays, the float64 NumPy answer)
         (X,),
         lambda x: 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2))),
     ),
+    "elementwise (vector tanh and exp)": (
+        lambda x: fx.tanh(x) * fx.exp(-x * x),
+        (X,),
+        lambda x: np.tanh(x) * np.exp(-x * x),
+    ),
     "row sums": (
         lambda x: fx.sum(fx.tanh(x) * x, axis=-1),
         (X,),
@@ -72,9 +78,9 @@ GROUPS = {  # name -> (function, its arrays, the float64 NumPy answer)
         _numpy_layer_norm,
     ),
     "column sums (a bias gradient)": (
-        lambda x, y: fx.sum(x * y, axis=0),
-        (X, X[::-1].copy()),
-        lambda x, y: (x * y).sum(0),
+        lambda x, y: fx.sum(fx.exp(x) * y, axis=0),
+        (WIDE, WIDE[::-1].copy()),
+        lambda x, y: (np.exp(x) * y).sum(0),
     ),
     "full sum": (lambda x: fx.sum(x * x), (X,), lambda x: (x * x).sum()),
     "adamw update": (

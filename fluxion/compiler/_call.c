@@ -49,21 +49,32 @@ typedef struct {
 #define FX_MAX_THREADS 256
 #define FX_MAX_RANGES (FX_RANGES * FX_MAX_THREADS)
 
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake, done;
-    int started;                /* pool threads running */
-    atomic_uint_fast64_t job;   /* bumped for each job */
-    int helpers, joined;        /* pool threads the current job may have, and has had */
-    int active;                 /* pool threads inside it now */
+/* A job: a kernel's loop and how it is cut. The pool's copy changes only under its lock;
+   each thread that takes part works from a copy of its own. */
+typedef struct {
     fx_run run;
     void *const *data;
     int64_t length;
     int parts;
-    atomic_int next, left;      /* the next range to take, the ranges not finished */
+    uint32_t id;
+} fx_job;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    int started;                /* pool threads running */
+    atomic_uint_fast32_t id;    /* the current job's, bumped for each */
+    fx_job job;
+    int helpers, joined;        /* pool threads the current job may have, and has had */
+    /* the next range to take, tagged with its job's id (high 32 bits): a thread that
+       copied an older job takes no range of a newer one */
+    atomic_uint_fast64_t next;
+    atomic_int left;            /* ranges of the current job not finished */
     int last;                   /* the ranges of the last call, */
     long tids[FX_MAX_RANGES];   /* and the thread that ran each (last_threads) */
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER};
 
 static __thread long fx_own_tid;
 
@@ -80,38 +91,35 @@ static inline void fx_pause(void) {
 #endif
 }
 
-/* Runs ranges of the current job until none is left. */
-static void fx_take(void) {
-    int p;
-    while ((p = atomic_fetch_add(&pool.next, 1)) < pool.parts) {
-        pool.run(pool.data, pool.length * p / pool.parts, pool.length * (p + 1) / pool.parts);
+/* Runs ranges of ``job`` until none is left, or the pool has moved on to another job. */
+static void fx_take(const fx_job *job) {
+    uint64_t next = atomic_load(&pool.next);
+    while ((uint32_t)(next >> 32) == job->id && (uint32_t)next < (uint32_t)job->parts) {
+        if (!atomic_compare_exchange_weak(&pool.next, &next, next + 1)) continue;
+        int64_t p = (uint32_t)next;
+        job->run(job->data, job->length * p / job->parts, job->length * (p + 1) / job->parts);
         pool.tids[p] = fx_tid();
         if (atomic_fetch_sub(&pool.left, 1) == 1) {
             pthread_mutex_lock(&pool.lock);
             pthread_cond_broadcast(&pool.done);
             pthread_mutex_unlock(&pool.lock);
         }
+        next = atomic_load(&pool.next);
     }
 }
 
-static void *fx_worker(void *job) {
-    uint64_t seen = (uint64_t)(uintptr_t)job;  /* the job before the one it was started for */
+static void *fx_worker(void *id) {
+    uint32_t seen = (uint32_t)(uintptr_t)id;  /* the job before the one it was started for */
     for (;;) {
-        for (int k = 0; k < FX_SPIN && atomic_load(&pool.job) == seen; k++) fx_pause();
+        for (int k = 0; k < FX_SPIN && atomic_load(&pool.id) == seen; k++) fx_pause();
         pthread_mutex_lock(&pool.lock);
-        while (atomic_load(&pool.job) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
-        seen = atomic_load(&pool.job);
-        if (pool.joined == pool.helpers) {  /* the job has the threads it asked for */
-            pthread_mutex_unlock(&pool.lock);
-            continue;
-        }
-        pool.joined++;
-        pool.active++;  /* the job cannot change while a thread is inside it */
+        while (atomic_load(&pool.id) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = (uint32_t)atomic_load(&pool.id);
+        int joins = pool.joined < pool.helpers;  /* else the job has the threads it asked for */
+        pool.joined += joins;
+        fx_job job = pool.job;
         pthread_mutex_unlock(&pool.lock);
-        fx_take();
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.active == 0) pthread_cond_broadcast(&pool.done);
-        pthread_mutex_unlock(&pool.lock);
+        if (joins) fx_take(&job);
     }
     return NULL;
 }
@@ -123,29 +131,30 @@ static void fx_forked(void) {
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
     pthread_cond_init(&pool.done, NULL);
-    pool.started = pool.active = 0;
+    pool.started = 0;
 }
 
 /* Runs ``run`` over [0, length) in ``parts`` ranges on this thread and ``helpers`` of the
    pool; returns once all are done. Called with the GIL held, so by one thread at a time. */
 static void fx_parallel(fx_run run, void *const *data, int64_t length, int parts, int helpers) {
     pthread_mutex_lock(&pool.lock);
-    while (pool.active > 0) pthread_cond_wait(&pool.done, &pool.lock);  /* late to the last job */
     while (pool.started < helpers) {
         pthread_t thread;
-        void *job = (void *)(uintptr_t)atomic_load(&pool.job);
-        if (pthread_create(&thread, NULL, fx_worker, job) != 0) break;
+        void *id = (void *)(uintptr_t)atomic_load(&pool.id);
+        if (pthread_create(&thread, NULL, fx_worker, id) != 0) break;
         pthread_detach(thread);
         pool.started++;
     }
-    pool.run = run, pool.data = data, pool.length = length, pool.parts = pool.last = parts;
+    uint32_t id = (uint32_t)atomic_load(&pool.id) + 1;
+    fx_job job = {run, data, length, parts, id};
+    pool.job = job, pool.last = parts;
     pool.helpers = helpers, pool.joined = 0;
-    atomic_store(&pool.next, 0);
     atomic_store(&pool.left, parts);
-    atomic_fetch_add(&pool.job, 1);
-    for (int k = 0; k < helpers; k++) pthread_cond_signal(&pool.wake);  /* the spinning ones need none */
+    atomic_store(&pool.next, (uint64_t)id << 32);
+    atomic_store(&pool.id, id);
+    for (int k = 0; k < helpers; k++) pthread_cond_signal(&pool.wake);  /* spinning ones need none */
     pthread_mutex_unlock(&pool.lock);
-    fx_take();  /* this thread takes ranges too: all of them where the pool's are late */
+    fx_take(&job);  /* this thread takes ranges too: all of them where the pool's are late */
     for (int k = 0; k < FX_SPIN && atomic_load(&pool.left) > 0; k++) fx_pause();
     pthread_mutex_lock(&pool.lock);
     while (atomic_load(&pool.left) > 0) pthread_cond_wait(&pool.done, &pool.lock);

@@ -29,9 +29,10 @@ for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C
 The loop cut among threads (``begin`` to ``end``) is the outermost one along which no sum
 of the group runs, so each thread writes its own elements and every sum adds in one thread
 in one order: the bits are the same on any number of threads. ``k0_split`` is that loop's
-length and the most ranges the kernel is cut into, one per ``threads.KERNEL_GRAIN`` elements
-(here 38,400 elements: one); ``_call.c`` cuts it into at most ``fx.get_num_threads()``. A
-sum over every loop (a full sum) runs on one thread.
+length (in blocks of ``BLOCK`` elements where it is the innermost loop, which is vectorized)
+and the most ranges the kernel is cut into, one per ``threads.KERNEL_GRAIN`` elements (here
+38,400 elements: one); ``_call.c`` cuts it into ranges for at most ``fx.get_num_threads()``
+threads. A sum over every loop (a full sum) runs on one thread.
 
 A sum in a group accumulates in the same pass (row sums in a register, column sums into
 their output). A kernel reads its inputs through the views that make them (transposes,
@@ -263,30 +264,61 @@ def _c_function(name: str, ins: list, outs: list, body: list[str], split=(1, 1))
     )
 
 
-def _split(loops, index, work: int) -> tuple[int, int]:
-    """How a kernel cuts its loop ``index`` (None: none can be cut) among threads: the
-    loop's length, and the most ranges its ``work`` (elements, or multiply-adds) gains
-    from, one range per ``threads.KERNEL_GRAIN`` of it."""
-    length = dict(loops).get(index, 1)
+# A kernel cut along its innermost loop is cut between blocks of this many elements, each
+# run by the same vectorized loop whichever thread runs it: cut anywhere, a range's first
+# and last elements would fall in the loop's scalar tail (1 ulp off, in exp or tanh) where
+# one thread would run them in a vector.
+BLOCK = 256
+
+
+def _splitting(loops, index):
+    """``(index, block)``: the loop ``index`` (None: no loop may be cut) is cut into ranges
+    of whole blocks of ``block`` elements (``BLOCK`` for the innermost loop, else 1)."""
+    if index is None:
+        return None
+    return index, BLOCK if index == loops[-1][0] else 1
+
+
+def _split(loops, split, work: int) -> tuple[int, int]:
+    """How a kernel cuts its loops among threads (``_splitting``): the number of blocks of
+    the loop cut, and the most ranges its ``work`` (elements, or multiply-adds) gains from,
+    one range per ``threads.KERNEL_GRAIN`` of it."""
+    if split is None:
+        return 1, 1
+    index, block = split
+    length = -(-dict(loops)[index] // block)
     return length, max(1, min(length, work // threads.KERNEL_GRAIN))
 
 
 def _nest(loops, body, before=None, after=None, pragma=None, split=None) -> list[str]:
-    """``body`` inside ``for`` loops over ``(index, length)``, outermost first, the loop
-    over index ``split`` from ``begin`` to ``end``; ``before`` and ``after`` (depth -> lines)
-    go just before and after the loop at that depth, ``pragma`` on the innermost loop."""
+    """``body`` inside ``for`` loops over ``(index, length)``, outermost first, the blocks of
+    the loop ``split`` names (``_splitting``) from ``begin`` to ``end``; ``before`` and
+    ``after`` (depth -> lines) go just before and after the loop at that depth, ``pragma``
+    on the innermost loop."""
     before, after = before or {}, after or {}
-    lines = []
+    lines, closing = [], []
     for d, (i, n) in enumerate(loops):
         pad = "    " * (d + 1)
         lines += [pad + line for line in before.get(d, [])]
+        start, stop = 0, n
+        if split and i == split[0] and split[1] == 1:
+            start, stop = "begin", "end"
+        elif split and i == split[0]:
+            block = split[1]
+            lines.append(f"{pad}for (long {i}_block = begin; {i}_block < end; {i}_block++) {{")
+            lines.append(f"{pad}    long {i}_end = {i}_block * {block} + {block};")
+            lines.append(f"{pad}    if ({i}_end > {n}) {i}_end = {n};")
+            start, stop = f"{i}_block * {block}", f"{i}_end"
+            pad += "    "
+            closing.append(d)
         if pragma and d == len(loops) - 1:
             lines.append(f"{pad}#pragma {pragma}")
-        start, stop = ("begin", "end") if i == split else (0, n)
         lines.append(f"{pad}for (long {i} = {start}; {i} < {stop}; {i}++) {{")
-    lines += ["    " * (len(loops) + 1) + line for line in body]
+    lines += ["    " * (len(loops) + len(closing) + 1) + line for line in body]
     for d in reversed(range(len(loops))):
         pad = "    " * (d + 1)
+        if d in closing:
+            lines.append(f"{pad}    }}")
         lines.append(f"{pad}}}")
         lines += [pad + line for line in after.get(d, [])]
     return lines
@@ -363,7 +395,8 @@ def group_source(graph: Graph, name: str) -> str | None:
     # the loop cut among threads: the outermost one no sum runs along, so that each thread
     # writes its own elements and every sum adds in one thread, in the order of one
     sum_rows = [store_rows[v] for v in sums if v in store_rows]
-    split = next((i for k, (i, _) in enumerate(loops) if all(r[k] for r in sum_rows)), None)
+    cut = next((i for k, (i, _) in enumerate(loops) if all(r[k] for r in sum_rows)), None)
+    split = _splitting(loops, cut)
     names: dict[int, str] = {}
     body, before, after, row_sums, loaded, zeroed = [], {}, {}, [], set(), []
 
@@ -487,7 +520,7 @@ def matmul_source(graph: Graph, name: str) -> str | None:
         "}",
     ]
     ins = [v.aval for v in graph.invars]
-    split = loops[0][0] if loops else None  # each matrix of the stack is one thread's
+    split = (loops[0][0], 1) if loops else None  # each matrix of the stack is one thread's
     work = math.prod(a.aval.shape) * n
     return _c_function(
         name, ins, [written.aval], _nest(loops, body, split=split), _split(loops, split, work)
