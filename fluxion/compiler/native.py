@@ -24,15 +24,16 @@ for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C
         }
     }
     void k0(void *const *data, int64_t begin, int64_t end) { k0_loop(data[0], ..., begin, end); }
-    const int64_t k0_split[2] = {1200, 1};
+    const int64_t k0_split[2] = {2400, 2};
 
-The loop cut among threads (``begin`` to ``end``) is the outermost one along which no sum
-of the group runs, so each thread writes its own elements and every sum adds in one thread
-in one order: the bits are the same on any number of threads. ``k0_split`` is that loop's
-length (in blocks of ``BLOCK`` elements where it is the innermost loop, which is vectorized)
-and the most ranges the kernel is cut into, one per ``threads.KERNEL_GRAIN`` elements (here
-38,400 elements: one); ``_call.c`` cuts it into ranges for at most ``fx.get_num_threads()``
-threads. A sum over every loop (a full sum) runs on one thread.
+A kernel large enough to gain from a second thread (here 76,800 elements, two
+``threads.KERNEL_GRAIN``) runs ``begin`` to ``end`` of its outermost loop along which no sum of
+the group runs, so each thread writes its own elements and every sum adds in one thread in
+one order: the bits are the same on any number of threads. ``k0_split`` is that loop's
+length (in blocks of ``BLOCK`` elements where it is the innermost loop, the vectorized one)
+and the most ranges its work gains from; ``_call.c`` cuts it into ranges for at most
+``fx.get_num_threads()`` threads. Smaller kernels, and sums over every loop (a full sum),
+keep their loops' bounds (``k0_split`` 1, 1) and run on the calling thread.
 
 A sum in a group accumulates in the same pass (row sums in a register, column sums into
 their output). A kernel reads its inputs through the views that make them (transposes,
@@ -271,12 +272,13 @@ def _c_function(name: str, ins: list, outs: list, body: list[str], split=(1, 1))
 BLOCK = 256
 
 
-def _splitting(loops, index):
-    """``(index, block)``: the loop ``index`` (None: no loop may be cut) is cut into ranges
-    of whole blocks of ``block`` elements (``BLOCK`` for the innermost loop, else 1)."""
-    if index is None:
-        return None
-    return index, BLOCK if index == loops[-1][0] else 1
+def _splitting(loops, index, block: int, work: int):
+    """``(index, block)``: the loop ``index`` is cut into ranges of whole blocks of
+    ``block`` elements; None where no loop may be cut (``index`` None) or ``work`` gains
+    from no second thread: the loops then keep the bounds known when compiling (gcc takes
+    ~25% longer over loops of unknown length)."""
+    split = None if index is None else (index, block)
+    return split if split and _split(loops, split, work)[1] > 1 else None
 
 
 def _split(loops, split, work: int) -> tuple[int, int]:
@@ -396,7 +398,8 @@ def group_source(graph: Graph, name: str) -> str | None:
     # writes its own elements and every sum adds in one thread, in the order of one
     sum_rows = [store_rows[v] for v in sums if v in store_rows]
     cut = next((i for k, (i, _) in enumerate(loops) if all(r[k] for r in sum_rows)), None)
-    split = _splitting(loops, cut)
+    vectorized = loops and cut == loops[-1][0]
+    split = _splitting(loops, cut, BLOCK if vectorized else 1, math.prod(shape))
     names: dict[int, str] = {}
     body, before, after, row_sums, loaded, zeroed = [], {}, {}, [], set(), []
 
@@ -520,8 +523,8 @@ def matmul_source(graph: Graph, name: str) -> str | None:
         "}",
     ]
     ins = [v.aval for v in graph.invars]
-    split = (loops[0][0], 1) if loops else None  # each matrix of the stack is one thread's
     work = math.prod(a.aval.shape) * n
+    split = _splitting(loops, loops[0][0] if loops else None, 1, work)  # a matrix per thread
     return _c_function(
         name, ins, [written.aval], _nest(loops, body, split=split), _split(loops, split, work)
     )
