@@ -159,14 +159,16 @@ def test_erf_matches_the_eager_fit_bit_for_bit(single_op_groups):
 def test_a_kernel_checks_its_arguments(single_op_groups):
     k = next(k for k, c in enumerate(CASES) if c[0].name == "add" and c[1][0].dtype == np.float32)
     caller = single_op_groups[k].compiled.__globals__
-    kernel = functools.partial(caller["call"], caller["kernel"])
+    kernel = functools.partial(caller["call"], caller["kernel"], 1)  # on one thread
     x, out = np.ones(40, np.float32), np.empty(40, np.float32)
     with pytest.raises(ValueError, match="array 1 has 80 bytes, expected 160"):
         kernel(x, np.ones(20, np.float32), out)
     with pytest.raises(TypeError, match="takes 3 arrays, got 2"):
         kernel(x, out)
     with pytest.raises(TypeError, match="kernel is an fx_kernel's bytes"):
-        caller["call"](b"not a kernel", x, x, out)
+        caller["call"](b"not a kernel", 1, x, x, out)
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        caller["call"](caller["kernel"], 0, x, x, out)
     with pytest.raises(ValueError):  # read-only output
         kernel(x, x, np.broadcast_to(out, (40,)))
 
