@@ -175,3 +175,17 @@ def scalar_default_dtype(value) -> np.dtype:
     if isinstance(value, float):
         return DEFAULT_FLOAT
     raise DTypeError(f"cannot make a tensor from a {type(value).__name__}")
+
+
+def set_default_dtype(dtype) -> None:
+    """PyTorch's ``set_default_dtype``: fluxion's default float is float32 and stays so;
+    asking for it is accepted, any other raises (pass ``dtype=`` where you need another)."""
+    if to_np(dtype) != DEFAULT_FLOAT:
+        raise DTypeError(
+            f"set_default_dtype: fluxion's default float dtype is float32 and cannot be changed "
+            f"(got {dtype}); pass dtype={dtype} to the calls that need it, or cast with .to()"
+        )
+
+
+def get_default_dtype() -> DType:
+    return to_dtype(DEFAULT_FLOAT)
