@@ -53,11 +53,14 @@ class Eqn:
 
 
 class Graph:
-    __slots__ = ("invars", "eqns", "outvars", "compiled")
+    __slots__ = ("invars", "eqns", "outvars", "compiled", "derived")
 
     def __init__(self, invars, eqns, outvars):
         self.invars, self.eqns, self.outvars = list(invars), list(eqns), list(outvars)
         self.compiled = None  # the generated function, made on first run (control-flow bodies)
+        # graphs derived from this one by a transform's rule (its jvp, vjp, a vmap), made once:
+        # a body or a jitted function called again in a loop is not traced again
+        self.derived: dict = {}
 
     @property
     def in_avals(self):
