@@ -239,6 +239,7 @@ def max(x, axis=None, keepdims: bool = False, *, axes=None, dim=None, keepdim=No
     if dim is None:
         return amax(x, axis, keepdims, axes=axes, keepdim=keepdim)
     _axes("max", to_tensor(x), axis, axes, dim)
+    keepdim = _keepdims("max", keepdims, keepdim)
     first = _picked("max", x, lambda t, a: argmax(t, a, keepdims=True), dim, keepdim, 0)
     return return_types.max(*first)
 
@@ -251,6 +252,7 @@ def min(x, axis=None, keepdims: bool = False, *, axes=None, dim=None, keepdim=No
     if dim is None:
         return amin(x, axis, keepdims, axes=axes, keepdim=keepdim)
     _axes("min", to_tensor(x), axis, axes, dim)
+    keepdim = _keepdims("min", keepdims, keepdim)
     first = _picked("min", x, lambda t, a: argmin(t, a, keepdims=True), dim, keepdim, 0)
     return return_types.min(*first)
 
@@ -372,6 +374,7 @@ def median(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         _axes("median", to_tensor(x), axis, None, dim)
         n = to_tensor(x).shape[dim] if to_tensor(x).ndim else 1
         order = lambda t, a: argsort(t, a)  # noqa: E731
+        keepdim = _keepdims("median", keepdims, keepdim)
         return return_types.median(*_picked("median", x, order, dim, keepdim, (n - 1) // 2))
     from fluxion.ops.shape import slice_tensor, transpose
 
@@ -417,10 +420,10 @@ def mode(x, dim: int = -1, keepdim: bool = False):
     chosen = argmin(where(best, rank, n), axis=-1, keepdims=True)
     from fluxion.ops.indexing import take_along_axis
 
-    value = take_along_axis(rows, chosen, -1)
     positions = P.constant(np.arange(n), dtypes.DEFAULT_INT)
-    last = amax(where(rows == value, positions, -1), axis=-1, keepdims=True)
-    values, indices = moveaxis(value, -1, axis), moveaxis(last, -1, axis)
+    last = amax(where(rows == take_along_axis(rows, chosen, -1), positions, -1), -1, True)
+    # the value read at the index returned, so that its gradient goes there (as PyTorch)
+    values, indices = moveaxis(take_along_axis(rows, last, -1), -1, axis), moveaxis(last, -1, axis)
     if not keepdim:
         values, indices = (
             bind(P.reshape_p, t, shape=t.shape[:axis] + t.shape[axis + 1 :])
