@@ -10,7 +10,12 @@ __version__ = "0.1.0"
 from fluxion import data, errors, models, nn, optim, utils
 from fluxion.backends import host_memory  # noqa: F401  (keeps freed memory, see its docstring)
 from fluxion.backends.threads import get_num_threads, num_threads, set_num_threads
-from fluxion.core.dtypes import DType, get_default_dtype, set_default_dtype
+from fluxion.core.dtypes import (
+    DType,
+    get_default_dtype,
+    set_default_dtype,
+    set_float32_matmul_precision,
+)
 from fluxion.core.pytree import (
     PyTreeDef,
     register_pytree_node,

@@ -341,6 +341,7 @@ EXCLUDED = {
     "devices": "lists devices; no tensor in or out",
     "set_default_dtype": "a setting, no tensor in or out",
     "get_default_dtype": "a setting, no tensor in or out",
+    "set_float32_matmul_precision": "a setting, no tensor in or out",
     "nonzero": "its output's shape depends on the values (eager only): tests/test_torch_face.py",
     "bincount": "its output's shape depends on the values (eager only): tests/test_torch_face.py",
 }

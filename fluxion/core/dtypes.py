@@ -20,7 +20,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from fluxion.errors import DTypeError
+from fluxion.errors import DTypeError, InvalidArgumentError
 
 bfloat16_np = np.dtype(ml_dtypes.bfloat16)
 
@@ -189,3 +189,13 @@ def set_default_dtype(dtype) -> None:
 
 def get_default_dtype() -> DType:
     return to_dtype(DEFAULT_FLOAT)
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """PyTorch's hint that float32 matmuls may use faster, less precise units (TF32): there
+    are none on the cpu, so every precision is full float32 precision; the name is checked."""
+    if precision not in ("highest", "high", "medium"):
+        raise InvalidArgumentError(
+            f"set_float32_matmul_precision: precision must be 'highest', 'high' or 'medium', "
+            f"got {precision!r}"
+        )
