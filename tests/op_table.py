@@ -1091,8 +1091,6 @@ def _masked_fill_samples(rng):
         return rng.random(shape) < 0.5
 
     return [
-        Sample((rng.normal(size=(3, 4)), mask((3, 4))), {"value": -1.5}),
-        Sample((rng.normal(size=(3, 4)), mask((4,))), {"value": 2.0}),
         Sample((rng.normal(size=(2, 3, 4)), mask((3, 1))), {"value": 0.0}),
         Sample((rng.normal(size=()), np.array(True)), {"value": 7.0}),
         Sample((rng.normal(size=(0, 3)), mask((0, 3))), {"value": 1.0}),
@@ -1133,14 +1131,11 @@ def _norm_samples(rng):
 
     return [
         Sample((x((3, 4)),), {}),
-        Sample((x((3, 4)),), {"dim": 1}),
         Sample((x((3, 4)),), {"p": 1, "dim": 0, "keepdim": True}),
         Sample((x((2, 3, 4)),), {"p": 3, "dim": (0, 2)}),
         Sample((x((3, 4)),), {"p": math.inf, "dim": -1}),
         Sample((x((3, 4)),), {"p": -math.inf, "dim": 0}),
-        Sample((x((5,)),), {"p": "fro"}),
-        Sample((x(()),), {}),
-        Sample((x((4, 3)).T,), {"p": 2, "dim": 1}),
+        Sample((x((4, 3)).T,), {"p": "fro", "dim": 1}),
     ]
 
 
@@ -1159,21 +1154,16 @@ def _distinct(rng, shape):
 
 def _median_samples(rng):
     return [
-        Sample((_distinct(rng, (3, 4)),), {}),
-        Sample((_distinct(rng, (3, 5)),), {"axis": 0}),
-        Sample((_distinct(rng, (3, 4)),), {"axis": -1, "keepdims": True}),
-        Sample((_distinct(rng, (2, 3, 4)),), {"axis": (0, 2)}),
-        Sample((_distinct(rng, (5,)),), {}),
-        Sample((_distinct(rng, (4, 3)).T,), {"axis": 1}),
+        Sample((_distinct(rng, (3, 4)),), {}),  # an even count: the mean of the middle two
+        Sample((_distinct(rng, (3, 5)),), {"axis": 1, "keepdims": True}),
+        Sample((_distinct(rng, (2, 3, 4)).transpose(1, 0, 2),), {"axis": (0, 2)}),
     ]
 
 
 def _dim_samples(rng, values=_distinct):
     return [
-        Sample((values(rng, (3, 4)),), {"dim": 1}),
         Sample((values(rng, (3, 5)),), {"dim": 0, "keepdim": True}),
         Sample((values(rng, (2, 3, 4)),), {"dim": -2}),
-        Sample((values(rng, (6,)),), {"dim": 0}),
         Sample((values(rng, (4, 3)).T,), {"dim": 1}),
     ]
 
@@ -1193,9 +1183,7 @@ def _mode_samples(rng):
 
 def _topk_samples(rng):
     return [
-        Sample((_distinct(rng, (3, 5)),), {"k": 2}),
         Sample((_distinct(rng, (4, 3)),), {"k": 3, "dim": 0}),
-        Sample((_distinct(rng, (2, 3, 4)),), {"k": 1, "dim": 1, "largest": False}),
         Sample((_distinct(rng, (6,)),), {"k": 0}),
         Sample((_distinct(rng, (5, 3)).T,), {"k": 2, "largest": False}),
     ]
@@ -1214,12 +1202,9 @@ def _repeat_interleave_samples(rng):
 
 def _var_dim_samples(rng):
     return [
-        Sample((rng.normal(size=(3, 4)),), {"dim": 1}),
-        Sample((rng.normal(size=(3, 4)),), {"dim": 0, "keepdim": True}),
-        Sample((rng.normal(size=(2, 3, 4)),), {"dim": (0, 2)}),
-        Sample((rng.normal(size=(3, 4)),), {"dim": 1, "correction": 0}),
-        Sample((rng.normal(size=(3, 4)),), {"dim": 1, "unbiased": False}),
-        Sample((rng.normal(size=(4, 3)).T,), {"dim": 1}),
+        Sample((rng.normal(size=(3, 4)),), {"dim": 0, "keepdim": True}),  # unbiased
+        Sample((rng.normal(size=(2, 3, 4)),), {"dim": (0, 2), "correction": 0}),
+        Sample((rng.normal(size=(4, 3)).T,), {"dim": 1, "unbiased": False}),
     ]
 
 
@@ -1231,8 +1216,6 @@ def np_var_dim(x, dim, keepdim=False, correction=None, unbiased=None):
 def _split_dim_samples(rng):
     return [
         Sample((rng.normal(size=(5, 3)),), {"split_size_or_sections": 2, "dim": 0}),
-        Sample((rng.normal(size=(2, 6)),), {"split_size_or_sections": [1, 2, 3], "dim": 1}),
-        Sample((rng.normal(size=(2, 4)),), {"split_size_or_sections": 4, "dim": -1}),
         Sample((rng.normal(size=(3, 4)).T,), {"split_size_or_sections": [3, 0, 1], "dim": 0}),
     ]
 
