@@ -16,6 +16,7 @@ from fluxion.data.datasets import (
     char_corpus,
     sum_mod_dataset,
 )
+from fluxion.data.sampler import DistributedSampler
 from fluxion.data.tokenizers import (
     BPETokenizer,
     CharTokenizer,
@@ -29,6 +30,7 @@ __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "DifferenceTask",
+    "DistributedSampler",
     "LMDataset",
     "Tokenizer",
     "batches",

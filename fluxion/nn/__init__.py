@@ -9,7 +9,7 @@ and ``functional`` (``fx.nn.functional``, composites of fluxion ops).
 ``fx.nn.optim`` is ``fx.optim``.
 """
 
-from fluxion.nn import functional, init
+from fluxion.nn import functional, init, parallel
 from fluxion.nn.attention import (
     LearnedPositionalEmbedding,
     MultiHeadAttention,
