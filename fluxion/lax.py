@@ -21,12 +21,13 @@ from fluxion.ops.shape import expand_dims, squeeze
 def _over_axis(op, fn):
     def collective(x, axis_name, **kwargs):
         check_axis_name(op, axis_name)
-        return tree_map(lambda leaf: fn(leaf, **kwargs), x)
+        return fn(x, **kwargs)
 
     collective.__name__ = collective.__qualname__ = op
     return collective
 
 
+# a pytree is all-reduced in buckets (fx.distributed.all_reduce)
 psum = _over_axis("psum", lambda x: C.all_reduce(x, "sum"))
 pmean = _over_axis("pmean", lambda x: C.all_reduce(x, "mean"))
 pmax = _over_axis("pmax", lambda x: C.all_reduce(x, "max"))
@@ -39,14 +40,14 @@ pmin.__doc__ = "The elementwise minimum over the processes of the named pmap axi
 
 def _all_gather(x, axis=0, tiled=False):
     if tiled:
-        return C.all_gather(x, axis)
-    return C.all_gather(expand_dims(x, axis), axis)
+        return tree_map(lambda t: C.all_gather(t, axis), x)
+    return tree_map(lambda t: C.all_gather(expand_dims(t, axis), axis), x)
 
 
 def _psum_scatter(x, scatter_dimension=0, tiled=False):
     if tiled:
-        return C.reduce_scatter(x, scatter_dimension)
-    return squeeze(C.reduce_scatter(x, scatter_dimension), scatter_dimension)
+        return tree_map(lambda t: C.reduce_scatter(t, scatter_dimension), x)
+    return tree_map(lambda t: squeeze(C.reduce_scatter(t, scatter_dimension), scatter_dimension), x)
 
 
 all_gather = _over_axis("all_gather", _all_gather)

@@ -16,7 +16,7 @@ from fluxion.data.datasets import (
     char_corpus,
     sum_mod_dataset,
 )
-from fluxion.data.sampler import DistributedSampler
+from fluxion.data.sampler import DistributedSampler, shard_batch
 from fluxion.data.tokenizers import (
     BPETokenizer,
     CharTokenizer,
@@ -36,6 +36,7 @@ __all__ = [
     "batches",
     "char_corpus",
     "load_tokenizer",
+    "shard_batch",
     "sum_mod_dataset",
     "tokenizer_from_dict",
 ]

@@ -1,4 +1,5 @@
-"""``DistributedSampler``: each process's share of a dataset, PyTorch's rule."""
+"""Each process's share of the data: ``DistributedSampler`` (PyTorch's rule) and
+``shard_batch`` (this process's rows of a global batch)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from fluxion.core.checks import check_count, check_int, check_seed
 from fluxion.distributed import world
+from fluxion.errors import ShapeError
 
 
 class DistributedSampler:
@@ -65,3 +67,25 @@ class DistributedSampler:
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def shard_batch(arrays, rank: int | None = None, num_replicas: int | None = None) -> tuple:
+    """Process ``rank``'s rows of a global batch: the ``rank``-th of ``num_replicas`` equal
+    blocks of each array's leading axis (the batch size must divide evenly, so that the
+    mean of the processes' mean losses is the global batch's).
+
+    >>> fx.data.shard_batch((np.arange(6),), rank=1, num_replicas=3)
+    (array([2, 3]),)
+    """
+    n = world.world_size() if num_replicas is None else num_replicas
+    r = world.rank() if rank is None else rank
+    out = []
+    for a in arrays:
+        if len(a) % n:
+            raise ShapeError(
+                f"shard_batch: a batch of {len(a)} rows does not split into {n} equal shards "
+                f"(one per process); make the batch size a multiple of {n}"
+            )
+        size = len(a) // n
+        out.append(a[r * size : (r + 1) * size])
+    return tuple(out)

@@ -31,6 +31,7 @@ import numpy as np
 
 from fluxion.core.dtypes import BOOL, FLOATS, LOW_FLOATS
 from fluxion.core.primitive import Primitive, ShapedArray
+from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
 from fluxion.distributed import world
@@ -313,13 +314,21 @@ def _reduction(op_name: str, op) -> str:
     return op
 
 
-def all_reduce(x, op: str = "sum") -> Tensor:
+def all_reduce(x, op: str = "sum", bucket_cap_mb: float = BUCKET_BYTES / 2**20):
     """Every rank gets the reduction over ranks of ``x`` (``op``: sum, mean, max, min).
+    ``x`` may be a pytree of tensors (gradients): its leaves are reduced in buckets of
+    ``bucket_cap_mb`` at most, one call per bucket rather than per tensor.
 
     >>> fx.distributed.all_reduce(fx.tensor([1.0, 2.0]))   # a world of one process
     [1. 2.]:f32[2]:cpu(0)
     """
-    return bind(all_reduce_p, to_tensor(x), op=_reduction("all_reduce", op))
+    op = _reduction("all_reduce", op)
+    leaves, tree = tree_flatten(x)
+    if tree.node_type is None:
+        return bind(all_reduce_p, to_tensor(x), op=op)
+    reduce = lambda flat: bind(all_reduce_p, flat, op=op)  # noqa: E731
+    bucket_bytes = int(bucket_cap_mb * 2**20)
+    return tree_unflatten(tree, bucketed(reduce, [to_tensor(t) for t in leaves], bucket_bytes))
 
 
 def all_gather(x, axis: int = 0) -> Tensor:

@@ -246,6 +246,26 @@ def check_data_parallel():
                 close(a, b, rtol, rtol * np.abs(b).max())
 
 
+def check_gradients_are_bucketed():
+    """DDP all-reduces the gradients a bucket at a time: the model's 4 float32 tensors
+    (96, 32, 64 and 8 bytes) are one bucket at the default 25 MB, two at 128 bytes; the
+    gradients are the one-process gradients of the whole batch either way."""
+    x, y = map(fx.tensor, _data(np.float32))
+    mine = fx.tensor(list(fx.data.DistributedSampler(GLOBAL_BATCH, shuffle=False)))
+
+    def loss(m, x, y):
+        return fx.nn.functional.mse_loss(m(x), y)
+
+    alone = fx.grad(loss)(_model(np.float32, 0), x, y)
+    for cap, calls in [(25, 1), (128 / 2**20, 2)]:
+        ddp = fx.nn.parallel.DistributedDataParallel(_model(np.float32, 0), bucket_cap_mb=cap)
+        graph = fx.make_graph(fx.grad(loss), ddp, x[mine], y[mine])
+        assert [e.prim.name for e in graph.eqns].count("all_reduce") == calls, graph
+        grads = fx.grad(loss)(ddp, x[mine], y[mine])
+        for a, b in zip(fx.tree_leaves(grads), fx.tree_leaves(alone)):
+            close(a, b.numpy(), 1e-6, 1e-6 * np.abs(b.numpy()).max())
+
+
 def check_functional_data_parallel():
     """The JAX way: pmap(grad) with pmean of the gradients, against grad on the whole batch."""
     x, y = _data(np.float64)

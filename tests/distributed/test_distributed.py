@@ -26,6 +26,7 @@ CHECKS = [
     "vmap_and_jit",
     "pmap",
     "data_parallel",
+    "gradients_are_bucketed",
     "functional_data_parallel",
     "ranks_stay_identical",
     "sampler_partitions",
