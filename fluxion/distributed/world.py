@@ -133,7 +133,7 @@ def mpi_library() -> str | None:
         from mpi4py import MPI
     except ImportError:
         return None
-    return MPI.Get_library_version().strip().splitlines()[0]
+    return " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
 
 
 def mpi_op(op: str):

@@ -77,9 +77,12 @@ class CompiledRunner:
             else fx.optim.adamw_init(model)
         )
         loss_fn, clip, wd = task.loss, config.clip, config.weight_decay
+        parallel = fx.distributed.world_size() > 1
 
         def train_step(model, state, lr, *batch):
             (loss, acc), grads = fx.value_and_grad(loss_fn, has_aux=True)(model, *batch)
+            if parallel:  # data parallel: the step of the mean loss over every process's shard
+                grads, loss, acc = fx.distributed.all_reduce((grads, loss, acc), "mean")
             if clip > 0:
                 grads, _ = fx.optim.clip_by_global_norm(grads, clip)
             model, state = fx.optim.adamw_update(model, grads, state, lr=lr, weight_decay=wd)
@@ -110,6 +113,12 @@ class EagerRunner:
 
     def __init__(self, task: Task, model, config: TrainConfig, saved_optimizer=None):
         self.task, self.model, self.clip = task, model, config.clip
+        # data parallel: backward() averages the gradients over the processes (checkpoints
+        # keep the bare model)
+        self.parallel = fx.distributed.world_size() > 1
+        self.forward_model = (
+            fx.nn.parallel.DistributedDataParallel(model) if self.parallel else model
+        )
         self.optimizer = fx.optim.AdamW(model, lr=config.lr, weight_decay=config.weight_decay)
         if saved_optimizer is not None:
             ckpt.stateful_state_load(model, self.optimizer, saved_optimizer)
@@ -117,11 +126,13 @@ class EagerRunner:
     def step(self, batch, lr: float) -> tuple[float, float]:
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss, acc = self.task.loss(self.model, *batch)
+        loss, acc = self.task.loss(self.forward_model, *batch)
         loss.backward()
         if self.clip > 0:
             fx.optim.clip_grad_norm_(self.model.parameters(), self.clip)
         self.optimizer.step()
+        if self.parallel:
+            loss, acc = fx.distributed.all_reduce((loss.detach(), acc), "mean")
         return float(loss), float(acc)
 
     def optimizer_dict(self) -> dict:
@@ -175,6 +186,8 @@ def train(
     """Train ``config.task`` for ``config.steps`` steps (in all, counting the resumed ones);
     ``tensorboard=False`` writes no ``OUT/tensorboard`` even with tensorboardX installed."""
     config.check()
+    lead = fx.distributed.rank() == 0  # data parallel: rank 0 alone reports and writes files
+    echo, progress, tensorboard = (echo, progress, tensorboard) if lead else (_quiet, False, False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     task = make_task(config, tokenizer=resume.tokenizer if resume else None)
@@ -190,7 +203,8 @@ def train(
     schedule = lr_schedule(config)
     metrics_path = out / METRICS
     rows = read_metrics(metrics_path, upto=start) if resume else []
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if lead:
+        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     board = tensorboard_log.open_log(out, rows, echo) if tensorboard else None
     n_params = sum(p.size for p in model.parameters())
     echo(
@@ -200,6 +214,8 @@ def train(
     )
 
     def save(step: int) -> None:
+        if not lead:
+            return
         ckpt.save_checkpoint(
             out / ckpt.FILENAME,
             config,
@@ -224,7 +240,8 @@ def train(
     try:
         for step in range(start, config.steps):
             t0 = time.perf_counter()
-            batch = tuple(fx.asarray(b) for b in task.train_batch(step_rng(config.seed, step)))
+            batch = fx.data.shard_batch(task.train_batch(step_rng(config.seed, step)))
+            batch = tuple(fx.asarray(b) for b in batch)
             fx.manual_seed(step_seed(config.seed, step))  # dropout, if any, draws from here
             lr = float(schedule(step))
             loss, acc = runner.step(batch, lr)
@@ -234,7 +251,7 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}", refresh=False)
             done = completed
-            if done % config.eval_every == 0 or done == config.steps:
+            if lead and (done % config.eval_every == 0 or done == config.steps):
                 row = {
                     "step": done,
                     "loss": float(np.mean([w[0] for w in window])),
@@ -262,6 +279,8 @@ def train(
     if start >= config.steps:
         save(config.steps)
     seconds = time.perf_counter() - began
+    if not lead:
+        return TrainResult(config, config.steps, {}, out, [], [], runner.stats, seconds)
     final = _evaluate(task, runner.model, full=True)
     final_row = {"step": config.steps, "final": True, "time": time.time(), **_scalars(final)}
     with metrics_path.open("a") as f:
@@ -279,6 +298,10 @@ def train(
         echo(f"compiled step: {runner.stats}")
     echo(f"trained {config.steps - start} steps in {seconds:.1f}s; files in {out}")
     return TrainResult(config, config.steps, final, out, rows, files, runner.stats, seconds)
+
+
+def _quiet(*_) -> None:
+    pass
 
 
 def write_plots(task: Task, rows, final, out: Path, echo=print) -> list[str]:
