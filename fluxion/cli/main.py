@@ -152,7 +152,12 @@ def _cache() -> str:
 
 
 # the optional extras of pyproject.toml that add features, and the packages each brings
-EXTRAS = {"plot": ("matplotlib",), "tensorboard": ("tensorboardX",), "bench": ("torch", "jax")}
+EXTRAS = {
+    "plot": ("matplotlib",),
+    "tensorboard": ("tensorboardX",),
+    "mpi": ("mpi4py", "mpich"),
+    "bench": ("torch", "jax"),
+}
 
 
 def _extras() -> list[tuple[str, str]]:
@@ -178,6 +183,7 @@ def info(args: argparse.Namespace) -> int:
     import numpy
 
     import fluxion
+    from fluxion.distributed import launch
 
     rows = [
         ("fluxion", f"{__version__} ({os.path.dirname(fluxion.__file__)})"),
@@ -190,6 +196,7 @@ def info(args: argparse.Namespace) -> int:
         ("devices", _devices()),
         ("native kernels", _native_kernels()),
         ("kernel cache", _cache()),
+        ("MPI", launch.describe()),
         *_extras(),
     ]
     width = max(len(key) for key, _ in rows)
@@ -343,6 +350,13 @@ class _TaskDefaultsHelp(argparse.Action):
         _option("--out", "output folder (default: runs/TASK)", metavar="DIR"),
         _option("--resume", "continue from OUT/checkpoint.safetensors", action="store_true"),
         _option("--eager", "imperative loop instead of fx.jit", action="store_true"),
+        _option(
+            "--procs",
+            "processes training data-parallel through mpirun, each on BATCH_SIZE / N rows",
+            type=_positive,
+            default=1,
+            metavar="N",
+        ),
         _option("--no-progress", "hide the progress bar", action="store_true"),
         _option(
             "--no-tensorboard",
@@ -355,8 +369,12 @@ class _TaskDefaultsHelp(argparse.Action):
     "to seconds.",
 )
 def train(args: argparse.Namespace) -> int:
+    from fluxion.distributed import launch
     from fluxion.tasks import loop, make_config
     from fluxion.tasks.base import smoke_options
+
+    if args.procs > 1 and (code := launch.run_processes(args.procs, args.argv)) is not None:
+        return code
 
     out = args.out or loop.default_out_dir(args.task)
     given = {_dest(flags): getattr(args, _dest(flags)) for flags, _ in _TRAIN_OPTIONS}
@@ -514,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGINT, 143 for SIGTERM) for a run stopped by one."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to start it again (--procs)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

@@ -90,9 +90,12 @@ class CompiledRunner:
             else fx.optim.adamw_init(model)
         )
         loss_fn, clip, wd = task.loss, config.clip, config.weight_decay
+        parallel = fx.distributed.world_size() > 1
 
         def train_step(model, state, lr, *batch):
             (loss, acc), grads = fx.value_and_grad(loss_fn, has_aux=True)(model, *batch)
+            if parallel:  # data parallel: the step of the mean loss over every process's shard
+                grads, loss, acc = fx.distributed.all_reduce((grads, loss, acc), "mean")
             if clip > 0:
                 grads, _ = fx.optim.clip_by_global_norm(grads, clip)
             model, state = fx.optim.adamw_update(model, grads, state, lr=lr, weight_decay=wd)
@@ -123,6 +126,12 @@ class EagerRunner:
 
     def __init__(self, task: Task, model, config: TrainConfig, saved_optimizer=None):
         self.task, self.model, self.clip = task, model, config.clip
+        # data parallel: backward() averages the gradients over the processes (checkpoints
+        # keep the bare model)
+        self.parallel = fx.distributed.world_size() > 1
+        self.forward_model = (
+            fx.nn.parallel.DistributedDataParallel(model) if self.parallel else model
+        )
         self.optimizer = fx.optim.AdamW(model, lr=config.lr, weight_decay=config.weight_decay)
         if saved_optimizer is not None:
             ckpt.stateful_state_load(model, self.optimizer, saved_optimizer)
@@ -130,11 +139,13 @@ class EagerRunner:
     def step(self, batch, lr: float) -> tuple[float, float]:
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss, acc = self.task.loss(self.model, *batch)
+        loss, acc = self.task.loss(self.forward_model, *batch)
         loss.backward()
         if self.clip > 0:
             fx.optim.clip_grad_norm_(self.model.parameters(), self.clip)
         self.optimizer.step()
+        if self.parallel:
+            loss, acc = fx.distributed.all_reduce((loss.detach(), acc), "mean")
         return float(loss), float(acc)
 
     def optimizer_dict(self) -> dict:
@@ -257,6 +268,8 @@ def train(
     (``Interrupted``); a NaN or infinite loss stops it with ``Diverged``, the last good
     checkpoint kept; a file that cannot be written raises ``PathError``."""
     config.check()
+    lead = fx.distributed.rank() == 0  # data parallel: rank 0 alone reports and writes files
+    echo, progress, tensorboard = (echo, progress, tensorboard) if lead else (_quiet, False, False)
     out = Path(out_dir)
     saved_at = [resume.step if resume else None]
 
@@ -267,11 +280,11 @@ def train(
 
     with _writing(out, kept), _signals_at_step_boundaries() as received:
         return _train(
-            config, out, resume, eager, progress, tensorboard, echo, received, saved_at, kept
+            config, out, resume, eager, progress, tensorboard, echo, received, saved_at, kept, lead
         )
 
 
-def _train(config, out, resume, eager, progress, tensorboard, echo, received, saved_at, kept):
+def _train(config, out, resume, eager, progress, tensorboard, echo, received, saved_at, kept, lead):
     out.mkdir(parents=True, exist_ok=True)
     task = make_task(config, tokenizer=resume.tokenizer if resume else None)
     fx.manual_seed(config.seed)
@@ -286,7 +299,8 @@ def _train(config, out, resume, eager, progress, tensorboard, echo, received, sa
     schedule = lr_schedule(config)
     metrics_path = out / METRICS
     rows = read_metrics(metrics_path, upto=start) if resume else []
-    write_atomically(str(metrics_path), ["".join(json.dumps(r) + "\n" for r in rows).encode()])
+    if lead:
+        write_atomically(str(metrics_path), ["".join(json.dumps(r) + "\n" for r in rows).encode()])
     board = tensorboard_log.open_log(out, rows, echo) if tensorboard else None
     n_params = sum(p.size for p in model.parameters())
     echo(
@@ -307,6 +321,8 @@ def _train(config, out, resume, eager, progress, tensorboard, echo, received, sa
             )
 
     def save(step: int) -> None:
+        if not lead:
+            return
         ckpt.save_checkpoint(
             out / ckpt.FILENAME,
             config,
@@ -335,7 +351,8 @@ def _train(config, out, resume, eager, progress, tensorboard, echo, received, sa
         if received:
             break
         t0 = time.perf_counter()
-        batch = tuple(fx.asarray(b) for b in task.train_batch(step_rng(config.seed, step)))
+        batch = fx.data.shard_batch(task.train_batch(step_rng(config.seed, step)))
+        batch = tuple(fx.asarray(b) for b in batch)
         fx.manual_seed(step_seed(config.seed, step))  # dropout, if any, draws from here
         lr = float(schedule(step))
         loss, acc = runner.step(batch, lr)
@@ -366,8 +383,9 @@ def _train(config, out, resume, eager, progress, tensorboard, echo, received, sa
             rows.append(row)
             # the row, then the checkpoint: killed between the two, the resume starts from
             # the previous checkpoint and writes the row again
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            if lead:
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
             window, timed, window_time = [], 0, 0.0
             save(completed)
             if board is not None:
@@ -385,6 +403,8 @@ def _train(config, out, resume, eager, progress, tensorboard, echo, received, sa
     if start >= config.steps:
         save(config.steps)
     seconds = time.perf_counter() - began
+    if not lead:
+        return TrainResult(config, config.steps, {}, out, [], [], runner.stats, seconds)
     final = _evaluate(task, runner.model, full=True)
     final_row = {"step": config.steps, "final": True, "time": time.time(), **_scalars(final)}
     with metrics_path.open("a") as f:
@@ -406,6 +426,10 @@ def _train(config, out, resume, eager, progress, tensorboard, echo, received, sa
     if received:  # during the final evaluation: the files are complete, the exit says it
         raise Interrupted(received[0], config.steps, out)
     return TrainResult(config, config.steps, final, out, rows, files, runner.stats, seconds)
+
+
+def _quiet(*_) -> None:
+    pass
 
 
 def write_plots(task: Task, rows, final, out: Path, echo=print) -> list[str]:
