@@ -87,7 +87,8 @@ def _check(got, want, out_dtype, rtol, atol, what):
         assert isinstance(got, list | tuple), f"{what}: got {type(got).__name__}, want a sequence"
         assert len(got) == len(want), f"{what}: {len(got)} results, NumPy gives {len(want)}"
         for i, (g, w) in enumerate(zip(got, want)):
-            _check(g, w, out_dtype, rtol, atol, f"{what}[{i}]")
+            each = out_dtype[i] if isinstance(out_dtype, tuple) else out_dtype  # per result
+            _check(g, w, each, rtol, atol, f"{what}[{i}]")
         return
     assert isinstance(got, fx.Tensor), f"{what}: got {type(got).__name__}, want a Tensor"
     want = np.asarray(want)
@@ -316,8 +317,6 @@ def test_weak_python_scalars(dtype, scalar, want, op, scalar_first):
 
 # Other public names for ops that have a case under their main name (checked identical).
 ALIASES = {
-    "amax": "max",
-    "amin": "min",
     "cast": "astype",
     "cat": "concatenate",
     "clamp": "clip",
@@ -340,6 +339,11 @@ NOT_OP_MODULES = (
 )
 EXCLUDED = {
     "devices": "lists devices; no tensor in or out",
+    "set_default_dtype": "a setting, no tensor in or out",
+    "get_default_dtype": "a setting, no tensor in or out",
+    "set_float32_matmul_precision": "a setting, no tensor in or out",
+    "nonzero": "its output's shape depends on the values (eager only): tests/test_torch_face.py",
+    "bincount": "its output's shape depends on the values (eager only): tests/test_torch_face.py",
 }
 
 

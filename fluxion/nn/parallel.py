@@ -41,7 +41,7 @@ class DistributedDataParallel(Module):
         self.module = module
         self.bucket_bytes = int(bucket_cap_mb * 2**20)
         _slots(module)  # every parameter can be reached, or say which cannot
-        tensors = [t for t in module.parameters() + module.buffers() if isinstance(t, Tensor)]
+        tensors = [t for t in (*module.parameters(), *module.buffers()) if isinstance(t, Tensor)]
         with no_grad():
             for t, value in zip(tensors, bucketed(lambda flat: broadcast(flat, 0), tensors)):
                 t.data = value

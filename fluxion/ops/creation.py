@@ -15,13 +15,13 @@ from fluxion.core.checks import (
     check_shape,
     check_size,
 )
-from fluxion.core.tensor import Tensor, _to_array, to_tensor
+from fluxion.core.tensor import Tensor, _device_of, _to_array, to_tensor
 from fluxion.errors import DTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import where
 from fluxion.ops.shape import _star_shape
 
 
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(data, dtype=None, requires_grad: bool = False, *, device=None) -> Tensor:
     """A new tensor holding a copy of ``data`` (Python numbers, nested lists, arrays).
 
     Python floats become float32, ints int64, bools bool; NumPy arrays keep their dtype.
@@ -29,6 +29,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     >>> fx.tensor([[1, 2], [3, 4]]).dtype
     int64
     """
+    _on_cpu("tensor", device)
     if dtype is not None:
         dtype = check_dtype("tensor", "dtype", dtype)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
@@ -52,23 +53,30 @@ def from_dlpack(obj) -> Tensor:
     return Tensor.from_dlpack(obj)
 
 
-def _filled(op, shape, value, dtype) -> Tensor:
+def _on_cpu(op: str, device) -> None:
+    """PyTorch's ``device=`` of a creation function: the cpu (or None) is the only one."""
+    if device is not None:
+        _device_of(op, device)
+
+
+def _filled(op, shape, value, dtype, device=None) -> Tensor:
     # dtype=None means the default, as in PyTorch (np.dtype(None) would be float64)
+    _on_cpu(op, device)
     np_dtype = check_dtype(op, "dtype", dtype, default=dtypes.DEFAULT_FLOAT)
     return Tensor._from_array(np.full(check_shape(op, "shape", shape, np_dtype), value, np_dtype))
 
 
-def zeros(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
+def zeros(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Zeros of ``shape`` (``zeros(2, 3)`` and ``zeros((2, 3))`` both work)."""
-    return _filled("zeros", _star_shape(shape), 0, dtype)
+    return _filled("zeros", _star_shape(shape), 0, dtype, device)
 
 
-def ones(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
+def ones(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Ones of ``shape``."""
-    return _filled("ones", _star_shape(shape), 1, dtype)
+    return _filled("ones", _star_shape(shape), 1, dtype, device)
 
 
-def full(shape, fill_value, dtype=None) -> Tensor:
+def full(shape, fill_value, dtype=None, *, device=None) -> Tensor:
     """``shape`` filled with ``fill_value`` (dtype inferred from the value if not given)."""
     if isinstance(fill_value, Tensor | np.ndarray | np.generic):
         # a NumPy scalar or 0-d tensor keeps its dtype, as fx.tensor(value) would
@@ -80,31 +88,33 @@ def full(shape, fill_value, dtype=None) -> Tensor:
                 f"full: fill_value must be a number (or a 0-d tensor), got {fill_value!r}"
             )
         dtype = dtypes.scalar_default_dtype(fill_value)
-    return _filled("full", shape, fill_value, dtype)
+    return _filled("full", shape, fill_value, dtype, device)
 
 
-def zeros_like(x, dtype=None) -> Tensor:
+def zeros_like(x, dtype=None, *, device=None) -> Tensor:
     x = to_tensor(x)
-    return _filled("zeros_like", x.shape, 0, x._np_dtype if dtype is None else dtype)
+    return _filled("zeros_like", x.shape, 0, x._np_dtype if dtype is None else dtype, device)
 
 
-def ones_like(x, dtype=None) -> Tensor:
+def ones_like(x, dtype=None, *, device=None) -> Tensor:
     x = to_tensor(x)
-    return _filled("ones_like", x.shape, 1, x._np_dtype if dtype is None else dtype)
+    return _filled("ones_like", x.shape, 1, x._np_dtype if dtype is None else dtype, device)
 
 
-def full_like(x, fill_value, dtype=None) -> Tensor:
+def full_like(x, fill_value, dtype=None, *, device=None) -> Tensor:
     x = to_tensor(x)
-    return _filled("full_like", x.shape, fill_value, x._np_dtype if dtype is None else dtype)
+    dtype = x._np_dtype if dtype is None else dtype
+    return _filled("full_like", x.shape, fill_value, dtype, device)
 
 
-def empty(*shape, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
+def empty(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Like ``zeros`` (NumPy's uninitialised memory is never exposed)."""
-    return _filled("empty", _star_shape(shape), 0, dtype)
+    return _filled("empty", _star_shape(shape), 0, dtype, device)
 
 
-def arange(start, stop=None, step=1, dtype=None) -> Tensor:
+def arange(start, stop=None, step=1, dtype=None, *, device=None) -> Tensor:
     """``start, start + step, ...`` below ``stop``; int64 for ints, float32 for floats."""
+    _on_cpu("arange", device)
     for name, v in (("start", start), ("stop", stop), ("step", step)):
         if v is not None or name != "stop":
             check_number("arange", name, v)
@@ -156,13 +166,22 @@ def _triangle(op, x, mask_of) -> Tensor:
     return where(mask, x, Tensor._from_array(np.zeros((), x._np_dtype)))
 
 
-def tril(x, k: int = 0) -> Tensor:
-    """Zero out the elements above diagonal ``k`` of the last two axes."""
-    k = check_int("tril", "k", k)
+def _diagonal(op, k, diagonal) -> int:
+    """NumPy's ``k`` or PyTorch's ``diagonal``: the same offset."""
+    if diagonal is None:
+        return check_int(op, "k", k)
+    if k != 0:
+        raise InvalidArgumentError(f"{op}: give k= or diagonal=, not both (got {k}, {diagonal})")
+    return check_int(op, "diagonal", diagonal)
+
+
+def tril(x, k: int = 0, *, diagonal=None) -> Tensor:
+    """Zero out the elements above diagonal ``k`` (PyTorch: ``diagonal``) of the last two axes."""
+    k = _diagonal("tril", k, diagonal)
     return _triangle("tril", x, lambda n, m: np.tri(n, m, k, dtype=bool))
 
 
-def triu(x, k: int = 0) -> Tensor:
-    """Zero out the elements below diagonal ``k`` of the last two axes."""
-    k = check_int("triu", "k", k)
+def triu(x, k: int = 0, *, diagonal=None) -> Tensor:
+    """Zero out the elements below diagonal ``k`` (PyTorch: ``diagonal``) of the last two axes."""
+    k = _diagonal("triu", k, diagonal)
     return _triangle("triu", x, lambda n, m: ~np.tri(n, m, k - 1, dtype=bool))

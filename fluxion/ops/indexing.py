@@ -412,3 +412,83 @@ def index_update(x, index, value, mode: str) -> Tensor:
         mask[linear] = True
         out = where(P.constant(mask, bool), written, flat)
     return reshape(out, x.shape)
+
+
+def masked_fill(x, mask, value) -> Tensor:
+    """PyTorch's masked_fill: ``value`` where the boolean ``mask`` (broadcast to x) is True.
+
+    >>> fx.masked_fill(fx.zeros(3), fx.tensor([True, False, True]), -1.0)
+    [-1.  0. -1.]:f32[3]:cpu(0)
+    """
+    x, mask = to_tensor(x), to_tensor(mask)
+    if mask._np_dtype != dtypes.BOOL:
+        raise DTypeError(f"masked_fill: mask must be bool, got {mask.dtype}; compare first (m > 0)")
+    if P.broadcast_shapes("masked_fill", x.shape, mask.shape, names=("x", "mask")) != x.shape:
+        raise ShapeError(
+            f"masked_fill: mask of shape {mask.shape} does not broadcast to x of shape "
+            f"{x.shape}; the result keeps x's shape"
+        )
+    fill = (
+        astype(value, x._np_dtype) if isinstance(value, Tensor) else P.constant(value, x._np_dtype)
+    )
+    return where(mask, fill, x)
+
+
+def index_put(x, indices, values, accumulate: bool = False) -> Tensor:
+    """PyTorch's index_put: ``x[indices] = values`` (``+=`` with ``accumulate``), out of
+    place; ``indices`` is a tuple of index tensors (or anything ``x[...]`` takes)."""
+    index = tuple(indices) if isinstance(indices, list) else indices
+    return index_update(x, index, values, mode="add" if accumulate else "set")
+
+
+def scatter(x, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
+    """PyTorch's scatter: ``out[index[i][j]][j] = src[i][j]`` (dim 0), out of place; ``src``
+    may be a number (or give ``value=``); ``reduce="add"`` is ``scatter_add``. Positions
+    that ``index`` names twice get the sum of their sources (PyTorch leaves them undefined)."""
+    x, index = to_tensor(x), to_tensor(index)
+    if (src is None) == (value is None):
+        raise InvalidArgumentError("scatter: give src (a tensor or number) or value=, one of them")
+    src = value if src is None else src
+    if not isinstance(src, Tensor):
+        src = broadcast_to(P.constant(src, x._np_dtype), index.shape)
+    if reduce not in (None, "add"):
+        raise InvalidArgumentError(f"scatter: reduce must be None or 'add', got {reduce!r}")
+    if reduce == "add":
+        return scatter_add(x, dim, index, src)
+    written = scatter_add(P.zeros(x.shape, x._np_dtype), dim, index, src)
+    ones = broadcast_to(P.constant(1, dtypes.DEFAULT_INT), index.shape)
+    hit = scatter_add(P.zeros(x.shape, dtypes.DEFAULT_INT), dim, index, ones) > 0
+    return where(hit, written, x)
+
+
+def nonzero(x, *, as_tuple: bool = False):
+    """PyTorch's nonzero: the indices of the non-zero elements, one row each (int64, shape
+    (n, ndim)); ``as_tuple=True``: one index tensor per dimension (NumPy's nonzero). The
+    count depends on the values, so ``x`` must be concrete (not inside jit or vmap)."""
+    found = np.nonzero(_concrete_index("nonzero", to_tensor(x)))
+    if as_tuple:
+        return tuple(P.constant(i, dtypes.DEFAULT_INT) for i in found)
+    return P.constant(np.stack(found, axis=-1).reshape(-1, len(found)), dtypes.DEFAULT_INT)
+
+
+def bincount(x, weights=None, minlength: int = 0) -> Tensor:
+    """Counts of each value in the 1-d non-negative integer tensor ``x`` (the sums of
+    ``weights`` when given), of length ``max(x) + 1`` or ``minlength``; ``x`` must be
+    concrete (its largest value sets the length)."""
+    x = to_tensor(x)
+    values = _concrete_index("bincount", x)
+    minlength = check_size("bincount", "minlength", minlength)
+    if x.ndim != 1 or x._np_dtype not in dtypes.INTEGERS:
+        raise ShapeError(
+            f"bincount: x must be a 1-d integer tensor, got {x.dtype} of shape {x.shape}"
+        )
+    if values.size and values.min() < 0:
+        raise InvalidArgumentError(f"bincount: x must be non-negative, got {int(values.min())}")
+    n = max(int(values.max()) + 1 if values.size else 0, minlength)
+    if weights is None:
+        src, dtype = broadcast_to(P.constant(1, dtypes.DEFAULT_INT), x.shape), dtypes.DEFAULT_INT
+    else:
+        src = to_tensor(weights)
+        dtype = src._np_dtype if dtypes.is_float(src._np_dtype) else np.dtype(np.float64)
+        src = astype(src, dtype)
+    return bind(P.scatter_add_p, P.zeros((n,), dtype), x, src, axis=0)

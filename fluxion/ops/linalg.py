@@ -246,3 +246,35 @@ def _index_sizes(subscripts, terms, operands) -> dict:
                 )
             sizes[c] = builtins.max(known, d)
     return sizes
+
+
+def norm(x, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """PyTorch's norm: the vector ``p``-norm over ``dim`` (all elements by default; ``"fro"``
+    is p=2, ``inf``/``-inf`` the largest/smallest magnitude, 0 the count of non-zeros). At a
+    zero vector the 2-norm's gradient is 0, as in PyTorch (sqrt' is infinite there).
+
+    >>> fx.norm(fx.tensor([3.0, 4.0]))
+    5.0:f32[]:cpu(0)
+    """
+    from fluxion.ops.elementwise import _floating, abs, sqrt, where
+    from fluxion.ops.reduction import amax, amin
+
+    x = _floating(x)
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not isinstance(p, int | float):
+        raise InvalidArgumentError(f"norm: p must be a number, 'fro', or +-inf, got {p!r}")
+    a = abs(x)
+    if p == math.inf:
+        return amax(a, dim, keepdim)
+    if p == -math.inf:
+        return amin(a, dim, keepdim)
+    if p == 0:
+        return sum(astype(a != 0, x._np_dtype), dim, keepdim)
+    if p == 1:
+        return sum(a, dim, keepdim)
+    if p == 2:
+        squares = sum(x * x, dim, keepdim)
+        nonzero = squares != 0
+        return where(nonzero, sqrt(where(nonzero, squares, 1.0)), 0.0)
+    return sum(a**p, dim, keepdim) ** (1.0 / p)
