@@ -336,6 +336,7 @@ NOT_OP_MODULES = (
     "fluxion.ops.control",  # cond/while_loop/scan take functions: higher-order, like transforms
     "fluxion.serialization",  # save/load: files, not tensor ops
     "fluxion.backends",  # thread counts: settings, not tensor ops
+    "fluxion.distributed",  # pmap: a transform over processes, tested by tests/distributed
 )
 EXCLUDED = {
     "devices": "lists devices; no tensor in or out",
