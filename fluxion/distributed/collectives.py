@@ -61,12 +61,12 @@ def _back(out: np.ndarray, dtype) -> np.ndarray:
     return out.view(dtype) if dtype == BOOL else out.astype(dtype, copy=False)
 
 
-def _agreed(what: str, x: np.ndarray):
-    """The communicator, once the ranks agree on ``what`` and ``x``'s shape and dtype;
-    None in a world of one process."""
+def _agreed(op: str, params: str, x: np.ndarray):
+    """The communicator, once the ranks agree on the call (``op[params]``) and on ``x``'s
+    shape and dtype; None in a world of one process."""
     comm = world.comm()
     if comm is not None:
-        world.check_agreement(what.split("[")[0], what, x)
+        world.check_agreement(op, f"{op}[{params}]", x)
     return comm
 
 
@@ -74,7 +74,7 @@ def _agreed(what: str, x: np.ndarray):
 
 
 def _all_reduce_impl(xp, x, *, op):
-    comm = _agreed(f"all_reduce[{op}]", x)
+    comm = _agreed("all_reduce", op, x)
     if comm is None:
         return x
     send = _wire(x)
@@ -129,7 +129,7 @@ all_reduce_p = Primitive(
 
 
 def _all_gather_impl(xp, x, *, axis):
-    comm = _agreed(f"all_gather[{axis}]", x)
+    comm = _agreed("all_gather", f"axis={axis}", x)
     if comm is None:
         return x
     send = _wire(x)
@@ -168,7 +168,7 @@ all_gather_p = Primitive(
 
 
 def _reduce_scatter_impl(xp, x, *, axis, op):
-    comm = _agreed(f"reduce_scatter[{axis},{op}]", x)
+    comm = _agreed("reduce_scatter", f"axis={axis},{op}", x)
     if comm is None:
         return x
     size = comm.Get_size()
@@ -219,7 +219,7 @@ reduce_scatter_p = Primitive(
 
 
 def _broadcast_impl(xp, x, *, root):
-    comm = _agreed(f"broadcast[{root}]", x)
+    comm = _agreed("broadcast", f"root={root}", x)
     if comm is None:
         return x
     buffer = _wire(x).copy()  # the other ranks receive into it

@@ -19,8 +19,9 @@ import numpy as np
 from fluxion.backends import threads
 from fluxion.errors import DistributedError
 
-# What launchers set: MPICH's Hydra and Intel MPI (PMI_SIZE), Open MPI, Slurm's srun.
-_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
+# What launchers set: MPICH's Hydra, Intel MPI and Slurm's `srun --mpi=pmi2` (PMI_SIZE),
+# Open MPI's mpirun.
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
 INSTALL_HINT = "install it with `pip install 'fluxion[mpi]'` (mpi4py and the MPICH wheel)"
 

@@ -226,9 +226,11 @@ def _train(model, x, y, steps, compiled=False):
         opt.zero_grad()
         return loss
 
-    step = fx.jit(step) if compiled else step
+    run = fx.jit(step) if compiled else step
     for _ in range(steps):
-        step(fx.tensor(x), fx.tensor(y))
+        run(fx.tensor(x), fx.tensor(y))
+    if compiled:  # one trace, every step compiled (none run eagerly instead)
+        assert (run.stats.misses, run.stats.fallbacks) == (1, 0), run.stats
     return [p.numpy() for p in model.parameters()]
 
 
@@ -283,6 +285,8 @@ def check_functional_data_parallel():
         update = fx.pmap(step, in_axes=(None, 0, 0), out_axes=None)
         update = fx.jit(update) if compiled else update
         m = update(model, fx.tensor(x[shard][None]), fx.tensor(y[shard][None]))
+        if compiled:
+            assert (update.stats.misses, update.stats.fallbacks) == (1, 0), update.stats
         ref = fx.tree_map(
             lambda p, g: p - 0.1 * g, model, fx.grad(loss)(model, fx.tensor(x), fx.tensor(y))
         )

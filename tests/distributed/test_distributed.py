@@ -18,7 +18,7 @@ import pytest
 from fluxion.cli.main import main
 from fluxion.distributed import world
 from fluxion.distributed.world import launcher
-from fluxion.errors import DistributedError
+from fluxion.errors import BatchingError, DistributedError
 from fluxion.tasks.checkpoint import FILENAME, load_checkpoint
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -118,6 +118,17 @@ def test_a_launched_process_without_mpi4py_says_what_to_install(monkeypatch):
         world.rank()
     assert "started as one of 2" in str(caught.value)
     assert "pip install 'fluxion[mpi]'" in str(caught.value)
+
+
+def test_collectives_over_an_axis_name_need_its_pmap():
+    import fluxion as fx
+
+    with pytest.raises(DistributedError, match="unbound axis name 'batch'.*axis_name='batch'"):
+        fx.lax.psum(fx.ones(2), "batch")
+    with pytest.raises(DistributedError, match="unbound axis name 'i'.*running now name: 'j'"):
+        fx.pmap(lambda x: fx.lax.psum(x, "i"), axis_name="j")(fx.ones((1, 2)))
+    with pytest.raises(BatchingError, match=r"shape \(4, 2\), which must exist and have length 1"):
+        fx.pmap(lambda x: x)(fx.ones((4, 2)))
 
 
 TINY = [
