@@ -141,14 +141,11 @@ def _cache() -> str:
     from fluxion.compiler import toolchain
 
     folder = toolchain.cache_dir()
-    sizes = [
-        os.path.getsize(os.path.join(root, name))
-        for root, _, names in os.walk(folder)
-        for name in names
-    ]
-    return (
-        f"{folder} ({len(sizes)} files, {sum(sizes) / 2**20:.1f} MiB; FLUXION_CACHE_DIR moves it)"
-    )
+    try:
+        files, size = toolchain.cache_usage()
+    except (toolchain.ToolchainError, OSError) as e:
+        return f"{folder} (not used: {e}; FLUXION_CACHE_DIR moves it)"
+    return f"{folder} ({files} files, {size / 2**20:.1f} MiB; FLUXION_CACHE_DIR moves it)"
 
 
 # the optional extras of pyproject.toml that add features, and the packages each brings

@@ -533,6 +533,19 @@ def cache_entries() -> list[Entry]:
         os.close(folder)
 
 
+def cache_usage() -> tuple[int, int]:
+    """How many files the kernel cache holds and their bytes; files that another process
+    prunes meanwhile are not counted."""
+    if not os.path.lexists(os.path.join(cache_dir(), "kernels")):
+        return 0, 0
+    folder = _open_cache(create=False)
+    try:
+        files = _files(folder)
+    finally:
+        os.close(folder)
+    return len(files), sum(size for _, size, _ in files)
+
+
 def clear_cache() -> tuple[int, int]:
     """Removes every file of the kernel cache; returns how many and their bytes."""
     if not os.path.lexists(os.path.join(cache_dir(), "kernels")):
