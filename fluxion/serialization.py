@@ -16,16 +16,17 @@ included): one entry per tensor, named by its dotted path (``layers.0.weight``,
 with the skeleton of the saved object (dicts, lists and tuples, references to the tensors by
 name, and plain values such as step counts, lr and betas), and ``fluxion.crc32``, a checksum
 of the whole file (the CRC-32 of the CRC-32s of its 8 MiB blocks, computed with those 8 hex
-digits as ``00000000``, the blocks in parallel), so that any byte
-changed after the save, in the data, the header or the metadata, raises ``CheckpointError``;
-so does a truncated file, before anything is returned.
+digits as ``00000000``, the blocks in parallel), so that any byte changed after the save,
+in the data, the header or the metadata, raises ``CheckpointError``; so does a truncated
+file, before anything is returned. (Files of version 1 carry a CRC-32 per tensor only.)
 
 Saving writes an unnamed file in the same folder (``O_TMPFILE``), syncs it and links it in
 over the old one: a save killed at any moment leaves the old file and nothing else. Where the
 filesystem has no unnamed files the temporary is ``.NAME.PID.RANDOM.fluxion-tmp``, and the
 next save in the folder removes those whose process is gone. Loading maps the file
-(copy-on-write) and checks the CRC over the mapping: the tensors are views of it, nothing is
-copied.
+(copy-on-write) and checks the checksum over the mapping: the tensors are views of it,
+nothing is copied. (Like any mapped loader's, they would fault if another program cut the
+file short in place while they live; fluxion's saves replace files, never rewrite them.)
 
 A plain safetensors file (no fluxion entry, e.g. pretrained weights) loads as a flat dict.
 """

@@ -230,21 +230,17 @@ def _signals_at_step_boundaries():
             signal.signal(kind, signal.SIG_DFL if handler is None else handler)
 
 
-def _writing(out: Path, saved: Callable[[], str]):
+@contextlib.contextmanager
+def _writing(out: Path, kept: Callable[[], str]):
     """Turn an ``OSError`` of the run's files (a full disk, a folder that cannot be written)
     into a ``PathError`` that says what is kept."""
-
-    @contextlib.contextmanager
-    def guard():
-        try:
-            yield
-        except OSError as e:
-            if isinstance(e, PathError):
-                raise PathError(f"train: {e}; {saved()}") from None
-            where = e.filename or out
-            raise PathError(f"train: cannot write {where} ({e.strerror or e}); {saved()}") from None
-
-    return guard()
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, PathError):
+            raise PathError(f"train: {e}; {kept()}") from None
+        where = e.filename or out
+        raise PathError(f"train: cannot write {where} ({e.strerror or e}); {kept()}") from None
 
 
 def _finite(arrays) -> bool:

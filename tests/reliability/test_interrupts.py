@@ -64,7 +64,7 @@ def test_a_signal_at_a_random_moment_then_resume_loses_nothing(tmp_path, eager):
     previous = {k: signal.signal(k, lambda s, _: noted.append(s)) for k in (2, 15)}
     outcomes = []
     try:
-        for trial in range(4):
+        for trial in range(3):
             out = tmp_path / f"trial{trial}"
             kind = (signal.SIGINT, signal.SIGTERM)[trial % 2]
             timer = threading.Timer(rng.uniform(0, duration), os.kill, (os.getpid(), kind))
@@ -89,7 +89,7 @@ def test_a_signal_at_a_random_moment_then_resume_loses_nothing(tmp_path, eager):
 def test_the_command_exits_143_on_sigterm_and_resumes_exactly(tmp_path):
     """The real thing: `fluxion train` in its own process, SIGTERM once it has begun."""
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
-    flags += ["--steps=40", "--no-progress", "--no-tensorboard", "--eager"]
+    flags += ["--steps=16", "--no-progress", "--no-tensorboard", "--eager"]
     command = [sys.executable, "-m", "fluxion", "train", "classify", *flags]
     env = {**os.environ, "FLUXION_SMOKE": "0"}
     subprocess.run([*command, "--out", str(tmp_path / "reference")], env=env, check=True,
@@ -98,7 +98,6 @@ def test_the_command_exits_143_on_sigterm_and_resumes_exactly(tmp_path):
         [*command, "--out", str(tmp_path / "cut")], env=env, stdout=subprocess.PIPE, text=True
     )
     assert "parameters" in child.stdout.readline()  # the run has begun: the handler is set
-    time.sleep(0.2)
     child.send_signal(signal.SIGTERM)
     rest = child.communicate()[0]
     assert child.returncode == 143, rest
