@@ -28,7 +28,16 @@ import numpy as np
 
 import fluxion as fx
 from fluxion.compiler import toolchain
-from tests.fuzz.program import Program, compiled, inputs, numpy_loss, run_numpy, script, torch_grads
+from tests.fuzz.program import (
+    Program,
+    compiled,
+    inputs,
+    numpy_loss,
+    run_numpy,
+    script,
+    torch_grads,
+    vmap_axes,
+)
 
 BATCH, NEW_BATCH = 2, 3
 
@@ -126,13 +135,14 @@ class Context:
         return self.memo(("fns", dtype), lambda: compiled(self.program, dtype))
 
     def xs(self, dtype, batch=None, salt=0):
-        return _fx_inputs(inputs(self.program, batch, salt), dtype)
+        axes = None if batch is None else vmap_axes(self.program)
+        return _fx_inputs(inputs(self.program, batch, salt, axes), dtype)
 
     def grad_fn(self, dtype):
         return fx.grad(self.fns(dtype)[1], argnums=self.argnums)
 
     def vmap_grad_fn(self, dtype):
-        return fx.vmap(self.grad_fn(dtype))
+        return fx.vmap(self.grad_fn(dtype), in_axes=vmap_axes(self.program))
 
     def eager(self, dtype, what, batch=None, salt=0):
         """Eager fluxion's ``what`` ("values", "grad", "vmap_grad") on these inputs."""
@@ -221,7 +231,11 @@ def check_vmap(ctx: Context) -> float:
     got = ctx.eager("float64", "vmap_grad", BATCH, 1)
     grad = ctx.grad_fn("float64")
     xs = ctx.xs("float64", BATCH, 1)
-    rows = [grad(*(x[b] for x in xs)) for b in range(BATCH)]
+    axes = vmap_axes(ctx.program)
+    rows = [
+        grad(*(x if a is None else fx.take(x, b, axis=a) for x, a in zip(xs, axes)))
+        for b in range(BATCH)
+    ]
     want = [np.stack([_np(r[i]) for r in rows]) for i in range(len(xs))]
     return close("vmap(grad) float64 vs a loop of grad", got, want, _tol(1e-9))
 
@@ -239,11 +253,17 @@ def check_jit(ctx: Context, dtype: str, on: bool) -> float:
     )
 
 
+def _strided(x):
+    """``x`` as a non-contiguous view (every other element of a wider array)."""
+    return x if x.ndim == 0 else fx.repeat(x, 2, axis=-1)[..., ::2]
+
+
 def check_jit_grad(ctx: Context, dtype: str, on: bool) -> float:
     with native(on):
         fn = fx.jit(ctx.grad_fn(dtype))
         got = list(fn(*ctx.xs(dtype)))
-        again = list(fn(*ctx.xs(dtype, salt=3)))  # new values, same shapes: a cache hit
+        # new values, same shapes, as strided views: a cache hit
+        again = list(fn(*(_strided(x) for x in ctx.xs(dtype, salt=3))))
     _no_fallback(fn)
     if fn.stats.hits != 1 or fn.stats.misses != 1:
         raise Mismatch(
@@ -337,7 +357,7 @@ def repro_lines(name: str) -> tuple[str, list[str], bool | None]:
     on = None if len(parts) < 3 else parts[2] == "native"
     what = parts[0]
     grad = "fx.grad(loss, argnums=argnums)"
-    batched = "[fx.tensor(x, dtype=DT) for x in inputs({s}, {seed}, {r}, batch=2, salt=1)]"
+    batched = "[fx.tensor(x, dtype=DT) for x in draw({s}, {seed}, {r}, 2, 1, in_axes)]"
     lines = {
         "eager": ["print(values(*xs))  # NumPy float64 disagrees"],
         "grad": [f"print({grad}(*xs))  # torch.autograd disagrees"],
@@ -347,21 +367,30 @@ def repro_lines(name: str) -> tuple[str, list[str], bool | None]:
             "print([x.grad for x in leaves])  # torch.autograd disagrees",
         ],
         "jvp": [
-            "ts = [fx.tensor(x, dtype=DT) for x in inputs({s}, {seed}, {r}, salt=7)]",
+            "ts = [fx.tensor(x, dtype=DT) for x in draw({s}, {seed}, {r}, salt=7)]",
             "print(fx.jvp(loss, tuple(xs), tuple(ts))[1])",
             f"print(sum(fx.sum(g * t) for g, t in zip({grad}(*xs), ts)))",
         ],
         "vmap": [
             f"xb = {batched}",
-            f"print(fx.vmap({grad})(*xb))",
-            f"print([{grad}(*(x[b] for x in xb)) for b in range(2)])",
+            f"print(fx.vmap({grad}, in_axes=in_axes)(*xb))",
+            "print([{grad}(*(x if a is None else fx.take(x, b, axis=a) for x, a in zip(xb, in_axes)))"
+            " for b in range(2)])".replace("{grad}", grad),
         ],
         "jit": ["print(fx.jit(values)(*xs))", "print(values(*xs))"],
-        "jit_grad": [f"print(fx.jit({grad})(*xs))", f"print({grad}(*xs))"],
+        "jit_grad": [
+            f"compiled = fx.jit({grad})",
+            f"print(compiled(*xs), {grad}(*xs))",
+            "xs = [fx.tensor(x, dtype=DT) for x in draw({s}, {seed}, {r}, salt=3)]",
+            "xs = [x if x.ndim == 0 else fx.repeat(x, 2, axis=-1)[..., ::2] for x in xs]  # strided views",
+            f"print(compiled(*xs), {grad}(*xs))",
+        ],
         "jit_vmap_grad": [
             f"xb = {batched}",
-            f"print(fx.jit(fx.vmap({grad}))(*xb))",
-            f"print(fx.vmap({grad})(*xb))",
+            f"compiled = fx.jit(fx.vmap({grad}, in_axes=in_axes))",
+            f"print(compiled(*xb), fx.vmap({grad}, in_axes=in_axes)(*xb))",
+            "xb = [fx.tensor(x, dtype=DT) for x in draw({s}, {seed}, {r}, 3, 2, in_axes)]  # a retrace",
+            f"print(compiled(*xb), fx.vmap({grad}, in_axes=in_axes)(*xb))",
         ],
     }[what]
     return dtype, lines, on
@@ -370,7 +399,8 @@ def repro_lines(name: str) -> tuple[str, list[str], bool | None]:
 def repro(name: str, program: Program) -> str:
     dtype, lines, on = repro_lines(name)
     fill = {"s": program.shapes, "seed": program.seed, "r": program.rounded}
-    return script(program, dtype, [line.format(**fill) for line in lines], on)
+    lines = [f"in_axes = {vmap_axes(program)}"] + [line.format(**fill) for line in lines]
+    return script(program, dtype, lines, on)
 
 
 def check_program(
