@@ -326,6 +326,35 @@ def _no_fallback(fn):
         raise Mismatch(f"the compiled function fell back to eager: {fn.stats}")
 
 
+def check_grad_of_jit(ctx: Context) -> float:
+    """jit inside grad: the compiled function's pullback, in float64, native kernels on."""
+    with native(True):
+        got = list(fx.grad(fx.jit(ctx.fns("float64")[1]), argnums=ctx.argnums)(*ctx.xs("float64")))
+    return close(
+        "grad(jit(loss)) float64 vs eager grad", got, ctx.eager("float64", "grad"), _tol(1e-7)
+    )
+
+
+def check_backward_of_jit(ctx: Context) -> float:
+    """backward() through a compiled function called on leaves that require grad."""
+    xs = [fx.tensor(x, dtype=fx.float64, requires_grad=True) for x in inputs(ctx.program)]
+    with native(True):
+        fx.jit(ctx.fns("float64")[1])(*xs).backward()
+    got = [np.zeros(x.shape) if x.grad is None else x.grad for x in xs]
+    return close(
+        "jit(loss)(leaves).backward() float64 vs torch.autograd", got, _torch_grads(ctx), _tol(1e-7)
+    )
+
+
+def check_jvp_of_jit(ctx: Context) -> float:
+    """jit inside jvp, against jvp of the eager function."""
+    xs, ts = tuple(ctx.xs("float64")), tuple(ctx.xs("float64", salt=7))
+    with native(True):
+        got = fx.jvp(fx.jit(ctx.fns("float64")[1]), xs, ts)
+    want = fx.jvp(ctx.fns("float64")[1], xs, ts)
+    return close("jvp(jit(loss)) float64 vs jvp(loss)", list(got), list(want), _tol(1e-8))
+
+
 def _compiled_checks():
     out = {}
     for dtype in ("float64", "float32"):
@@ -349,6 +378,9 @@ CHECKS = {
     "jvp": check_jvp,
     "vmap": check_vmap,
     **_compiled_checks(),
+    "grad_of_jit": check_grad_of_jit,
+    "backward_of_jit": check_backward_of_jit,
+    "jvp_of_jit": check_jvp_of_jit,
 }
 
 
@@ -419,6 +451,16 @@ def repro_lines(name: str) -> tuple[str, list[str], bool | None]:
             " for b in range(2)])".replace("{grad}", grad),
         ],
         "jit": ["print(fx.jit(values)(*xs))", "print(values(*xs))"],
+        "grad_of_jit": [f"print(fx.grad(fx.jit(loss), argnums=argnums)(*xs), {grad}(*xs))"],
+        "backward_of_jit": [
+            "leaves = [fx.tensor(x.numpy(), requires_grad=True) for x in xs]",
+            "fx.jit(loss)(*leaves).backward()",
+            "print([x.grad for x in leaves])  # torch.autograd disagrees",
+        ],
+        "jvp_of_jit": [
+            "ts = [fx.tensor(x, dtype=DT) for x in draw({s}, {seed}, {r}, salt=7)]",
+            "print(fx.jvp(fx.jit(loss), tuple(xs), tuple(ts)), fx.jvp(loss, tuple(xs), tuple(ts)))",
+        ],
         "jit_grad": [
             f"compiled = fx.jit({grad})",
             f"print(compiled(*xs), {grad}(*xs))",

@@ -72,7 +72,8 @@ def vmap_axes(program: Program) -> tuple:
 
 
 def _call(op, args, params):
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's var of no elements
         return op.np_fn(*args, **params)
 
 
