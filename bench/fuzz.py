@@ -6,8 +6,9 @@ torch.autograd; jvp; vmap; jit, jit(grad) with a cache hit and jit(vmap(grad)) w
 retrace, each against eager with native kernels on and off, float64 and float32). A
 failure is shrunk to a smallest program failing the same check and printed as a runnable
 script. At the end: programs, checks, failures, time, and for each check the largest
-difference it passed with (relative to 1 + max|expected|) and how many of its results
-were bit-identical to eager's.
+difference it passed with (relative to 1 + max|expected|), how many of its results were
+bit-identical to what they were compared with, and how many float32 results took the
+other side of a jump (a sort, a max...) than eager float32 where float64 agreed.
 
     python bench/fuzz.py --n 5000                 # the long campaign (seeds 0..4999)
     python bench/fuzz.py --n 200 --start 10000    # other seeds
@@ -31,13 +32,15 @@ from tests.fuzz.program import generate
 def run(seeds, shrink_budget: int, quiet: bool, deadline: float):
     """(programs, checks, failures, worst, exact) over ``seeds``, or those begun before
     ``deadline`` (a ``time.time()``); failures printed as found."""
-    worst, exact, failures, checks, done = {}, {}, [], 0, 0
+    worst, exact, flips, failures, checks, done = {}, {}, {}, [], 0, 0
     for seed in seeds:
         if time.time() > deadline:
             break
         done += 1
         program = generate(seed)
-        found = check_program(program, shrink_budget=shrink_budget, worst=worst, exact=exact)
+        found = check_program(
+            program, shrink_budget=shrink_budget, worst=worst, exact=exact, flips=flips
+        )
         checks += len(CHECKS)
         for f in found:
             print(f"\n=== seed {seed}: {f}", flush=True)
@@ -47,7 +50,7 @@ def run(seeds, shrink_budget: int, quiet: bool, deadline: float):
                 f"seed {seed}: {len(program.ops)} ops, shapes {program.shapes}, {len(found)} failed",
                 flush=True,
             )
-    return done, checks, failures, worst, exact
+    return done, checks, failures, worst, exact, flips
 
 
 def main():
@@ -72,8 +75,10 @@ def main():
     programs = sum(r[0] for r in results)
     checks = sum(r[1] for r in results)
     failures = [f for r in results for f in r[2]]
-    worst, exact = {}, {}
+    worst, exact, flips = {}, {}, {}
     for r in results:
+        for name, v in r[5].items():
+            flips[name] = flips.get(name, 0) + v
         for name, v in r[3].items():
             worst[name] = max(worst.get(name, 0.0), v)
         for name, v in r[4].items():
@@ -83,9 +88,12 @@ def main():
         f"\nseeds from {args.start} ({args.n} asked): {programs} programs, {checks} checks, "
         f"{len(failures)} failures, {elapsed:.0f} s ({elapsed / max(programs, 1):.2f} s a program)"
     )
-    print(f"{'check':<28} {'largest passing difference':>27} {'bit-identical':>14}")
+    print(
+        f"{'check':<28} {'largest passing difference':>27} {'bit-identical':>14} {'float32 flips':>14}"
+    )
     for name in CHECKS:
-        print(f"{name:<28} {worst.get(name, 0.0):>27.3g} {exact.get(name, 0):>9}/{programs}")
+        row = f"{name:<28} {worst.get(name, 0.0):>27.3g} {exact.get(name, 0):>9}/{programs}"
+        print(row + (f" {flips[name]:>14}" if name in flips else ""))
     for seed, check, message in failures:
         print(f"FAILED seed {seed} {check}: {message}")
 

@@ -99,12 +99,11 @@ def tensordot(x, y, axes=2) -> Tensor:
     free_x = [a for a in range(x.ndim) if a not in ax]
     free_y = [b for b in range(y.ndim) if b not in ay]
     k = math.prod(x.shape[a] for a in ax)
-    xm = reshape(transpose(x, free_x + ax), (-1, k))
-    ym = reshape(transpose(y, ay + free_y), (k, -1))
-    return reshape(
-        bind(P.matmul_p, xm, ym),
-        tuple(x.shape[a] for a in free_x) + tuple(y.shape[b] for b in free_y),
-    )
+    out_x, out_y = tuple(x.shape[a] for a in free_x), tuple(y.shape[b] for b in free_y)
+    # sizes, not -1: with k = 0 (an empty contracted axis) -1 has no answer
+    xm = reshape(transpose(x, free_x + ax), (math.prod(out_x), k))
+    ym = reshape(transpose(y, ay + free_y), (k, math.prod(out_y)))
+    return reshape(bind(P.matmul_p, xm, ym), out_x + out_y)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

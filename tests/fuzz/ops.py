@@ -70,8 +70,24 @@ def _np_erf(x):
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
 
+def _np_extreme(fn, identity):
+    """NumPy's max or min, also of an empty array over axes that are not (an empty result:
+    NumPy refuses those; a reduction over an empty axis stays refused)."""
+
+    def reduce(x, axis=None, keepdims=False):
+        axes = _axes_tuple(axis, x.ndim)
+        if x.size == 0 and all(x.shape[a] > 0 for a in axes):
+            return fn(x, axis=axis, keepdims=keepdims, initial=identity)
+        return fn(x, axis=axis, keepdims=keepdims)
+
+    return reduce
+
+
+_np_max, _np_min = _np_extreme(np.max, -np.inf), _np_extreme(np.min, np.inf)
+
+
 def _np_softmax(x, axis):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e = np.exp(x - _np_max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
@@ -97,7 +113,7 @@ def _np_sdpa(q, k, v, is_causal):
 
 
 def _np_logsumexp(x, axis, keepdims):
-    m = np.max(x, axis=axis, keepdims=True)
+    m = _np_max(x, axis=axis, keepdims=True)
     out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
     return out if keepdims else np.squeeze(out, axis=_axes_tuple(axis, x.ndim))
 
@@ -631,7 +647,7 @@ OPS = [
         "max",
         1,
         "fx.max({a}, axis={axis}, keepdims={keepdims})",
-        np.max,
+        _np_max,
         lambda a, axis, keepdims: _t_reduce(torch.amax, a, axis, keepdims),
         _reduce_params,
     ),
@@ -639,7 +655,7 @@ OPS = [
         "min",
         1,
         "fx.min({a}, axis={axis}, keepdims={keepdims})",
-        np.min,
+        _np_min,
         lambda a, axis, keepdims: _t_reduce(torch.amin, a, axis, keepdims),
         _reduce_params,
     ),

@@ -34,23 +34,46 @@ class Program:
         return len(self.shapes)
 
 
-def inputs(program: Program, batch: int | None = None, salt: int = 0) -> list[np.ndarray]:
-    """The float64 values of the inputs (with a leading axis of ``batch`` when given)."""
-    out = []
-    for i, shape in enumerate(program.shapes):
-        full = shape if batch is None else (batch, *shape)
-        x = np.random.default_rng([program.seed, salt, i]).standard_normal(full)
-        out.append(np.round(x, 1) if program.rounded else x)
-    return out
-
-
-def weight(shape, k: int) -> np.ndarray:
-    """The loss's fixed weight for output ``k``: no two elements alike, none zero."""
+# The helpers the programs need, as source: run here, and printed into every repro script.
+HELPERS = """\
+def weight(shape, k):
+    \"\"\"The loss's fixed weight for output ``k``: no two elements alike, none zero.\"\"\"
     return np.cos(1.3 * np.arange(math.prod(shape)) + k).reshape(shape) + 0.25
 
 
+def draw(shapes, seed, rounded, batch=None, salt=0, in_axes=None):
+    \"\"\"The float64 inputs; with ``batch``, each batched along its axis of ``in_axes``
+    (None: not batched; all along 0 by default).\"\"\"
+    out = []
+    for i, shape in enumerate(shapes):
+        axis = None if batch is None else 0 if in_axes is None else in_axes[i]
+        rng = np.random.default_rng([seed, salt, i])
+        x = rng.standard_normal(shape) if axis is None else np.moveaxis(rng.standard_normal((batch, *shape)), 0, axis)
+        out.append(np.round(x, 1) if rounded else x)
+    return out
+"""
+_helpers = {"np": np, "math": math}
+exec(HELPERS, _helpers)
+weight, draw = _helpers["weight"], _helpers["draw"]
+
+
+def inputs(
+    program: Program, batch: int | None = None, salt: int = 0, in_axes=None
+) -> list[np.ndarray]:
+    """The program's float64 inputs (see ``draw``)."""
+    return draw(program.shapes, program.seed, program.rounded, batch, salt, in_axes)
+
+
+def vmap_axes(program: Program) -> tuple:
+    """The ``in_axes`` its batched gradient is checked with: 0, -1 or None, one batched at least."""
+    rng = np.random.default_rng([program.seed, 99])
+    axes = [[0, 0, -1, None][int(rng.integers(0, 4))] for _ in program.shapes]
+    return tuple(axes) if any(a is not None for a in axes) else (0, *axes[1:])
+
+
 def _call(op, args, params):
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's var of no elements
         return op.np_fn(*args, **params)
 
 
@@ -131,7 +154,8 @@ def source(program: Program) -> str:
     return "\n".join(lines) + "\n"
 
 
-PRELUDE = """\
+PRELUDE = (
+    """\
 import math
 
 import numpy as np
@@ -139,18 +163,9 @@ import numpy as np
 import fluxion as fx
 
 
-def weight(shape, k):
-    return np.cos(1.3 * np.arange(math.prod(shape)) + k).reshape(shape) + 0.25
-
-
-def inputs(shapes, seed, rounded, batch=None, salt=0, dtype=np.float64):
-    out = []
-    for i, shape in enumerate(shapes):
-        full = shape if batch is None else (batch, *shape)
-        x = np.random.default_rng([seed, salt, i]).standard_normal(full)
-        out.append((np.round(x, 1) if rounded else x).astype(dtype))
-    return out
 """
+    + HELPERS
+)
 
 
 def script(program: Program, dtype: str, lines: list[str], native: bool | None = None) -> str:
@@ -163,7 +178,7 @@ def script(program: Program, dtype: str, lines: list[str], native: bool | None =
         + PRELUDE
         + f"\nDT = fx.{dtype}\n\n\n"
         + source(program)
-        + f"\n\nxs = [fx.tensor(x, dtype=DT) for x in inputs({program.shapes}, {program.seed}, {program.rounded})]\n"
+        + f"\n\nxs = [fx.tensor(x, dtype=DT) for x in draw({program.shapes}, {program.seed}, {program.rounded})]\n"
         + f"argnums = {tuple(range(program.arity()))}\n"
         + "\n".join(lines)
         + "\n"

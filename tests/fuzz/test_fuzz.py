@@ -15,7 +15,7 @@ import pytest
 
 from fluxion.ops import primitives as P
 from tests.fuzz.checks import check_program, run_check
-from tests.fuzz.program import Program, generate
+from tests.fuzz.program import Program, generate, valid
 
 # The seeds run by every test run: about a minute on a 2-core machine, kernels compiled.
 CI_SEEDS = range(24)
@@ -96,3 +96,66 @@ def test_fuzzer_catches_a_wrong_vjp_rule(monkeypatch):
     )
     failure = _assert_caught_and_shrunk(["grad"], max_ops=1)
     assert "torch.autograd" in failure.message
+
+
+# The wrong answers found before this fuzzer (issue 14 and earlier fuzzing), written as its
+# programs: each kind stays in what it draws, and each passes every check.
+EARLIER_FINDINGS = {
+    # a max of a value that the backward kernel recomputed inexactly: its equality mask
+    "max mask of a recomputed value": Program(
+        ((2, 1),),
+        1,
+        (("sin", (0,), {}), ("silu", (1,), {}), ("max", (1,), {"axis": 0, "keepdims": False})),
+        (2, 3),
+    ),
+    # a transpose of a broadcast, made inside a fused group, written in the wrong order
+    "transposed output of a view": Program(
+        ((1, 3, 1),),
+        2,
+        (
+            ("broadcast_to", (0,), {"shape": (2, 1, 3, 1)}),
+            ("sum", (1,), {"axis": None, "keepdims": False}),
+            ("transpose", (1,), {"perm": (2, 3, 1, 0)}),
+        ),
+        (2, 3),
+    ),
+    "einsum of size 0": Program(
+        ((2, 0),),
+        3,
+        (("einsum2", (0, 0), {"subscripts": "ab,cb->ac"}), ("scale", (1,), {"c": 2.0})),
+        (2,),
+    ),
+    "split at a negative index": Program(
+        ((3,),), 4, (("split", (0,), {"indices": [-1], "axis": 0, "k": 0}),), (1,)
+    ),
+    "gather with a smaller index": Program(
+        ((3, 4),), 5, (("gather", (0,), {"dim": 1, "index": [[0, 3], [2, 2]]}),), (1,)
+    ),
+    "scatter_add with a smaller index": Program(
+        ((3, 4), (2, 2)), 6, (("scatter_add", (0, 1), {"dim": 0, "index": [[0, 2], [2, 2]]}),), (2,)
+    ),
+    "flatten of size 0": Program(
+        ((2, 0, 3),), 7, (("flatten", (0,), {"start": 1, "end": 2}), ("exp", (1,), {})), (2,)
+    ),
+    "0-d boolean index": Program(
+        ((),), 8, (("getitem", (0,), {"index": (True,)}), ("sin", (1,), {})), (2,)
+    ),
+    ".at with leading ones": Program(
+        ((3,), (1, 1, 3)), 9, (("at", (0, 1), {"index": (slice(None),), "verb": "set"}),), (2,)
+    ),
+    "attention over empty heads": Program(
+        ((2, 0, 3, 4),), 10, (("sdpa", (0, 0), {"is_causal": False}),), (1,)
+    ),
+    "sum over no axis": Program(
+        ((2, 3),), 11, (("sum", (0,), {"axis": (), "keepdims": False}), ("tanh", (1,), {})), (2,)
+    ),
+}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", list(EARLIER_FINDINGS))
+def test_earlier_finding(name):
+    program = EARLIER_FINDINGS[name]
+    assert valid(program)
+    failures = check_program(program)
+    assert not failures, "\n\n".join(str(f) for f in failures)
