@@ -31,9 +31,12 @@ from fluxion.errors import InvalidArgumentError
 # one under load, 1.9x faster quiet; workload B's 4096x256x256: 26 against 20).
 MATMUL_GRAIN = 256**3
 
-# A native kernel (a fused group) runs on one thread per this many elements of its loop
-# (multiply-adds for a stack of small matmuls), so one smaller than twice this runs on one:
-# measured with bench/threads.py --kernels (PyTorch's rule for elementwise work is 32,768).
+# A native kernel (a fused group) runs on at most one thread per this many elements of
+# its loop (multiply-adds for a stack of small matmuls), so one smaller than twice this
+# runs on one. PyTorch's grain for elementwise work; bench/threads.py --kernels, run while
+# other processes held 80% of this 2-core machine, had the fastest samples gain on two
+# threads from 32K-64K elements in most groups (GELU, softmax, column sums, AdamW's
+# update: 1.7-2.6x at 64K), and the medians too noisy to move it.
 KERNEL_GRAIN = 32768
 
 
