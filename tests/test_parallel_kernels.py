@@ -225,3 +225,17 @@ def test_one_core_means_one_thread():
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["1", "1", "True"]
+
+
+def test_an_installed_call_of_another_calling_convention_is_not_used(monkeypatch):
+    """A ``_call`` pip built from an older ``_call.c`` (kernels took no range then) is left
+    alone, and ``_call.c`` built into the cache instead."""
+    import types
+
+    stale = types.ModuleType("fluxion.compiler._call")
+    stale.call, stale.ABI = (lambda *args: None), toolchain._call_abi() - 1
+    monkeypatch.setitem(sys.modules, "fluxion.compiler._call", stale)
+    monkeypatch.setattr(fx.compiler, "_call", stale, raising=False)  # where pip built one
+    assert toolchain._installed_call() is None
+    stale.ABI += 1
+    assert toolchain._installed_call() is stale

@@ -21,15 +21,22 @@ import threading
 
 from fluxion.errors import InvalidArgumentError
 
-# Below this many multiply-adds a matmul runs on one BLAS thread: measured with
-# bench/threads.py on this project's 2-core machine, two threads first pay at 128x128x128
-# (1.9x on a quiet machine), and lose 1.3-100x below and around it when another process
-# holds a core.
-MATMUL_GRAIN = 128**3
+# Below this many multiply-adds a matmul runs on one BLAS thread. Measured with
+# bench/threads.py on this project's 2-core machine: two threads first pay at 128x128x128
+# (1.9x on a quiet machine), but while other processes keep the cores busy every product
+# on two threads from 128**3 to 256**3 took ~55 ms (0.24-1.3 ms on one): OpenBLAS's
+# second thread waits for a core. Workload A's products (up to 3.7 M multiply-adds) made
+# its compiled step 195-313 ms on two threads under such load, 20-21 ms on one. Above
+# 256**3 the wait is a smaller part of the product (512**3: 88 ms on two against 14 on
+# one under load, 1.9x faster quiet; workload B's 4096x256x256: 26 against 20).
+MATMUL_GRAIN = 256**3
 
-# A native kernel (a fused group) runs on one thread per this many elements of its loop
-# (multiply-adds for a stack of small matmuls), so one smaller than twice this runs on one:
-# measured with bench/threads.py --kernels (PyTorch's rule for elementwise work is 32,768).
+# A native kernel (a fused group) runs on at most one thread per this many elements of
+# its loop (multiply-adds for a stack of small matmuls), so one smaller than twice this
+# runs on one. PyTorch's grain for elementwise work; bench/threads.py --kernels, run while
+# other processes held 80% of this 2-core machine, had the fastest samples gain on two
+# threads from 32K-64K elements in most groups (GELU, softmax, column sums, AdamW's
+# update: 1.7-2.6x at 64K), and the medians too noisy to move it.
 KERNEL_GRAIN = 32768
 
 

@@ -12,10 +12,11 @@
    into at most min(FX_RANGES * threads, kernel->parts) equal ranges, which the caller's
    thread and threads - 1 of fluxion's pool take one at a time as they come: a thread that
    is late or loses its core to another process holds up a small part of the work, not a
-   thread's share of it (on a busy machine the caller may run them all). Every element is computed by the same
-   code in the same order whichever thread runs it, so results are bitwise the same for any
-   number of threads. The pool's threads wait for work by spinning a bounded while
-   (FX_SPIN), then sleep on a condition variable: no core is held when fluxion is idle. */
+   thread's share of it (on a busy machine the caller may run them all). Every element is
+   computed by the same code in the same order whichever thread runs it, so results are
+   bitwise the same for any number of threads. The pool's threads wait for work by
+   spinning a bounded while (FX_SPIN), then sleep on a condition variable: no core is held
+   when fluxion is idle. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,7 +35,7 @@ typedef void (*fx_run)(void *const *data, int64_t begin, int64_t end);
 typedef struct {
     int64_t run;      /* the address of its void run(void *const *data, begin, end) */
     int64_t n_in;     /* how many of its arrays are inputs (the first ones) */
-    int64_t length;   /* the length of the loop it splits (1: it does not) */
+    int64_t length;   /* the blocks of the loop it cuts (1: it runs whole) */
     int64_t parts;    /* the most ranges its work gains from (its grain, native.py) */
     int64_t bytes[];  /* the size of each array, inputs then outputs */
 } fx_kernel;
@@ -42,8 +43,8 @@ typedef struct {
 /* ------------------------------------------------------------------------------ the pool */
 
 /* Pause instructions a waiting thread spins through before it sleeps: about 20-60 us, less
-   than waking a sleeping thread costs on a busy machine, and nothing when work comes every
-   few microseconds (a compiled step's kernels) */
+   than waking a sleeping thread costs on a busy machine, and all the wait there is when
+   work comes every few microseconds (a compiled step's kernels) */
 #define FX_SPIN 2000
 #define FX_RANGES 4
 #define FX_MAX_THREADS 256
