@@ -34,6 +34,7 @@ from fluxion.ops.creation import (
     arange,
     asarray,
     empty,
+    empty_like,
     eye,
     from_dlpack,
     from_numpy,

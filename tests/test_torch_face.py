@@ -80,6 +80,7 @@ CALLS = {
     "tril": lambda m, x: m.tril(x, diagonal=-1),
     "repeat_interleave": lambda m, x: m.repeat_interleave(x, 2, dim=1),
     "masked_fill": lambda m, x: m.masked_fill(x, x > 3, -1.0),
+    "masked_fill_wider": lambda m, x: m.masked_fill(x[0, 0], x[0] > 1, 0.5),
     "gather": lambda m, x: m.gather(x, 2, m.tensor([[[0, 3], [1, 1], [2, 0]]] * 2)),
     "scatter": lambda m, x: m.scatter(x, 1, m.tensor([[[2, 0, 1, 0]]] * 2), x[:, :1] * 10),
     "scatter_add": lambda m, x: m.scatter_add(x, 0, m.tensor([[[1, 0, 1, 0]]]), x[:1]),
@@ -246,6 +247,10 @@ def test_names_match_torch():
     with fx.no_grad():
         assert not fx.is_grad_enabled()
     assert fx.arange(3, device="cpu").tolist() == [0, 1, 2]
+    assert (
+        fx.empty_like(fx.ones((2, 3)), device="cpu").shape
+        == torch.empty_like(torch.ones(2, 3)).shape
+    )
 
 
 def test_generator_and_random_draws():

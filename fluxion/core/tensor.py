@@ -20,6 +20,7 @@ from fluxion.errors import (
     DTypeError,
     GradError,
     InvalidArgumentError,
+    ShapeError,
     TracerError,
 )
 
@@ -81,13 +82,13 @@ class cuda:
 
 def _device_of(op: str, device) -> Device:
     """A device a tensor can be on (only the cpu exists)."""
-    device = Device(device) if isinstance(device, str | Device) else None
-    if device is None or device != CPU:
+    named = Device(device) if isinstance(device, str | Device) else None
+    if named != CPU:
         raise InvalidArgumentError(
             f"{op}: fluxion runs on the cpu only (fx.cuda.is_available() is False), got device "
             f"{device!r}; use 'cpu' or fx.device('cpu')"
         )
-    return device
+    return named
 
 
 def to_arguments(op: str, args: tuple, dtype=None, device=None):
@@ -614,7 +615,14 @@ class Tensor:
         return self._assign(_ops.index_put(self, indices, values, accumulate), "index_put_")
 
     def masked_fill_(self, mask, value) -> Tensor:
-        return self._assign(_ops.masked_fill(self, mask, value), "masked_fill_")
+        result = _ops.masked_fill(self, mask, value)
+        if result.shape != self.shape:
+            raise ShapeError(
+                f"masked_fill_: mask of shape {mask.shape} broadcasts the tensor of shape "
+                f"{self.shape} to {result.shape}; in place the shape cannot change (use "
+                "x = x.masked_fill(mask, value))"
+            )
+        return self._assign(result, "masked_fill_")
 
     @property
     def T(self) -> Tensor:
