@@ -656,7 +656,7 @@ for _name in (
     "sqrt abs tanh sigmoid relu sin cos square clip flatten squeeze expand_dims broadcast_to "
     "swapaxes moveaxis flip split chunk matmul dot softmax log_softmax round floor ceil sign "
     "sort argsort topk median mode norm masked_fill index_put scatter scatter_add gather "
-    "repeat_interleave maximum minimum pow rsqrt reciprocal log1p expm1 exp erf sin cos tril "
+    "repeat_interleave maximum minimum pow rsqrt reciprocal log1p expm1 erf tril "
     "triu nonzero bincount multinomial"
 ).split():
     setattr(Tensor, _name, _method(_name))
