@@ -6,7 +6,9 @@ checks what those cannot: agreement with torch's own conventions."""
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -238,6 +240,8 @@ def test_names_match_torch():
     size = fx.tensor(X).size()
     assert isinstance(size, tuple) and size == torch.tensor(X).size() and size.numel() == 24
     assert type(fx.tensor(X).shape) is tuple
+    count = fx.tensor(X).size  # NumPy's count, callable: copies and pickles as a plain int
+    assert copy.deepcopy(count) == 24 and type(pickle.loads(pickle.dumps(count))) is int
     assert fx.get_default_dtype() == fx.float32
     fx.set_default_dtype(fx.float32)
     with pytest.raises(FluxionError, match="set_default_dtype.*float32"):

@@ -126,6 +126,9 @@ class _SizeOrCount(int):
         out.shape = shape
         return out
 
+    def __reduce__(self):  # copies and pickles are the plain count
+        return int, (int(self),)
+
     def __call__(self, dim=None):
         if dim is None:
             return Size(self.shape)
