@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from fluxion import data, errors, models, nn, optim, utils
+from fluxion import data, distributed, errors, lax, models, nn, optim, utils
 from fluxion.backends import host_memory  # noqa: F401  (keeps freed memory, see its docstring)
 from fluxion.backends.threads import get_num_threads, num_threads, set_num_threads
 from fluxion.core.dtypes import (
@@ -28,6 +28,7 @@ from fluxion.core.pytree import (
 from fluxion.core.tensor import Device, Size, Tensor, cuda, devices
 from fluxion.core.tensor import Device as device
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from fluxion.distributed import pmap
 from fluxion.ops import random
 from fluxion.ops.control import cond, fori_loop, scan, while_loop
 from fluxion.ops.creation import (

@@ -27,6 +27,11 @@ from fluxion.errors import InvalidArgumentError
 # holds a core.
 MATMUL_GRAIN = 128**3
 
+# A native kernel (a fused group) runs on one thread per this many elements of its loop
+# (multiply-adds for a stack of small matmuls), so one smaller than twice this runs on one:
+# measured with bench/threads.py --kernels (PyTorch's rule for elementwise work is 32,768).
+KERNEL_GRAIN = 32768
+
 
 def available_cores() -> int:
     """The cores this process may run on: its CPU affinity, and a cgroup v2 CPU quota."""
@@ -91,17 +96,17 @@ def _blas_controllers() -> list:
     return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
-_threads = _Threads()
+setting = _Threads()  # read by every native kernel call (toolchain.caller)
 
 
 def get_num_threads() -> int:
     """The number of threads fluxion's work may use (``set_num_threads``)."""
-    return _threads.count
+    return setting.count
 
 
 def set_num_threads(n: int) -> None:
     """Run fluxion's work (BLAS matmuls, compiled kernels) on at most ``n`` threads."""
-    _threads.count = _checked(n, "set_num_threads")
+    setting.count = _checked(n, "set_num_threads")
 
 
 @contextlib.contextmanager
@@ -112,19 +117,19 @@ def num_threads(n: int):
     try:
         yield
     finally:
-        _threads.count = previous
+        setting.count = previous
 
 
 def set_blas_threads(n: int) -> None:
     """Tell the BLAS to use ``n`` threads now (benchmarks calling NumPy directly; fluxion's
     own matmuls choose per call, see ``for_matmul``)."""
-    _threads.tell_blas(_checked(n, "set_blas_threads"))
+    setting.tell_blas(_checked(n, "set_blas_threads"))
 
 
 def for_matmul(multiply_adds: int) -> None:
     """Before a matmul of ``multiply_adds``: the BLAS runs it on one thread when it is too
     small to gain from more, else on ``get_num_threads()``."""
-    _threads.tell_blas(1 if multiply_adds < MATMUL_GRAIN else _threads.count)
+    setting.tell_blas(1 if multiply_adds < MATMUL_GRAIN else setting.count)
 
 
 def blas_info() -> list[dict]:

@@ -12,6 +12,7 @@ and ``functional`` (``fx.nn.functional``, composites of fluxion ops).
 from fluxion.nn import (
     functional,
     init,
+    parallel,
     utils,  # noqa: E402  (imports fluxion.optim, which needs nn.module)
 )
 from fluxion.nn.attention import (
