@@ -246,8 +246,13 @@ def test_names_match_torch():
     fx.set_default_dtype(fx.float32)
     with pytest.raises(FluxionError, match="set_default_dtype.*float32"):
         fx.set_default_dtype(fx.float64)
-    with pytest.raises(FluxionError, match="cpu only"):
-        fx.ones(2).to("cuda")
+    for to_gpu in (
+        lambda: fx.ones(2).to("cuda"),
+        lambda: fx.ones(2).cuda(),
+        fx.nn.Linear(2, 2).cuda,
+    ):
+        with pytest.raises(FluxionError, match="cpu only"):
+            to_gpu()
     with fx.no_grad():
         assert not fx.is_grad_enabled()
     assert fx.arange(3, device="cpu").tolist() == [0, 1, 2]

@@ -289,6 +289,10 @@ class Tensor:
         """This tensor (every tensor is on the cpu)."""
         return self
 
+    def cuda(self, device=None) -> Tensor:
+        """Raises: fluxion has no GPU backend yet (``fx.cuda.is_available()`` is False)."""
+        _device_of("cuda", "cuda" if device is None else device)
+
     def contiguous(self) -> Tensor:
         """This tensor (fluxion's results need no layout fix-up before ``view``)."""
         return self
