@@ -35,6 +35,7 @@ from fluxion.ops.creation import (
     arange,
     asarray,
     empty,
+    empty_like,
     eye,
     from_dlpack,
     from_numpy,

@@ -1092,6 +1092,7 @@ def _masked_fill_samples(rng):
 
     return [
         Sample((rng.normal(size=(2, 3, 4)), mask((3, 1))), {"value": 0.0}),
+        Sample((rng.normal(size=(4,)), mask((2, 4))), {"value": 1.5}),  # the mask widens x
         Sample((rng.normal(size=()), np.array(True)), {"value": 7.0}),
         Sample((rng.normal(size=(0, 3)), mask((0, 3))), {"value": 1.0}),
         Sample((rng.normal(size=(4, 3)).T, mask((3, 4))), {"value": -3.0}),

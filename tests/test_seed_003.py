@@ -175,3 +175,23 @@ def test_part4_seq2seq_training_and_decoding_match_torch():
     want = run("part4_seq2seq.py", False, then=train_and_evaluate(torch_model))
     got = run("part4_seq2seq.py", True, then=train_and_evaluate(fluxion_model))
     assert same_printout(got, want) > 10
+
+
+def test_part4_full_transformer_broadcasts_as_torch():
+    # the tutorial's (batch, 1, L, L) mask widens the activations to (batch, batch, L, E)
+    torch_model, fluxion_model = _weights_from_torch()
+
+    def train(make_model):
+        def go(ns):
+            kwargs = dict(
+                num_layers=1, max_seq_length=12, vocab_size=12, base=ns["FullTransformer"]
+            )
+            model = make_model(ns["AutoregressiveTransformer"], **kwargs)
+            task = ns["AdditionTask"]()
+            ns["run_training"](task=task, model=model, max_sequence_length=5, train_steps=2)
+
+        return go
+
+    want = run("part4_seq2seq.py", False, then=train(torch_model))
+    got = run("part4_seq2seq.py", True, then=train(fluxion_model))
+    assert same_printout(got, want) == 9  # the toy cells' 3 floats, 3 losses, 3 accuracies

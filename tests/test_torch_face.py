@@ -6,7 +6,9 @@ checks what those cannot: agreement with torch's own conventions."""
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -80,6 +82,7 @@ CALLS = {
     "tril": lambda m, x: m.tril(x, diagonal=-1),
     "repeat_interleave": lambda m, x: m.repeat_interleave(x, 2, dim=1),
     "masked_fill": lambda m, x: m.masked_fill(x, x > 3, -1.0),
+    "masked_fill_wider": lambda m, x: m.masked_fill(x[0, 0], x[0] > 1, 0.5),
     "gather": lambda m, x: m.gather(x, 2, m.tensor([[[0, 3], [1, 1], [2, 0]]] * 2)),
     "scatter": lambda m, x: m.scatter(x, 1, m.tensor([[[2, 0, 1, 0]]] * 2), x[:, :1] * 10),
     "scatter_add": lambda m, x: m.scatter_add(x, 0, m.tensor([[[1, 0, 1, 0]]]), x[:1]),
@@ -237,15 +240,26 @@ def test_names_match_torch():
     size = fx.tensor(X).size()
     assert isinstance(size, tuple) and size == torch.tensor(X).size() and size.numel() == 24
     assert type(fx.tensor(X).shape) is tuple
+    count = fx.tensor(X).size  # NumPy's count, callable: copies and pickles as a plain int
+    assert copy.deepcopy(count) == 24 and type(pickle.loads(pickle.dumps(count))) is int
     assert fx.get_default_dtype() == fx.float32
     fx.set_default_dtype(fx.float32)
     with pytest.raises(FluxionError, match="set_default_dtype.*float32"):
         fx.set_default_dtype(fx.float64)
-    with pytest.raises(FluxionError, match="cpu only"):
-        fx.ones(2).to("cuda")
+    for to_gpu in (
+        lambda: fx.ones(2).to("cuda"),
+        lambda: fx.ones(2).cuda(),
+        fx.nn.Linear(2, 2).cuda,
+    ):
+        with pytest.raises(FluxionError, match="cpu only"):
+            to_gpu()
     with fx.no_grad():
         assert not fx.is_grad_enabled()
     assert fx.arange(3, device="cpu").tolist() == [0, 1, 2]
+    assert (
+        fx.empty_like(fx.ones((2, 3)), device="cpu").shape
+        == torch.empty_like(torch.ones(2, 3)).shape
+    )
 
 
 def test_generator_and_random_draws():

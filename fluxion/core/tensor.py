@@ -20,6 +20,7 @@ from fluxion.errors import (
     DTypeError,
     GradError,
     InvalidArgumentError,
+    ShapeError,
     TracerError,
 )
 
@@ -81,13 +82,13 @@ class cuda:
 
 def _device_of(op: str, device) -> Device:
     """A device a tensor can be on (only the cpu exists)."""
-    device = Device(device) if isinstance(device, str | Device) else None
-    if device is None or device != CPU:
+    named = Device(device) if isinstance(device, str | Device) else None
+    if named != CPU:
         raise InvalidArgumentError(
             f"{op}: fluxion runs on the cpu only (fx.cuda.is_available() is False), got device "
             f"{device!r}; use 'cpu' or fx.device('cpu')"
         )
-    return device
+    return named
 
 
 def to_arguments(op: str, args: tuple, dtype=None, device=None):
@@ -124,6 +125,9 @@ class _SizeOrCount(int):
         out = super().__new__(cls, math.prod(shape))
         out.shape = shape
         return out
+
+    def __reduce__(self):  # copies and pickles are the plain count
+        return int, (int(self),)
 
     def __call__(self, dim=None):
         if dim is None:
@@ -284,6 +288,10 @@ class Tensor:
     def cpu(self) -> Tensor:
         """This tensor (every tensor is on the cpu)."""
         return self
+
+    def cuda(self, device=None) -> Tensor:
+        """Raises: fluxion has no GPU backend yet (``fx.cuda.is_available()`` is False)."""
+        _device_of("cuda", "cuda" if device is None else device)
 
     def contiguous(self) -> Tensor:
         """This tensor (fluxion's results need no layout fix-up before ``view``)."""
@@ -614,7 +622,14 @@ class Tensor:
         return self._assign(_ops.index_put(self, indices, values, accumulate), "index_put_")
 
     def masked_fill_(self, mask, value) -> Tensor:
-        return self._assign(_ops.masked_fill(self, mask, value), "masked_fill_")
+        result = _ops.masked_fill(self, mask, value)
+        if result.shape != self.shape:
+            raise ShapeError(
+                f"masked_fill_: mask of shape {mask.shape} broadcasts the tensor of shape "
+                f"{self.shape} to {result.shape}; in place the shape cannot change (use "
+                "x = x.masked_fill(mask, value))"
+            )
+        return self._assign(result, "masked_fill_")
 
     @property
     def T(self) -> Tensor:
@@ -648,7 +663,7 @@ for _name in (
     "sqrt abs tanh sigmoid relu sin cos square clip flatten squeeze expand_dims broadcast_to "
     "swapaxes moveaxis flip split chunk matmul dot softmax log_softmax round floor ceil sign "
     "sort argsort topk median mode norm masked_fill index_put scatter scatter_add gather "
-    "repeat_interleave maximum minimum pow rsqrt reciprocal log1p expm1 exp erf sin cos tril "
+    "repeat_interleave maximum minimum pow rsqrt reciprocal log1p expm1 erf tril "
     "triu nonzero bincount multinomial"
 ).split():
     setattr(Tensor, _name, _method(_name))

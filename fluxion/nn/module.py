@@ -615,6 +615,17 @@ class Module:
     def double(self) -> Module:
         return self.to(dtypes.DType.float64)
 
+    def half(self) -> Module:
+        return self.to(dtypes.DType.float16)
+
+    def cpu(self) -> Module:
+        """This module (everything is on the cpu)."""
+        return self
+
+    def cuda(self, device=None) -> Module:
+        """Raises: fluxion has no GPU backend yet (``fx.cuda.is_available()`` is False)."""
+        return self.to(device="cuda" if device is None else device)
+
     def float(self) -> Module:
         return self.to(dtypes.DType.float32)
 

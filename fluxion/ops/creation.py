@@ -107,6 +107,11 @@ def full_like(x, fill_value, dtype=None, *, device=None) -> Tensor:
     return _filled("full_like", x.shape, fill_value, dtype, device)
 
 
+def empty_like(x, dtype=None, *, device=None) -> Tensor:
+    """Like ``zeros_like`` (NumPy's uninitialised memory is never exposed)."""
+    return zeros_like(x, dtype, device=device)
+
+
 def empty(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Like ``zeros`` (NumPy's uninitialised memory is never exposed)."""
     return _filled("empty", _star_shape(shape), 0, dtype, device)

@@ -415,7 +415,8 @@ def index_update(x, index, value, mode: str) -> Tensor:
 
 
 def masked_fill(x, mask, value) -> Tensor:
-    """PyTorch's masked_fill: ``value`` where the boolean ``mask`` (broadcast to x) is True.
+    """PyTorch's masked_fill: ``value`` where the boolean ``mask`` is True, ``x`` elsewhere;
+    the two broadcast (as PyTorch's, the result may be larger than ``x``).
 
     >>> fx.masked_fill(fx.zeros(3), fx.tensor([True, False, True]), -1.0)
     [-1.  0. -1.]:f32[3]:cpu(0)
@@ -423,11 +424,7 @@ def masked_fill(x, mask, value) -> Tensor:
     x, mask = to_tensor(x), to_tensor(mask)
     if mask._np_dtype != dtypes.BOOL:
         raise DTypeError(f"masked_fill: mask must be bool, got {mask.dtype}; compare first (m > 0)")
-    if P.broadcast_shapes("masked_fill", x.shape, mask.shape, names=("x", "mask")) != x.shape:
-        raise ShapeError(
-            f"masked_fill: mask of shape {mask.shape} does not broadcast to x of shape "
-            f"{x.shape}; the result keeps x's shape"
-        )
+    P.broadcast_shapes("masked_fill", x.shape, mask.shape, names=("x", "mask"))
     fill = (
         astype(value, x._np_dtype) if isinstance(value, Tensor) else P.constant(value, x._np_dtype)
     )

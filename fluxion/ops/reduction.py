@@ -371,11 +371,11 @@ def median(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
     2.0:f32[]:cpu(0)
     """
     if dim is not None:
-        _axes("median", to_tensor(x), axis, None, dim)
-        n = to_tensor(x).shape[dim] if to_tensor(x).ndim else 1
-        order = lambda t, a: argsort(t, a)  # noqa: E731
+        x = to_tensor(x)
+        _axes("median", x, axis, None, dim)
+        n = x.shape[dim] if x.ndim else 1
         keepdim = _keepdims("median", keepdims, keepdim)
-        return return_types.median(*_picked("median", x, order, dim, keepdim, (n - 1) // 2))
+        return return_types.median(*_picked("median", x, argsort, dim, keepdim, (n - 1) // 2))
     from fluxion.ops.shape import slice_tensor, transpose
 
     x = _floating(x)
@@ -390,8 +390,7 @@ def median(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
     start = (0,) * len(rest)
     lo = slice_tensor(ordered, start + ((n - 1) // 2,), size)
     hi = slice_tensor(ordered, start + (n // 2,), size)
-    out = bind(P.reshape_p, (lo + hi) * 0.5, shape=size[:-1])
-    return _keep(x, out, axes, keepdims) if keepdims else out
+    return _keep(x, bind(P.reshape_p, (lo + hi) * 0.5, shape=size[:-1]), axes, keepdims)
 
 
 def mode(x, dim: int = -1, keepdim: bool = False):
@@ -402,14 +401,15 @@ def mode(x, dim: int = -1, keepdim: bool = False):
     >>> fx.mode(fx.tensor([3, 1, 3, 2])).values
     3:i64[]:cpu(0)
     """
+    from fluxion.ops.indexing import take_along_axis
+    from fluxion.ops.shape import expand_dims, moveaxis
+
     x = to_tensor(x)
     if x.ndim == 0:
         P.check_axes("mode", dim, 0, "dim")
         return return_types.mode(x, P.constant(0, dtypes.DEFAULT_INT))
     axis = P.check_axis("mode", dim, x.ndim, "dim")
     _nonempty("mode", x, (axis,))
-    from fluxion.ops.shape import expand_dims, moveaxis
-
     rows = moveaxis(x, axis, -1)
     n = rows.shape[-1]
     same = expand_dims(rows, -1) == expand_dims(rows, -2)  # (..., n, n)
@@ -418,8 +418,6 @@ def mode(x, dim: int = -1, keepdim: bool = False):
     # the smallest value among the most frequent: rank the candidates by value
     rank = argsort(argsort(rows, axis=-1), axis=-1)
     chosen = argmin(where(best, rank, n), axis=-1, keepdims=True)
-    from fluxion.ops.indexing import take_along_axis
-
     positions = P.constant(np.arange(n), dtypes.DEFAULT_INT)
     last = amax(where(rows == take_along_axis(rows, chosen, -1), positions, -1), -1, True)
     # the value read at the index returned, so that its gradient goes there (as PyTorch)

@@ -177,10 +177,43 @@ class MaskedTransformer(nn.Module):
         return self.linear_output(x)
 
 
+def sinusoid_position_encoding(sequence_length, hidden_size, max_timescale=1e4, min_timescale=2.0):
+    freqs = np.arange(0, hidden_size, min_timescale)
+    inv_freq = max_timescale ** (-freqs / hidden_size)
+    pos_seq = np.arange(sequence_length, 0, -1.0)
+    sinusoid_inp = np.einsum("i,j->ij", pos_seq, inv_freq)
+    return np.concatenate([np.sin(sinusoid_inp), np.cos(sinusoid_inp)], axis=-1)
+
+
+class FullTransformer(MaskedTransformer):
+    """The tutorial's last model, as written: sinusoidal encodings computed (into an unused
+    h, as there) and a causal mask of shape (batch, 1, L, L), which broadcasts the decoder's
+    activations to (batch, batch, L, E) -- PyTorch's broadcasting, followed."""
+
+    def forward(self, inputs, targets, sample):
+        encoded = self.enc_embed.embedding(inputs)
+        batch_size, sequence_length, embedding_size = encoded.shape
+        pos_encodings = sinusoid_position_encoding(sequence_length, embedding_size)
+        pos_encodings = torch.Tensor(pos_encodings).to(encoded.device)
+        h = encoded + pos_encodings  # noqa: F841  (unused, as in the tutorial)
+        for block in self.encoder:
+            encoded = block(encoded)
+        x = self.dec_embed.embedding(shift_right(targets, self.vocab_size))
+        batch_size, output_sequence_length, embedding_size = x.shape
+        causal_mask = torch.tril(
+            torch.ones(
+                (batch_size, 1, output_sequence_length, output_sequence_length), dtype=torch.bool
+            )
+        )
+        for block in self.decoder:
+            x = block(encoded, x, causal_mask.to(encoded.device))
+        return self.linear_output(x)
+
+
 class AutoregressiveTransformer(nn.Module):
-    def __init__(self, num_layers, max_seq_length, vocab_size):
+    def __init__(self, num_layers, max_seq_length, vocab_size, base=MaskedTransformer):
         super().__init__()
-        self.model = MaskedTransformer(num_layers, max_seq_length, vocab_size)
+        self.model = base(num_layers, max_seq_length, vocab_size)
 
     def forward(self, inputs, targets, sample):
         if not sample:
