@@ -5,7 +5,10 @@
 [4. 8.]:f32[2]:cpu(0)
 """
 
+import math
+
 __version__ = "0.1.0"
+__array_api_version__ = "2024.12"
 
 from fluxion import data, errors, models, nn, optim, utils
 from fluxion.backends import host_memory  # noqa: F401  (keeps freed memory, see its docstring)
@@ -23,11 +26,33 @@ from fluxion.core.pytree import (
 from fluxion.core.tensor import Device, Tensor, devices
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fluxion.ops import random
+from fluxion.ops.array_api import (
+    broadcast_shapes,
+    concat,
+    count_nonzero,
+    cumulative_prod,
+    cumulative_sum,
+    diff,
+    isin,
+    matrix_transpose,
+    meshgrid,
+    nonzero,
+    permute_dims,
+    roll,
+    searchsorted,
+    unique_all,
+    unique_counts,
+    unique_inverse,
+    unique_values,
+    unstack,
+    vecdot,
+)
 from fluxion.ops.control import cond, fori_loop, scan, while_loop
 from fluxion.ops.creation import (
     arange,
     asarray,
     empty,
+    empty_like,
     eye,
     from_dlpack,
     from_numpy,
@@ -42,18 +67,38 @@ from fluxion.ops.creation import (
     zeros,
     zeros_like,
 )
-from fluxion.ops.elementwise import (
+from fluxion.ops.elementwise import (  # the array API's
     abs,
+    acos,
+    acosh,
     add,
+    arccos,
+    arccosh,
+    arcsin,
+    arcsinh,
+    arctan,
+    arctan2,
+    arctanh,
+    asin,
+    asinh,
     astype,
+    atan,
+    atan2,
+    atanh,
     bitwise_and,
+    bitwise_invert,
+    bitwise_left_shift,
     bitwise_or,
+    bitwise_right_shift,
     bitwise_xor,
     cast,
     ceil,
     clamp,
     clip,
+    conj,
+    copysign,
     cos,
+    cosh,
     divide,
     equal,
     erf,
@@ -64,6 +109,8 @@ from fluxion.ops.elementwise import (
     gelu,
     greater,
     greater_equal,
+    hypot,
+    imag,
     invert,
     isfinite,
     isinf,
@@ -72,6 +119,9 @@ from fluxion.ops.elementwise import (
     less_equal,
     log,
     log1p,
+    log2,
+    log10,
+    logaddexp,
     logical_and,
     logical_not,
     logical_or,
@@ -81,9 +131,12 @@ from fluxion.ops.elementwise import (
     mod,
     multiply,
     negative,
+    nextafter,
     not_equal,
+    positive,
     pow,
     power,
+    real,
     reciprocal,
     relu,
     remainder,
@@ -91,19 +144,30 @@ from fluxion.ops.elementwise import (
     rsqrt,
     sigmoid,
     sign,
+    signbit,
     silu,
     sin,
+    sinh,
     softplus,
     sqrt,
     square,
     stop_gradient,
     subtract,
+    tan,
     tanh,
     true_divide,
     trunc,
     where,
 )
 from fluxion.ops.indexing import gather, getitem, one_hot, scatter_add, take, take_along_axis
+from fluxion.ops.inspection import (
+    __array_namespace_info__,
+    can_cast,
+    finfo,
+    iinfo,
+    isdtype,
+    result_type,
+)
 from fluxion.ops.linalg import dot, einsum, matmul, outer, tensordot
 from fluxion.ops.random import global_normal as normal
 from fluxion.ops.random import global_randint as randint
@@ -176,7 +240,9 @@ from fluxion.transforms.jit import compile, jit, make_graph, xpr
 for _name in (
     "bool",
     "uint8",
+    "uint16",
     "uint32",
+    "uint64",
     "int8",
     "int16",
     "int32",
@@ -185,8 +251,13 @@ for _name in (
     "bfloat16",
     "float32",
     "float64",
+    "complex64",
+    "complex128",
 ):
     globals()[_name] = getattr(DType, _name)
+
+# the array API's constants
+e, inf, nan, pi, newaxis = math.e, math.inf, math.nan, math.pi, None
 
 
 class autograd:

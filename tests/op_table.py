@@ -1470,3 +1470,155 @@ OPS: list[OpCase] = [
         _getitem(((3, 4), (slice(None, None, -1), [0, 2])), ((2, 3), (None, 1))),
     ),
 ]
+
+
+# ----------------------------------------------------------------------------- the array API's
+
+
+def _shift_samples(rng):
+    """Integers and shift counts in [0, 6], so that no bit leaves an int8."""
+    return [
+        Sample((rng.integers(-8, 9, a).astype(np.int64), rng.integers(0, 7, b).astype(np.int64)))
+        for a, b in BINARY_SHAPES
+    ]
+
+
+def _signbit_samples(rng):
+    return _special_samples(rng) + [Sample((np.array([0.0, -0.0, -np.inf, np.inf, 1.0, -2.0]),))]
+
+
+OPS += [
+    _unary("tan", fx.tan, np.tan, "unit"),
+    _unary("sinh", fx.sinh, np.sinh),
+    _unary("cosh", fx.cosh, np.cosh),
+    _unary("asin", fx.asin, np.arcsin, "unit"),
+    _unary("acos", fx.acos, np.arccos, "unit"),
+    _unary("atan", fx.atan, np.arctan),
+    _unary("asinh", fx.asinh, np.arcsinh),
+    OpCase(
+        "acosh",
+        fx.acosh,
+        np.arccosh,
+        _map_samples(unary_samples("positive"), lambda a: a + 1.0),  # in (1.5, 3)
+    ),
+    _unary("atanh", fx.atanh, np.arctanh, "unit"),
+    _unary("log2", fx.log2, np.log2, "positive"),
+    _unary("log10", fx.log10, np.log10, "positive"),
+    _binary("atan2", fx.atan2, np.arctan2, "nonzero", "nonzero", domain="nonzero"),
+    _binary("hypot", fx.hypot, np.hypot, "nonzero", "nonzero", domain="nonzero"),
+    _binary("copysign", fx.copysign, np.copysign, "nonzero", "nonzero", domain="nonzero"),
+    _binary("logaddexp", fx.logaddexp, np.logaddexp),
+    _binary("nextafter", fx.nextafter, np.nextafter, **NONDIFF),
+    *[
+        OpCase(
+            name,
+            getattr(fx, name),
+            getattr(np, name.removeprefix("bitwise_")),
+            _shift_samples,
+            domain="int",
+            dtypes=("int64", "int32", "int8"),
+            **NONDIFF,
+        )
+        for name in ("bitwise_left_shift", "bitwise_right_shift")
+    ],
+    OpCase("signbit", fx.signbit, np.signbit, _signbit_samples, out_dtype="bool", **NONDIFF),
+    OpCase(
+        "signbit_int",
+        fx.signbit,
+        np.signbit,
+        lambda rng: [Sample((sample_array(rng, s, "int"),)) for s in [(), (5,), (2, 3), (0,)]],
+        domain="int",
+        dtypes=("int64", "int8"),
+        out_dtype="bool",
+        **NONDIFF,
+    ),
+    _unary("positive", fx.positive, np.positive, dtypes=FLOAT_AND_INT),
+    # of real tensors (complex ones: tests/test_array_api.py)
+    _unary("real", fx.real, np.real, dtypes=FLOAT_AND_INT),
+    _unary("imag", fx.imag, np.imag, dtypes=FLOAT_AND_INT, **NONDIFF),  # a constant 0
+    _unary("conj", fx.conj, np.conj, dtypes=FLOAT_AND_INT),
+]
+
+
+def _np_cumulative(fn):
+    def run(x, axis=None, include_initial=False):
+        x, axis = (x.reshape(-1), 0) if axis is None else (x, axis)
+        out = fn(x, axis=axis)
+        if not include_initial:
+            return out
+        shape = x.shape[:axis] + (1,) + x.shape[axis + 1 :]
+        return np.concatenate([np.full(shape, float(fn is np.cumprod)), out], axis=axis)
+
+    return run
+
+
+def _cumulative_samples(rng):
+    return [
+        _s(rng, (5,)),
+        _s(rng, (3, 4), axis=1),
+        _s(rng, (3, 4), axis=0, include_initial=True),
+        _s(rng, (2, 0, 3), axis=1, include_initial=True),
+        _s(rng, (0,), include_initial=True),
+    ]
+
+
+def _np_diff(x, axis=-1, n=1, prepend=None, append=None):
+    return np.diff(x, n=n, axis=axis)
+
+
+def _vecdot_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 4)), rng.normal(size=(4,))), {}),
+        Sample((rng.normal(size=(2, 3)), rng.normal(size=(4, 2, 3))), {"axis": -1}),
+        Sample((rng.normal(size=(3, 2)), rng.normal(size=(3, 2))), {"axis": 0}),
+        Sample((rng.normal(size=(0, 3)), rng.normal(size=(3,))), {}),
+    ]
+
+
+OPS += [
+    OpCase(
+        "concat",
+        lambda *xs, axis: fx.concat(xs, axis=axis),
+        lambda *xs, axis: np.concatenate(xs, axis=axis),
+        lambda rng: _concat_samples(rng) + [Sample((rng.normal(size=(2, 3)), rng.normal(size=(4,))), {"axis": None})],
+        dtypes=FLOAT_AND_INT,
+    ),
+    OpCase("permute_dims", fx.permute_dims, np.transpose, lambda rng: [
+        _s(rng, (2, 3, 4), axes=(2, 0, 1)), _s(rng, (3, 4), axes=(0, 1)), _s(rng, (), axes=())]),
+    OpCase("matrix_transpose", fx.matrix_transpose, lambda x: np.swapaxes(x, -1, -2), lambda rng: [
+        _s(rng, (2, 3)), _s(rng, (4, 2, 3)), _s(rng, (0, 3, 1))]),
+    OpCase(
+        "unstack",
+        fx.unstack,
+        lambda x, axis=0: tuple(np.moveaxis(x, axis, 0)),
+        lambda rng: [_s(rng, (3, 4)), _s(rng, (2, 3, 4), axis=-1), _s(rng, (2, 0), axis=0)],
+    ),
+    OpCase("vecdot", fx.vecdot, lambda a, b, axis=-1: np.sum(a * b, axis=axis), _vecdot_samples),
+    OpCase("roll", fx.roll, np.roll, lambda rng: [
+        _s(rng, (5,), shift=2), _s(rng, (3, 4), shift=-1, axis=1), _s(rng, (3, 4), shift=7),
+        _s(rng, (2, 3, 4), shift=(1, 2), axis=(0, 2)), _s(rng, (0, 3), shift=1, axis=0)]),
+    OpCase(
+        "meshgrid",
+        fx.meshgrid,
+        lambda *xs, indexing="xy": list(np.meshgrid(*xs, indexing=indexing)),
+        lambda rng: [
+            Sample((rng.normal(size=(3,)), rng.normal(size=(4,)))),
+            Sample((rng.normal(size=(3,)), rng.normal(size=(4,)), rng.normal(size=(2,))), {"indexing": "ij"}),
+            Sample((rng.normal(size=(2,)), rng.normal(size=(0,)), rng.normal(size=(2,)))),
+            Sample((rng.normal(size=(3,)),)),
+        ],
+    ),
+    OpCase("cumulative_sum", fx.cumulative_sum, _np_cumulative(np.cumsum), _cumulative_samples),
+    OpCase("cumulative_prod", fx.cumulative_prod, _np_cumulative(np.cumprod), _cumulative_samples),
+    OpCase("diff", fx.diff, _np_diff, lambda rng: [
+        _s(rng, (5,)), _s(rng, (3, 4), axis=0), _s(rng, (3, 6), n=2), _s(rng, (2, 1)), _s(rng, (0, 3))]),
+    OpCase(
+        "count_nonzero",
+        fx.count_nonzero,
+        np.count_nonzero,
+        lambda rng: [Sample((_with_zeros(rng, s),), kw) for s, kw in [
+            ((5,), {}), ((3, 4), {"axis": 1}), ((3, 4), {"axis": (0, 1)}), ((0, 2), {"axis": 0})]],
+        out_dtype="int64",
+        **NONDIFF,
+    ),
+]  # fmt: skip

@@ -50,12 +50,21 @@ def widened(fn):
     return run
 
 
+def accumulator_dtype(np_dtype):
+    """The dtype sums and products accumulate in (NumPy's and the array API's): int64 for
+    bools and signed ints, uint64 for unsigned ones; floats and complex as they are."""
+    if dtypes.is_inexact(np_dtype):
+        return np_dtype
+    return np.dtype(np.uint64) if np_dtype.kind == "u" else dtypes.DEFAULT_INT
+
+
 def _reduce(prim, x, axes, keepdims):
     return _keep(x, bind(prim, x, axes=axes), axes, keepdims)
 
 
 def sum(x, axis=None, keepdims: bool = False, dtype=None, *, axes=None) -> Tensor:
-    """Sum over ``axis`` (all axes by default); bools and integers sum as int64.
+    """Sum over ``axis`` (all axes by default); bools and signed integers sum as int64,
+    unsigned ones as uint64.
 
     >>> fx.sum(fx.ones((2, 3)), axis=0)
     [2. 2. 2.]:f32[3]:cpu(0)
@@ -63,8 +72,8 @@ def sum(x, axis=None, keepdims: bool = False, dtype=None, *, axes=None) -> Tenso
     x = to_tensor(x)
     if dtype is not None:
         x = astype(x, check_dtype("sum", "dtype", dtype))
-    elif not dtypes.is_float(x._np_dtype):
-        x = astype(x, dtypes.DEFAULT_INT)
+    else:
+        x = astype(x, accumulator_dtype(x._np_dtype))
     return _reduce(P.reduce_sum_p, x, _axes("sum", x, axis, axes), keepdims)
 
 
@@ -134,11 +143,13 @@ def min(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
 amax, amin = max, min
 
 
-def prod(x, axis=None, keepdims: bool = False, *, axes=None) -> Tensor:
+def prod(x, axis=None, keepdims: bool = False, dtype=None, *, axes=None) -> Tensor:
     """Product of elements; the gradient is exact even where elements are zero."""
     x = to_tensor(x)
-    if not dtypes.is_float(x._np_dtype):
-        x = astype(x, dtypes.DEFAULT_INT)
+    if dtype is not None:
+        x = astype(x, check_dtype("prod", "dtype", dtype))
+    else:
+        x = astype(x, accumulator_dtype(x._np_dtype))
     return _reduce(P.reduce_prod_p, x, _axes("prod", x, axis, axes), keepdims)
 
 
@@ -165,8 +176,9 @@ def argmin(x, axis=None, keepdims: bool = False) -> Tensor:
     return _arg(P.argmin_p, "argmin", x, axis, keepdims)
 
 
-def argsort(x, axis: int = -1, descending: bool = False) -> Tensor:
-    """Indices that sort ``x`` along ``axis`` (stable: equal keys keep their order), int64."""
+def argsort(x, axis: int = -1, descending: bool = False, *, stable: bool = True) -> Tensor:
+    """Indices that sort ``x`` along ``axis`` (stable: equal keys keep their order, whatever
+    ``stable`` says, which the array API lets an implementation do), int64."""
     x = to_tensor(x)
     if x.ndim == 0:
         P.check_axes("argsort", axis, 0)
@@ -174,8 +186,9 @@ def argsort(x, axis: int = -1, descending: bool = False) -> Tensor:
     return bind(P.argsort_p, x, axis=P.check_axis("argsort", axis, x.ndim), descending=descending)
 
 
-def sort(x, axis: int = -1, descending: bool = False) -> Tensor:
-    """``x`` sorted along ``axis``; differentiable (the gradient follows the permutation)."""
+def sort(x, axis: int = -1, descending: bool = False, *, stable: bool = True) -> Tensor:
+    """``x`` sorted along ``axis``; differentiable (the gradient follows the permutation);
+    always stable."""
     from fluxion.ops.indexing import take_along_axis
 
     x = to_tensor(x)
@@ -232,8 +245,8 @@ def cumsum(x, axis=None, dtype=None) -> Tensor:
     x = to_tensor(x)
     if dtype is not None:
         x = astype(x, check_dtype("cumsum", "dtype", dtype))
-    elif not dtypes.is_float(x._np_dtype):
-        x = astype(x, dtypes.DEFAULT_INT)
+    else:
+        x = astype(x, accumulator_dtype(x._np_dtype))
     if axis is None:
         x, axis = bind(P.reshape_p, x, shape=(x.size,)), 0
     if x.ndim == 0:  # axis 0/-1 of a 0-d tensor, as PyTorch: the running sum is x
