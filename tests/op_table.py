@@ -69,7 +69,8 @@ class OpCase:
     fx_fn: Callable  # (*tensors, **kwargs) -> Tensor (or tuple/list of Tensors)
     np_fn: Callable  # (*ndarrays, **kwargs) -> ndarray (or tuple/list), the reference
     samples: Callable[[np.random.Generator], list[Sample]]
-    differentiable: bool = True  # False: piecewise constant or integer output
+    differentiable: bool | str = True  # False: piecewise constant or integer output;
+    # "raises": no derivative yet, differentiating it raises GradError (linalg.svd, qr)
     diff_args: tuple | None = None  # indices of args to differentiate (None: all float args)
     domain: str = "real"  # "real", "positive", "unit" ((-1, 1)), "nonzero", "int"
     dtypes: tuple = ("float64", "float32")  # dtypes the forward test runs in
@@ -370,6 +371,7 @@ def _binary(name, fx_fn, np_fn, domain_x="real", domain_y="real", domain="real",
 
 FLOAT_AND_INT = ("float64", "float32", "int64", "int32", "int8")
 NONDIFF = {"differentiable": False}
+NO_GRADIENT_YET = {"differentiable": "raises"}
 
 
 def _remainder_samples(rng):
@@ -1620,5 +1622,166 @@ OPS += [
             ((5,), {}), ((3, 4), {"axis": 1}), ((3, 4), {"axis": (0, 1)}), ((0, 2), {"axis": 0})]],
         out_dtype="int64",
         **NONDIFF,
+    ),
+]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- fx.linalg
+
+
+def _well_conditioned(rng, shape):
+    """Matrices with a dominant diagonal (invertible, far from singular)."""
+    return rng.normal(size=shape) + 3.0 * np.eye(shape[-1])
+
+
+def _spd(rng, shape):
+    """Symmetric positive-definite matrices with well-separated eigenvalues."""
+    a = rng.normal(size=shape)
+    n = shape[-1]
+    return np.swapaxes(a, -1, -2) @ a / n + np.diag(np.arange(1.0, n + 1))
+
+
+def _matrix_samples(make):
+    return lambda rng: [
+        Sample((make(rng, (3, 3)),)),
+        Sample((make(rng, (2, 4, 4)),)),
+        Sample((make(rng, (1, 1)),)),
+        Sample((make(rng, (0, 2, 2)),)),
+    ]
+
+
+def _rect_samples(rng):
+    return [Sample((rng.normal(size=s),)) for s in [(3, 3), (4, 2), (2, 5, 3), (2, 4)]]
+
+
+def _solve_samples(rng):
+    return [
+        Sample((_well_conditioned(rng, (3, 3)), rng.normal(size=(3, 2)))),
+        Sample((_well_conditioned(rng, (2, 4, 4)), rng.normal(size=(2, 4, 1)))),
+        Sample((_well_conditioned(rng, (3, 3)), rng.normal(size=(3,)))),
+        Sample((_well_conditioned(rng, (2, 3, 3)), rng.normal(size=(3, 2)))),
+    ]
+
+
+def _np_solve(a, b):
+    if b.ndim == 1:
+        return np.linalg.solve(a, b[:, None])[..., 0]
+    return np.linalg.solve(a, np.broadcast_to(b, a.shape[:-2] + b.shape[-2:]))
+
+
+def _np_vector_norm(a, axis=None, ord=2, keepdims=False):
+    if ord == np.inf:
+        return np.max(np.abs(a), axis=axis, keepdims=keepdims)
+    return np.sum(np.abs(a) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+
+
+def _np_norm_samples(rng):
+    return [
+        _s(rng, (5,)),
+        _s(rng, (3, 4), axis=1, ord=1),
+        _s(rng, (3, 4), axis=0, ord=3, keepdims=True),
+        _s(rng, (2, 3, 4), axis=(0, 2)),
+        _s(rng, (6,), ord=np.inf),
+    ]
+
+
+OPS += [
+    OpCase("linalg_inv", fx.linalg.inv, np.linalg.inv, _matrix_samples(_well_conditioned)),
+    OpCase("linalg_solve", fx.linalg.solve, _np_solve, _solve_samples),
+    OpCase("linalg_det", fx.linalg.det, np.linalg.det, _matrix_samples(_well_conditioned)),
+    OpCase(
+        "linalg_slogdet",
+        fx.linalg.slogdet,
+        lambda a: tuple(np.linalg.slogdet(a)),
+        _matrix_samples(_well_conditioned),
+    ),
+    OpCase("linalg_cholesky", fx.linalg.cholesky, np.linalg.cholesky, _matrix_samples(_spd)),
+    OpCase(
+        "linalg_cholesky_upper",
+        lambda a: fx.linalg.cholesky(a, upper=True),
+        lambda a: np.linalg.cholesky(a, upper=True),
+        _matrix_samples(_spd),
+    ),
+    OpCase("linalg_eigh", fx.linalg.eigh, lambda a: tuple(np.linalg.eigh(a)), _matrix_samples(_spd)),
+    OpCase("linalg_eigvalsh", fx.linalg.eigvalsh, np.linalg.eigvalsh, _matrix_samples(_spd)),
+    # no derivatives yet (their rules raise GradError): forward, vmap and jit
+    OpCase(
+        "linalg_svd",
+        lambda a: fx.linalg.svd(a, full_matrices=False),
+        lambda a: tuple(np.linalg.svd(a, full_matrices=False)),
+        _rect_samples,
+        **NO_GRADIENT_YET,
+    ),
+    OpCase("linalg_svdvals", fx.linalg.svdvals, np.linalg.svdvals, _rect_samples, **NO_GRADIENT_YET),
+    OpCase("linalg_qr", fx.linalg.qr, lambda a: tuple(np.linalg.qr(a)), _rect_samples, **NO_GRADIENT_YET),
+    OpCase("linalg_pinv", fx.linalg.pinv, np.linalg.pinv, _rect_samples, **NO_GRADIENT_YET),
+    OpCase(
+        "linalg_matrix_rank",
+        fx.linalg.matrix_rank,
+        np.linalg.matrix_rank,
+        lambda rng: _rect_samples(rng) + [Sample((np.ones((3, 3)),))],
+        out_dtype="int64",
+        **NONDIFF,
+    ),
+    OpCase(
+        "linalg_matrix_norm",
+        fx.linalg.matrix_norm,
+        lambda a, ord="fro", keepdims=False: np.linalg.norm(a, ord=ord, axis=(-2, -1), keepdims=keepdims),
+        lambda rng: [_s(rng, (3, 4)), _s(rng, (2, 3, 3), ord=1), _s(rng, (3, 2), ord=np.inf, keepdims=True)],
+    ),
+    OpCase(
+        "linalg_vector_norm",
+        fx.linalg.vector_norm,
+        _np_vector_norm,
+        _np_norm_samples,
+    ),
+    OpCase(
+        "linalg_norm",
+        fx.linalg.norm,
+        np.linalg.norm,
+        lambda rng: [_s(rng, (5,)), _s(rng, (3, 4)), _s(rng, (3, 4), ord=1), _s(rng, (2, 3, 4), axis=(0, 2))],
+    ),
+    OpCase(
+        "linalg_diagonal",
+        fx.linalg.diagonal,
+        lambda a, offset=0: np.diagonal(a, offset, -2, -1),
+        lambda rng: [_s(rng, (3, 3)), _s(rng, (2, 3, 4), offset=1), _s(rng, (4, 3), offset=-2), _s(rng, (2, 2), offset=5)],
+    ),
+    OpCase(
+        "linalg_trace",
+        fx.linalg.trace,
+        lambda a, offset=0: np.trace(a, offset, -2, -1),
+        lambda rng: [_s(rng, (3, 3)), _s(rng, (2, 3, 4), offset=1), _s(rng, (4, 3), offset=-1)],
+    ),
+    OpCase(
+        "linalg_outer",
+        fx.linalg.outer,
+        np.outer,
+        lambda rng: [Sample((rng.normal(size=(3,)), rng.normal(size=(4,)))), Sample((rng.normal(size=(0,)), rng.normal(size=(2,))))],
+    ),
+    OpCase(
+        "linalg_cross",
+        fx.linalg.cross,
+        lambda a, b, axis=-1: np.cross(a, b, axis=axis),
+        lambda rng: [
+            Sample((rng.normal(size=(3,)), rng.normal(size=(3,)))),
+            Sample((rng.normal(size=(2, 3)), rng.normal(size=(3,)))),
+            Sample((rng.normal(size=(3, 4)), rng.normal(size=(3, 4))), {"axis": 0}),
+        ],
+    ),
+    OpCase(
+        "linalg_matrix_power",
+        lambda a, n: fx.linalg.matrix_power(a, n),
+        lambda a, n: np.linalg.matrix_power(a, n),
+        lambda rng: [
+            Sample((_well_conditioned(rng, (3, 3)) / 3,), {"n": n}) for n in (1, 3, -2)
+        ] + [Sample((_well_conditioned(rng, (2, 2, 2)) / 3,), {"n": 2})],
+    ),
+    OpCase(
+        "linalg_matrix_power_zero",
+        lambda a: fx.linalg.matrix_power(a, 0),
+        lambda a: np.linalg.matrix_power(a, 0),
+        _matrix_samples(_well_conditioned),
+        **NONDIFF,  # the identity: a constant
     ),
 ]  # fmt: skip

@@ -374,15 +374,25 @@ def _public_ops() -> list[str]:
         if getattr(obj, "__module__", "").startswith(NOT_OP_MODULES):
             continue
         names.append(name)
+    # fx.linalg's own functions, as linalg_<name> (those that are fx's, such as matmul,
+    # have their case under that name)
+    names += [
+        f"linalg_{n}"
+        for n in fx.linalg.__all__
+        if getattr(fx.linalg, n) is not getattr(fx, n, None)
+    ]
     return names
 
 
 def _op_of(case_name: str) -> str | None:
-    """The public op a case name refers to: the longest prefix ``a_b_c`` that fx has."""
+    """The public op a case name refers to: the longest prefix ``a_b_c`` that fx (or
+    fx.linalg, for ``linalg_...``) has."""
     parts = case_name.split("_")
     for k in range(len(parts), 0, -1):
         prefix = "_".join(parts[:k])
         if callable(getattr(fx, prefix, None)):
+            return prefix
+        if prefix.startswith("linalg_") and callable(getattr(fx.linalg, prefix[7:], None)):
             return prefix
     return None
 

@@ -77,7 +77,8 @@ def vecdot(x1, x2, /, *, axis=-1) -> Tensor:
             f"vecdot: the vectors have lengths {x1.shape[axis]} and {x2.shape[axis]} along "
             f"axis {axis} (shapes {x1.shape} and {x2.shape}); they must match"
         )
-    return sum(multiply(conj(x1), x2), axis=axis)
+    products = multiply(conj(x1), x2)
+    return sum(products, axis=axis, dtype=products._np_dtype)  # uint8 stays uint8
 
 
 def roll(x, /, shift, *, axis=None) -> Tensor:
