@@ -10,7 +10,7 @@ import math
 __version__ = "0.1.0"
 __array_api_version__ = "2024.12"
 
-from fluxion import data, errors, linalg, models, nn, optim, utils
+from fluxion import data, errors, fft, linalg, models, nn, optim, utils
 from fluxion.backends import host_memory  # noqa: F401  (keeps freed memory, see its docstring)
 from fluxion.backends.threads import get_num_threads, num_threads, set_num_threads
 from fluxion.core.dtypes import DType

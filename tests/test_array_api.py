@@ -165,3 +165,79 @@ def test_repeat_with_counts_matches_numpy():
         np.testing.assert_array_equal(got.numpy(), np.repeat(a, repeats, axis=axis))
     g = fx.grad(lambda x: fx.sum(fx.repeat(x, [1, 0, 2], axis=1) ** 2))(fx.asarray(a))
     np.testing.assert_array_equal(g.numpy(), 2 * a * np.array([1, 0, 2]))
+
+
+FFTS = [
+    ("fft", {}, "complex"),
+    ("ifft", {"n": 6}, "complex"),
+    ("fftn", {"axes": (0, 1)}, "complex"),
+    ("ifftn", {"s": (2, 3)}, "complex"),
+    ("rfft", {"axis": 0}, "real"),
+    ("irfft", {}, "complex"),
+    ("rfftn", {"norm": "ortho"}, "real"),
+    ("irfftn", {"s": (3, 6)}, "complex"),
+    ("hfft", {"n": 8}, "complex"),
+    ("ihfft", {}, "real"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, kind", FFTS, ids=[f[0] for f in FFTS])
+def test_fft_matches_numpy_eager_jit_and_vmap(name, kwargs, kind):
+    rng = np.random.default_rng(0)
+    shape = (2, 3, 5)
+    a = rng.normal(size=shape)
+    if kind == "complex":
+        a = a + 1j * rng.normal(size=shape)
+    want = getattr(np.fft, name)(a, **kwargs)
+    fn = getattr(fx.fft, name)
+    got = fn(fx.asarray(a), **kwargs)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(fx.jit(lambda x: fn(x, **kwargs))(fx.asarray(a)).numpy(), want)
+    if not {"axes", "s"} & set(kwargs) and name not in ("fftn", "rfftn"):
+        batched = fx.vmap(lambda x: fn(x, **kwargs))(fx.asarray(a))
+        loop = np.stack([getattr(np.fft, name)(row, **kwargs) for row in a])
+        np.testing.assert_allclose(batched.numpy(), loop, rtol=1e-10, atol=1e-10)
+
+
+def test_fft_helpers_and_gradients():
+    np.testing.assert_allclose(fx.fft.fftfreq(7, d=0.5).numpy(), np.fft.fftfreq(7, 0.5), 1e-6)
+    np.testing.assert_allclose(fx.fft.rfftfreq(6).numpy(), np.fft.rfftfreq(6), 1e-6)
+    a = np.arange(15.0).reshape(3, 5)
+    for axes in (None, 0, (1,)):
+        np.testing.assert_array_equal(
+            fx.fft.fftshift(fx.asarray(a), axes=axes), np.fft.fftshift(a, axes)
+        )
+        np.testing.assert_array_equal(
+            fx.fft.ifftshift(fx.asarray(a), axes=axes), np.fft.ifftshift(a, axes)
+        )
+    with pytest.raises(DTypeError, match="complex"):  # its output is complex
+        fx.grad(lambda x: fx.sum(fx.real(fx.fft.rfft(x))))(fx.ones(4))
+    with pytest.raises(GradError, match="not implemented"):
+        fx.jvp(fx.fft.rfft, (fx.ones(4),), (fx.ones(4),))
+
+
+def test_complex_expm1_is_accurate_near_zero_and_has_c99_special_values():
+    z = np.array([1e-9 + 2e-9j, -3e-8 + 1e-8j, 0.5 - 0.25j])
+    taylor = z + z**2 / 2 + z**3 / 6 + z**4 / 24  # to 1e-36 for the small ones
+    got = fx.expm1(fx.asarray(z)).numpy()
+    np.testing.assert_allclose(got[:2], taylor[:2], rtol=1e-15)
+    np.testing.assert_allclose(got[2], np.exp(z[2]) - 1, rtol=1e-15)
+    inf, nan = np.inf, np.nan
+    special = np.array([complex(inf, 0), complex(-inf, inf), complex(nan, 0), complex(-inf, 1)])
+    got = fx.expm1(fx.asarray(special)).numpy()
+    np.testing.assert_array_equal(got, [complex(inf, 0), complex(-1, 0), complex(nan, 0), -1 + 0j])
+
+
+def test_tensordot_over_an_empty_axis_is_zeros():
+    a, b = np.ones((2, 0)), np.ones((0, 3))
+    np.testing.assert_array_equal(fx.tensordot(a, b, axes=1).numpy(), np.tensordot(a, b, axes=1))
+
+
+@pytest.mark.parametrize("module", ["fluxion.ops.inspection", "fluxion.linalg", "fluxion.fft"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), extraglobs={"fx": fx})
+    assert result.attempted and not result.failed

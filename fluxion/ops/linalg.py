@@ -99,8 +99,9 @@ def tensordot(x, y, axes=2) -> Tensor:
     free_x = [a for a in range(x.ndim) if a not in ax]
     free_y = [b for b in range(y.ndim) if b not in ay]
     k = math.prod(x.shape[a] for a in ax)
-    xm = reshape(transpose(x, free_x + ax), (-1, k))
-    ym = reshape(transpose(y, ay + free_y), (k, -1))
+    m, n = math.prod(x.shape[a] for a in free_x), math.prod(y.shape[b] for b in free_y)
+    xm = reshape(transpose(x, free_x + ax), (m, k))  # sizes, not -1: k may be 0
+    ym = reshape(transpose(y, ay + free_y), (k, n))
     return reshape(
         bind(P.matmul_p, xm, ym),
         tuple(x.shape[a] for a in free_x) + tuple(y.shape[b] for b in free_y),

@@ -242,10 +242,44 @@ exp_p = unary(
 )  # the prelude's: fast where it underflows
 log_p = unary("log", "log", lambda x, y: 1.0 / x, "log({0})")
 log1p_p = unary("log1p", "log1p", lambda x, y: 1.0 / (1.0 + x), "log1p({0})")
-expm1_p = unary("expm1", "expm1", lambda x, y: y + 1.0, "expm1({0})")
+
+
+def _expm1_impl(xp, x):
+    if x.dtype.kind != "c":
+        return xp.expm1(x)
+    # NumPy's complex expm1 loses C99's special values (expm1(inf + 0j) is inf + nanj) and
+    # exp(z) - 1 cancels near 0; so: the accurate real and imaginary parts where z is
+    # finite, exp(z) - 1 (which has C99's special values) elsewhere
+    a, b = x.real, x.imag
+    with np.errstate(all="ignore"):
+        half = xp.sin(b / 2)
+        near = (
+            xp.expm1(a) * xp.cos(b)
+            - 2 * half * half
+            + 1j * xp.where(b == 0, b, xp.exp(a) * xp.sin(b))
+        )
+        far = xp.exp(x) - 1
+    return xp.where(xp.isfinite(a) & xp.isfinite(b), near, far).astype(x.dtype)
+
+
+expm1_p = unary("expm1", _expm1_impl, lambda x, y: y + 1.0, "expm1({0})")
 sin_p = unary("sin", "sin", lambda x, y: bind(cos_p, x), "sin({0})")
 cos_p = unary("cos", "cos", lambda x, y: -bind(sin_p, x), "cos({0})")
-tanh_p = unary("tanh", "tanh", lambda x, y: 1.0 - y * y, "tanh({0})")
+
+
+def _tanh_impl(xp, x):
+    out = xp.tanh(x)
+    if x.dtype.kind != "c":
+        return out
+    # tanh(+-inf + yj) for a finite y is +-1 with the imaginary zero's sign y's, as the array
+    # API asks (NumPy's sign follows sin(2y))
+    a, b = x.real, x.imag
+    at_inf = xp.isinf(a) & xp.isfinite(b)
+    limit = (xp.sign(a) + 1j * xp.copysign(xp.zeros_like(b), b)).astype(x.dtype)
+    return xp.where(at_inf, limit, out)
+
+
+tanh_p = unary("tanh", _tanh_impl, lambda x, y: 1.0 - y * y, "tanh({0})")
 sqrt_p = unary("sqrt", "sqrt", lambda x, y: 0.5 / y, "sqrt({0})")
 erf_p = unary(
     "erf",
