@@ -5,9 +5,12 @@
 [4. 8.]:f32[2]:cpu(0)
 """
 
-__version__ = "0.1.0"
+import math
 
-from fluxion import data, distributed, errors, lax, models, nn, optim, utils
+__version__ = "0.1.0"
+__array_api_version__ = "2024.12"
+
+from fluxion import data, distributed, errors, fft, lax, linalg, models, nn, optim, utils
 from fluxion.backends import host_memory  # noqa: F401  (keeps freed memory, see its docstring)
 from fluxion.backends.threads import get_num_threads, num_threads, set_num_threads
 from fluxion.core.dtypes import (
@@ -30,6 +33,26 @@ from fluxion.core.tensor import Device as device
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fluxion.distributed import pmap
 from fluxion.ops import random
+from fluxion.ops.array_api import (
+    broadcast_shapes,
+    concat,
+    count_nonzero,
+    cumulative_prod,
+    cumulative_sum,
+    diff,
+    isin,
+    matrix_transpose,
+    meshgrid,
+    permute_dims,
+    roll,
+    searchsorted,
+    unique_all,
+    unique_counts,
+    unique_inverse,
+    unique_values,
+    unstack,
+    vecdot,
+)
 from fluxion.ops.control import cond, fori_loop, scan, while_loop
 from fluxion.ops.creation import (
     arange,
@@ -50,19 +73,39 @@ from fluxion.ops.creation import (
     zeros,
     zeros_like,
 )
-from fluxion.ops.elementwise import (
+from fluxion.ops.elementwise import (  # the array API's
     abs,
+    acos,
+    acosh,
     add,
+    arccos,
+    arccosh,
+    arcsin,
+    arcsinh,
+    arctan,
+    arctan2,
+    arctanh,
+    asin,
+    asinh,
     astype,
+    atan,
+    atan2,
+    atanh,
     bitwise_and,
+    bitwise_invert,
+    bitwise_left_shift,
     bitwise_or,
+    bitwise_right_shift,
     bitwise_xor,
     cast,
     ceil,
     clamp,
     clip,
     clone,
+    conj,
+    copysign,
     cos,
+    cosh,
     divide,
     equal,
     erf,
@@ -73,6 +116,8 @@ from fluxion.ops.elementwise import (
     gelu,
     greater,
     greater_equal,
+    hypot,
+    imag,
     invert,
     isfinite,
     isinf,
@@ -81,6 +126,9 @@ from fluxion.ops.elementwise import (
     less_equal,
     log,
     log1p,
+    log2,
+    log10,
+    logaddexp,
     logical_and,
     logical_not,
     logical_or,
@@ -90,9 +138,12 @@ from fluxion.ops.elementwise import (
     mod,
     multiply,
     negative,
+    nextafter,
     not_equal,
+    positive,
     pow,
     power,
+    real,
     reciprocal,
     relu,
     remainder,
@@ -100,19 +151,23 @@ from fluxion.ops.elementwise import (
     rsqrt,
     sigmoid,
     sign,
+    signbit,
     silu,
     sin,
+    sinh,
     softplus,
     sqrt,
     square,
     stop_gradient,
     subtract,
+    tan,
     tanh,
     true_divide,
     trunc,
     where,
 )
 from fluxion.ops.indexing import (
+    argwhere,
     bincount,
     gather,
     getitem,
@@ -124,6 +179,14 @@ from fluxion.ops.indexing import (
     scatter_add,
     take,
     take_along_axis,
+)
+from fluxion.ops.inspection import (
+    __array_namespace_info__,
+    can_cast,
+    finfo,
+    iinfo,
+    isdtype,
+    result_type,
 )
 from fluxion.ops.linalg import dot, einsum, matmul, norm, outer, tensordot
 from fluxion.ops.random import Generator, manual_seed, multinomial, rand, randn, randperm
@@ -202,7 +265,9 @@ from fluxion.transforms.jit import compile, jit, make_graph, xpr
 for _name in (
     "bool",
     "uint8",
+    "uint16",
     "uint32",
+    "uint64",
     "int8",
     "int16",
     "int32",
@@ -211,10 +276,15 @@ for _name in (
     "bfloat16",
     "float32",
     "float64",
+    "complex64",
+    "complex128",
 ):
     globals()[_name] = getattr(DType, _name)
 # PyTorch's short names (set last: they shadow the builtins in this module)
 long, int, float, double, half = int64, int32, float32, float64, float16  # noqa: A001, F821
+
+# the array API's constants
+e, inf, nan, pi, newaxis = math.e, math.inf, math.nan, math.pi, None
 
 
 class autograd:

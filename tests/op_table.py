@@ -69,7 +69,8 @@ class OpCase:
     fx_fn: Callable  # (*tensors, **kwargs) -> Tensor (or tuple/list of Tensors)
     np_fn: Callable  # (*ndarrays, **kwargs) -> ndarray (or tuple/list), the reference
     samples: Callable[[np.random.Generator], list[Sample]]
-    differentiable: bool = True  # False: piecewise constant or integer output
+    differentiable: bool | str = True  # False: piecewise constant or integer output;
+    # "raises": no derivative yet, differentiating it raises GradError (linalg.svd, qr)
     diff_args: tuple | None = None  # indices of args to differentiate (None: all float args)
     domain: str = "real"  # "real", "positive", "unit" ((-1, 1)), "nonzero", "int"
     dtypes: tuple = ("float64", "float32")  # dtypes the forward test runs in
@@ -370,6 +371,7 @@ def _binary(name, fx_fn, np_fn, domain_x="real", domain_y="real", domain="real",
 
 FLOAT_AND_INT = ("float64", "float32", "int64", "int32", "int8")
 NONDIFF = {"differentiable": False}
+NO_GRADIENT_YET = {"differentiable": "raises"}
 
 
 def _remainder_samples(rng):
@@ -1833,3 +1835,316 @@ OPS: list[OpCase] = [
         _concat_dim_samples,
     ),
 ]
+
+
+# ----------------------------------------------------------------------------- the array API's
+
+
+def _shift_samples(rng):
+    """Integers and shift counts in [0, 6], so that no bit leaves an int8."""
+    return [
+        Sample((rng.integers(-8, 9, a).astype(np.int64), rng.integers(0, 7, b).astype(np.int64)))
+        for a, b in BINARY_SHAPES
+    ]
+
+
+def _signbit_samples(rng):
+    return _special_samples(rng) + [Sample((np.array([0.0, -0.0, -np.inf, np.inf, 1.0, -2.0]),))]
+
+
+OPS += [
+    _unary("tan", fx.tan, np.tan, "unit"),
+    _unary("sinh", fx.sinh, np.sinh),
+    _unary("cosh", fx.cosh, np.cosh),
+    _unary("asin", fx.asin, np.arcsin, "unit"),
+    _unary("acos", fx.acos, np.arccos, "unit"),
+    _unary("atan", fx.atan, np.arctan),
+    _unary("asinh", fx.asinh, np.arcsinh),
+    OpCase(
+        "acosh",
+        fx.acosh,
+        np.arccosh,
+        _map_samples(unary_samples("positive"), lambda a: a + 1.0),  # in (1.5, 3)
+    ),
+    _unary("atanh", fx.atanh, np.arctanh, "unit"),
+    _unary("log2", fx.log2, np.log2, "positive"),
+    _unary("log10", fx.log10, np.log10, "positive"),
+    _binary("atan2", fx.atan2, np.arctan2, "nonzero", "nonzero", domain="nonzero"),
+    _binary("hypot", fx.hypot, np.hypot, "nonzero", "nonzero", domain="nonzero"),
+    _binary("copysign", fx.copysign, np.copysign, "nonzero", "nonzero", domain="nonzero"),
+    _binary("logaddexp", fx.logaddexp, np.logaddexp),
+    _binary("nextafter", fx.nextafter, np.nextafter, **NONDIFF),
+    *[
+        OpCase(
+            name,
+            getattr(fx, name),
+            getattr(np, name.removeprefix("bitwise_")),
+            _shift_samples,
+            domain="int",
+            dtypes=("int64", "int32", "int8"),
+            **NONDIFF,
+        )
+        for name in ("bitwise_left_shift", "bitwise_right_shift")
+    ],
+    OpCase("signbit", fx.signbit, np.signbit, _signbit_samples, out_dtype="bool", **NONDIFF),
+    OpCase(
+        "signbit_int",
+        fx.signbit,
+        np.signbit,
+        lambda rng: [Sample((sample_array(rng, s, "int"),)) for s in [(), (5,), (2, 3), (0,)]],
+        domain="int",
+        dtypes=("int64", "int8"),
+        out_dtype="bool",
+        **NONDIFF,
+    ),
+    _unary("positive", fx.positive, np.positive, dtypes=FLOAT_AND_INT),
+    # of real tensors (complex ones: tests/test_array_api.py)
+    _unary("real", fx.real, np.real, dtypes=FLOAT_AND_INT),
+    _unary("imag", fx.imag, np.imag, dtypes=FLOAT_AND_INT, **NONDIFF),  # a constant 0
+    _unary("conj", fx.conj, np.conj, dtypes=FLOAT_AND_INT),
+]
+
+
+def _np_cumulative(fn):
+    def run(x, axis=None, include_initial=False):
+        x, axis = (x.reshape(-1), 0) if axis is None else (x, axis)
+        out = fn(x, axis=axis)
+        if not include_initial:
+            return out
+        shape = x.shape[:axis] + (1,) + x.shape[axis + 1 :]
+        return np.concatenate([np.full(shape, float(fn is np.cumprod)), out], axis=axis)
+
+    return run
+
+
+def _cumulative_samples(rng):
+    return [
+        _s(rng, (5,)),
+        _s(rng, (3, 4), axis=1),
+        _s(rng, (3, 4), axis=0, include_initial=True),
+        _s(rng, (2, 0, 3), axis=1, include_initial=True),
+        _s(rng, (0,), include_initial=True),
+    ]
+
+
+def _np_diff(x, axis=-1, n=1, prepend=None, append=None):
+    return np.diff(x, n=n, axis=axis)
+
+
+def _vecdot_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 4)), rng.normal(size=(4,))), {}),
+        Sample((rng.normal(size=(2, 3)), rng.normal(size=(4, 2, 3))), {"axis": -1}),
+        Sample((rng.normal(size=(3, 2)), rng.normal(size=(3, 2))), {"axis": 0}),
+        Sample((rng.normal(size=(0, 3)), rng.normal(size=(3,))), {}),
+    ]
+
+
+OPS += [
+    OpCase(
+        "concat",
+        lambda *xs, axis: fx.concat(xs, axis=axis),
+        lambda *xs, axis: np.concatenate(xs, axis=axis),
+        lambda rng: _concat_samples(rng) + [Sample((rng.normal(size=(2, 3)), rng.normal(size=(4,))), {"axis": None})],
+        dtypes=FLOAT_AND_INT,
+    ),
+    OpCase("permute_dims", fx.permute_dims, np.transpose, lambda rng: [
+        _s(rng, (2, 3, 4), axes=(2, 0, 1)), _s(rng, (3, 4), axes=(0, 1)), _s(rng, (), axes=())]),
+    OpCase("matrix_transpose", fx.matrix_transpose, lambda x: np.swapaxes(x, -1, -2), lambda rng: [
+        _s(rng, (2, 3)), _s(rng, (4, 2, 3)), _s(rng, (0, 3, 1))]),
+    OpCase(
+        "unstack",
+        fx.unstack,
+        lambda x, axis=0: tuple(np.moveaxis(x, axis, 0)),
+        lambda rng: [_s(rng, (3, 4)), _s(rng, (2, 3, 4), axis=-1), _s(rng, (2, 0), axis=0)],
+    ),
+    OpCase("vecdot", fx.vecdot, lambda a, b, axis=-1: np.sum(a * b, axis=axis), _vecdot_samples),
+    OpCase("roll", fx.roll, np.roll, lambda rng: [
+        _s(rng, (5,), shift=2), _s(rng, (3, 4), shift=-1, axis=1), _s(rng, (3, 4), shift=7),
+        _s(rng, (2, 3, 4), shift=(1, 2), axis=(0, 2)), _s(rng, (0, 3), shift=1, axis=0)]),
+    OpCase(
+        "meshgrid",
+        fx.meshgrid,
+        lambda *xs, indexing="xy": list(np.meshgrid(*xs, indexing=indexing)),
+        lambda rng: [
+            Sample((rng.normal(size=(3,)), rng.normal(size=(4,)))),
+            Sample((rng.normal(size=(3,)), rng.normal(size=(4,)), rng.normal(size=(2,))), {"indexing": "ij"}),
+            Sample((rng.normal(size=(2,)), rng.normal(size=(0,)), rng.normal(size=(2,)))),
+            Sample((rng.normal(size=(3,)),)),
+        ],
+    ),
+    OpCase("cumulative_sum", fx.cumulative_sum, _np_cumulative(np.cumsum), _cumulative_samples),
+    OpCase("cumulative_prod", fx.cumulative_prod, _np_cumulative(np.cumprod), _cumulative_samples),
+    OpCase("diff", fx.diff, _np_diff, lambda rng: [
+        _s(rng, (5,)), _s(rng, (3, 4), axis=0), _s(rng, (3, 6), n=2), _s(rng, (2, 1)), _s(rng, (0, 3))]),
+    OpCase(
+        "count_nonzero",
+        fx.count_nonzero,
+        np.count_nonzero,
+        lambda rng: [Sample((_with_zeros(rng, s),), kw) for s, kw in [
+            ((5,), {}), ((3, 4), {"axis": 1}), ((3, 4), {"axis": (0, 1)}), ((0, 2), {"axis": 0})]],
+        out_dtype="int64",
+        **NONDIFF,
+    ),
+]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- fx.linalg
+
+
+def _well_conditioned(rng, shape):
+    """Matrices with a dominant diagonal (invertible, far from singular)."""
+    return rng.normal(size=shape) + 3.0 * np.eye(shape[-1])
+
+
+def _spd(rng, shape):
+    """Symmetric positive-definite matrices with well-separated eigenvalues."""
+    a = rng.normal(size=shape)
+    n = shape[-1]
+    return np.swapaxes(a, -1, -2) @ a / n + np.diag(np.arange(1.0, n + 1))
+
+
+def _matrix_samples(make):
+    return lambda rng: [
+        Sample((make(rng, (3, 3)),)),
+        Sample((make(rng, (2, 4, 4)),)),
+        Sample((make(rng, (1, 1)),)),
+        Sample((make(rng, (0, 2, 2)),)),
+    ]
+
+
+def _rect_samples(rng):
+    return [Sample((rng.normal(size=s),)) for s in [(3, 3), (4, 2), (2, 5, 3), (2, 4)]]
+
+
+def _solve_samples(rng):
+    return [
+        Sample((_well_conditioned(rng, (3, 3)), rng.normal(size=(3, 2)))),
+        Sample((_well_conditioned(rng, (2, 4, 4)), rng.normal(size=(2, 4, 1)))),
+        Sample((_well_conditioned(rng, (3, 3)), rng.normal(size=(3,)))),
+        Sample((_well_conditioned(rng, (2, 3, 3)), rng.normal(size=(3, 2)))),
+    ]
+
+
+def _np_solve(a, b):
+    if b.ndim == 1:
+        return np.linalg.solve(a, b[:, None])[..., 0]
+    return np.linalg.solve(a, np.broadcast_to(b, a.shape[:-2] + b.shape[-2:]))
+
+
+def _np_vector_norm(a, axis=None, ord=2, keepdims=False):
+    if ord == np.inf:
+        return np.max(np.abs(a), axis=axis, keepdims=keepdims)
+    return np.sum(np.abs(a) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+
+
+def _np_norm_samples(rng):
+    return [
+        _s(rng, (5,)),
+        _s(rng, (3, 4), axis=1, ord=1),
+        _s(rng, (3, 4), axis=0, ord=3, keepdims=True),
+        _s(rng, (2, 3, 4), axis=(0, 2)),
+        _s(rng, (6,), ord=np.inf),
+    ]
+
+
+OPS += [
+    OpCase("linalg_inv", fx.linalg.inv, np.linalg.inv, _matrix_samples(_well_conditioned)),
+    OpCase("linalg_solve", fx.linalg.solve, _np_solve, _solve_samples),
+    OpCase("linalg_det", fx.linalg.det, np.linalg.det, _matrix_samples(_well_conditioned)),
+    OpCase(
+        "linalg_slogdet",
+        fx.linalg.slogdet,
+        lambda a: tuple(np.linalg.slogdet(a)),
+        _matrix_samples(_well_conditioned),
+    ),
+    OpCase("linalg_cholesky", fx.linalg.cholesky, np.linalg.cholesky, _matrix_samples(_spd)),
+    OpCase(
+        "linalg_cholesky_upper",
+        lambda a: fx.linalg.cholesky(a, upper=True),
+        lambda a: np.linalg.cholesky(a, upper=True),
+        _matrix_samples(_spd),
+    ),
+    OpCase("linalg_eigh", fx.linalg.eigh, lambda a: tuple(np.linalg.eigh(a)), _matrix_samples(_spd)),
+    OpCase("linalg_eigvalsh", fx.linalg.eigvalsh, np.linalg.eigvalsh, _matrix_samples(_spd)),
+    # no derivatives yet (their rules raise GradError): forward, vmap and jit
+    OpCase(
+        "linalg_svd",
+        lambda a: fx.linalg.svd(a, full_matrices=False),
+        lambda a: tuple(np.linalg.svd(a, full_matrices=False)),
+        _rect_samples,
+        **NO_GRADIENT_YET,
+    ),
+    OpCase("linalg_svdvals", fx.linalg.svdvals, np.linalg.svdvals, _rect_samples, **NO_GRADIENT_YET),
+    OpCase("linalg_qr", fx.linalg.qr, lambda a: tuple(np.linalg.qr(a)), _rect_samples, **NO_GRADIENT_YET),
+    OpCase("linalg_pinv", fx.linalg.pinv, np.linalg.pinv, _rect_samples, **NO_GRADIENT_YET),
+    OpCase(
+        "linalg_matrix_rank",
+        fx.linalg.matrix_rank,
+        np.linalg.matrix_rank,
+        lambda rng: _rect_samples(rng) + [Sample((np.ones((3, 3)),))],
+        out_dtype="int64",
+        **NONDIFF,
+    ),
+    OpCase(
+        "linalg_matrix_norm",
+        fx.linalg.matrix_norm,
+        lambda a, ord="fro", keepdims=False: np.linalg.norm(a, ord=ord, axis=(-2, -1), keepdims=keepdims),
+        lambda rng: [_s(rng, (3, 4)), _s(rng, (2, 3, 3), ord=1), _s(rng, (3, 2), ord=np.inf, keepdims=True)],
+    ),
+    OpCase(
+        "linalg_vector_norm",
+        fx.linalg.vector_norm,
+        _np_vector_norm,
+        _np_norm_samples,
+    ),
+    OpCase(
+        "linalg_norm",
+        fx.linalg.norm,
+        np.linalg.norm,
+        lambda rng: [_s(rng, (5,)), _s(rng, (3, 4)), _s(rng, (3, 4), ord=1), _s(rng, (2, 3, 4), axis=(0, 2))],
+    ),
+    OpCase(
+        "linalg_diagonal",
+        fx.linalg.diagonal,
+        lambda a, offset=0: np.diagonal(a, offset, -2, -1),
+        lambda rng: [_s(rng, (3, 3)), _s(rng, (2, 3, 4), offset=1), _s(rng, (4, 3), offset=-2), _s(rng, (2, 2), offset=5)],
+    ),
+    OpCase(
+        "linalg_trace",
+        fx.linalg.trace,
+        lambda a, offset=0: np.trace(a, offset, -2, -1),
+        lambda rng: [_s(rng, (3, 3)), _s(rng, (2, 3, 4), offset=1), _s(rng, (4, 3), offset=-1)],
+    ),
+    OpCase(
+        "linalg_outer",
+        fx.linalg.outer,
+        np.outer,
+        lambda rng: [Sample((rng.normal(size=(3,)), rng.normal(size=(4,)))), Sample((rng.normal(size=(0,)), rng.normal(size=(2,))))],
+    ),
+    OpCase(
+        "linalg_cross",
+        fx.linalg.cross,
+        lambda a, b, axis=-1: np.cross(a, b, axis=axis),
+        lambda rng: [
+            Sample((rng.normal(size=(3,)), rng.normal(size=(3,)))),
+            Sample((rng.normal(size=(2, 3)), rng.normal(size=(3,)))),
+            Sample((rng.normal(size=(3, 4)), rng.normal(size=(3, 4))), {"axis": 0}),
+        ],
+    ),
+    OpCase(
+        "linalg_matrix_power",
+        lambda a, n: fx.linalg.matrix_power(a, n),
+        lambda a, n: np.linalg.matrix_power(a, n),
+        lambda rng: [
+            Sample((_well_conditioned(rng, (3, 3)) / 3,), {"n": n}) for n in (1, 3, -2)
+        ] + [Sample((_well_conditioned(rng, (2, 2, 2)) / 3,), {"n": 2})],
+    ),
+    OpCase(
+        "linalg_matrix_power_zero",
+        lambda a: fx.linalg.matrix_power(a, 0),
+        lambda a: np.linalg.matrix_power(a, 0),
+        _matrix_samples(_well_conditioned),
+        **NONDIFF,  # the identity: a constant
+    ),
+]  # fmt: skip

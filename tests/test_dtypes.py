@@ -176,7 +176,7 @@ def test_weak_python_scalars(dtype, scalar, expected):
     assert (fx.ones(2, dtype=dtype) * scalar).dtype == expected
 
 
-UNSUPPORTED = ["complex64", np.complex128, np.str_, np.dtype("U3"), "object", np.datetime64]
+UNSUPPORTED = [np.clongdouble, np.timedelta64, np.str_, np.dtype("U3"), "object", np.datetime64]
 if hasattr(np, "float128"):
     UNSUPPORTED.append("float128")
 
@@ -200,14 +200,10 @@ def test_unsupported_dtypes_raise_dtype_error(bad):
 
 
 def test_unsupported_numpy_arrays_raise_dtype_error():
-    with pytest.raises(DTypeError, match="complex128"):
-        fx.tensor(np.array([1 + 2j]))
+    with pytest.raises(DTypeError, match="clongdouble|complex256"):
+        fx.tensor(np.array([1 + 2j], dtype=np.clongdouble))
     with pytest.raises(DTypeError):
         fx.asarray(np.array(["a", "b"]))
-    with pytest.raises(DTypeError):
-        fx.tensor(np.zeros(2, dtype=np.uint16))
-    with pytest.raises(DTypeError):
-        fx.tensor(1 + 2j)
 
 
 def test_none_is_not_a_dtype():

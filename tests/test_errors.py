@@ -265,9 +265,9 @@ CASES = [
     ("repeat-negative", lambda: fx.repeat(T(2, 3), -1), InvalidArgumentError, ["repeat", "-1"]),
     (
         "repeat-counts",
-        lambda: fx.repeat(T(2, 3), [1, 2], axis=0),
-        ArgumentTypeError,
-        ["repeat", "int"],
+        lambda: fx.repeat(T(2, 3), [1, 2, 1], axis=0),
+        ShapeError,
+        ["repeat", "3 counts", "(2, 3)"],
     ),
     ("tile-negative", lambda: fx.tile(T(2, 3), -1), ShapeError, ["tile", "reps", "-1"]),
     (
@@ -423,16 +423,10 @@ CASES = [
     ),
     ("tensor-strings", lambda: fx.tensor(["a", "b"]), DTypeError, ["not supported", "<U1"]),
     (
-        "tensor-complex",
-        lambda: fx.tensor(np.ones(2, np.complex64)),
+        "tensor-datetime",
+        lambda: fx.tensor(np.ones(2, "datetime64[s]")),
         DTypeError,
-        ["complex64", "not supported", "float32"],
-    ),
-    (
-        "tensor-uint64",
-        lambda: fx.tensor(np.ones(2, np.uint64)),
-        DTypeError,
-        ["uint64", "not supported"],
+        ["<M8[s]", "not supported", "float32"],
     ),
     (
         "tensor-dtype-name",
@@ -440,10 +434,9 @@ CASES = [
         DTypeError,
         ["'float128'", "not supported"],
     ),
-    ("zeros-dtype", lambda: fx.zeros(2, dtype="complex64"), DTypeError, ["'complex64'"]),
+    ("zeros-dtype", lambda: fx.zeros(2, dtype="float128"), DTypeError, ["'float128'"]),
     ("astype-dtype", lambda: fx.astype(T(2), "int128"), DTypeError, ["astype", "'int128'"]),
     ("method-astype-dtype", lambda: T(2).astype("float8"), DTypeError, ["astype", "'float8'"]),
-    ("add-complex-scalar", lambda: T(2) + 1j, DTypeError, ["complex"]),
     (
         "bitwise_and-float",
         lambda: fx.bitwise_and(T(3), T(3)),

@@ -101,6 +101,7 @@ DIFF_F64 = _params(True, _float64_outputs)
 DIFF_SECOND = _params(True, _second_order)
 NONDIFF = _params(False)
 NONDIFF_INT_OUT = _params(False, _int_output)
+NO_GRADIENT_YET = _params("raises")
 ARGS = "case, sample, idx"
 
 
@@ -292,6 +293,17 @@ def test_differentiating_int_or_bool_output_raises(case, sample, idx):
             fx.grad(lambda *xs: f(*xs)[k], argnums=tuple(range(len(idx))))(*primals)
         message = str(info.value)
         assert "grad" in message and "float" in message and str(dtype) in message, message
+
+
+@pytest.mark.parametrize(ARGS, NO_GRADIENT_YET)
+def test_op_without_a_derivative_raises(case, sample, idx):
+    f = _fn(case, sample, idx)
+    primals = _primals(sample, idx)
+    cts = _randn_like(_rng(case.name, "raises", repr(sample)), [o.shape for o in f(*primals)])
+    with pytest.raises(GradError, match="not implemented"):
+        fx.grad(lambda *xs: _loss(f(*xs), cts), argnums=tuple(range(len(idx))))(*primals)
+    with pytest.raises(GradError, match="not implemented"):
+        fx.jvp(f, primals, tuple(fx.ones_like(p) for p in primals))
 
 
 def test_the_table_feeds_every_check():

@@ -138,7 +138,7 @@ def _params():
         for index, sample in enumerate(case.samples(np.random.default_rng(1000))):
             sid = f"{case.name}-s{index}"
             per_sample.append(pytest.param(case, index, id=sid))
-            if case.differentiable and _diff_args(case, sample):
+            if case.differentiable is True and _diff_args(case, sample):
                 differentiable.append(pytest.param(case, index, id=sid))
             for axes in _in_axes_combos([np.ndim(a) for a in sample.args]):
                 per_axes.append(pytest.param(case, index, axes, id=f"{sid}-{_axes_id(axes)}"))

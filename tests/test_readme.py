@@ -39,9 +39,9 @@ NOT_RUN = {
     "python -m pytest": "the test suite itself, which runs this test",
     "tensorboard --logdir": "starts a web server that runs until it is stopped",
 }
-# A benchmark times minutes of work: its script runs once with --help instead, so that a
-# moved or broken script fails here.
-BENCHMARK = "python bench/"
+# A benchmark times minutes of work, and so does the array API suite: the script runs
+# once with --help instead, so that a moved or broken script fails here.
+BENCHMARK = ("python bench/", "python tools/array_api_rate.py")
 # what the README shows -> what a smoke run (a few steps of a tiny model) prints instead
 SMOKE_OUTPUT = {"12+345 = 357": "12+345 = ..."}  # an untrained model's answer is noise
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import fluxion as fx
-from fluxion.errors import FluxionError
+from fluxion.errors import FluxionError, ShapeError
 
 RNG = np.random.default_rng(0)
 X = RNG.permutation(24).reshape(2, 3, 4).astype(np.float32) / 4  # no ties
@@ -215,12 +215,19 @@ def test_index_put_out_of_place_matches_torch():
 
 def test_nonzero_and_bincount_match_torch():
     x = np.array([[0, 1, 0], [2, 0, 3]])
-    same(fx.nonzero(fx.tensor(x)), torch.nonzero(torch.tensor(x)))
-    for g, w in zip(
-        fx.nonzero(fx.tensor(x), as_tuple=True), torch.nonzero(torch.tensor(x), as_tuple=True)
+    # the method is PyTorch's (rows); the function NumPy's and the array API's (a tuple)
+    same(fx.tensor(x).nonzero(), torch.tensor(x).nonzero())
+    same(fx.nonzero(fx.tensor(x), as_tuple=False), torch.nonzero(torch.tensor(x)))
+    same(fx.argwhere(fx.tensor(x)), torch.nonzero(torch.tensor(x)))
+    for g, w, n in zip(
+        fx.nonzero(fx.tensor(x)), torch.nonzero(torch.tensor(x), as_tuple=True), np.nonzero(x)
     ):
         same(g, w)
-    same(fx.nonzero(fx.zeros(3)), torch.nonzero(torch.zeros(3)))
+        np.testing.assert_array_equal(g.numpy(), n)
+    same(fx.zeros(3).nonzero(), torch.zeros(3).nonzero())
+    same(fx.tensor(5.0).nonzero(), torch.tensor(5.0).nonzero())  # 0-d: (1, 0)
+    with pytest.raises(ShapeError, match="0-d"):
+        fx.nonzero(fx.tensor(5.0))  # the array API: no axes to index
     v = np.array([1, 4, 1, 0, 4, 4])
     same(fx.bincount(fx.tensor(v)), torch.bincount(torch.tensor(v)))
     same(fx.bincount(fx.tensor(v), minlength=7), torch.bincount(torch.tensor(v), minlength=7))

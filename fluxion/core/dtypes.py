@@ -9,6 +9,9 @@ Promotion follows JAX and the array API rather than NumPy:
   (``int32 + float16 -> float16``), never float64.
 * ``uint8`` with a signed integer gives the next signed type that holds both.
 * ``float16`` with ``bfloat16`` gives ``float32``.
+* complex sits above floats: ``complex64`` with ``float64`` gives ``complex128`` (the
+  array API's table); a Python complex meeting a real tensor gives the complex dtype of
+  its precision (``complex64`` for float32 and below, and for integers).
 * Python scalars are *weak*: they take the other operand's dtype when it is of
   the same kind or higher (``x_f16 * 2.0`` stays f16, ``x_i8 + 1`` stays int8);
   a Python float meeting an integer tensor gives the default float (float32),
@@ -28,7 +31,9 @@ bfloat16_np = np.dtype(ml_dtypes.bfloat16)
 _TABLE = [
     ("bool", np.dtype(np.bool_), "bool"),
     ("uint8", np.dtype(np.uint8), "u8"),
+    ("uint16", np.dtype(np.uint16), "u16"),
     ("uint32", np.dtype(np.uint32), "u32"),  # PRNG keys and bits
+    ("uint64", np.dtype(np.uint64), "u64"),
     ("int8", np.dtype(np.int8), "i8"),
     ("int16", np.dtype(np.int16), "i16"),
     ("int32", np.dtype(np.int32), "i32"),
@@ -37,13 +42,17 @@ _TABLE = [
     ("bfloat16", bfloat16_np, "bf16"),
     ("float32", np.dtype(np.float32), "f32"),
     ("float64", np.dtype(np.float64), "f64"),
+    ("complex64", np.dtype(np.complex64), "c64"),
+    ("complex128", np.dtype(np.complex128), "c128"),
 ]
 SHORT_NAMES = {np_dtype: short for _, np_dtype, short in _TABLE}
 FLOATS = frozenset(d for n, d, _ in _TABLE if n.startswith(("float", "bfloat")))
 # accumulate in float32 (sums, norms, softmax, losses), as PyTorch's CPU kernels do
 LOW_FLOATS = frozenset({np.dtype(np.float16), bfloat16_np})
 INTEGERS = frozenset(d for n, d, _ in _TABLE if "int" in n)
+COMPLEX = frozenset({np.dtype(np.complex64), np.dtype(np.complex128)})
 DEFAULT_FLOAT = np.dtype(np.float32)
+DEFAULT_COMPLEX = np.dtype(np.complex64)
 DEFAULT_INT = np.dtype(np.int64)
 BOOL = np.dtype(np.bool_)
 
@@ -131,15 +140,52 @@ def is_float(np_dtype: np.dtype) -> bool:
     return np_dtype in FLOATS
 
 
+def is_inexact(np_dtype: np.dtype) -> bool:
+    """Real floating or complex: the dtypes that exp, log, sin... take as they are."""
+    return np_dtype in FLOATS or np_dtype in COMPLEX
+
+
+def complex_for(np_dtype: np.dtype) -> np.dtype:
+    """The complex dtype holding a real dtype's values: complex128 for float64, else complex64."""
+    if np_dtype in COMPLEX:
+        return np_dtype
+    return np.dtype(np.complex128) if np_dtype == np.float64 else DEFAULT_COMPLEX
+
+
+def real_for(np_dtype: np.dtype) -> np.dtype:
+    """The real dtype of a complex dtype's parts (float32 for complex64); reals as they are."""
+    return (
+        np.dtype(np.float64 if np_dtype == np.complex128 else np.float32)
+        if np_dtype in COMPLEX
+        else np_dtype
+    )
+
+
+def refuse_complex_gradient(op: str, outs) -> None:
+    """Differentiating through a complex value is not implemented: raise rather than give
+    a gradient that silently drops the path through it."""
+    for o in outs:
+        if o._np_dtype in COMPLEX:
+            raise DTypeError(
+                f"{op}: gradients through complex values ({o._np_dtype}) are not supported "
+                "yet; differentiate real-valued code, or compute this part under fx.no_grad() "
+                "or on x.detach()"
+            )
+
+
 def kind(d: np.dtype) -> int:
-    """0 for bool, 1 for integers, 2 for floats: promotion never goes down this order."""
-    return 0 if d == BOOL else 1 if d in INTEGERS else 2
+    """0 for bool, 1 for integers, 2 for real floats, 3 for complex: promotion never goes
+    down this order."""
+    return 0 if d == BOOL else 1 if d in INTEGERS else 3 if d in COMPLEX else 2
 
 
 def _promote_pair(a: np.dtype, b: np.dtype) -> np.dtype:
     if a == b:
         return a
     ka, kb = kind(a), kind(b)
+    if 3 in (ka, kb):  # the complex dtype wide enough for both parts
+        wide = max(real_for(a), real_for(b), key=lambda d: d.itemsize if kind(d) == 2 else 0)
+        return complex_for(wide)
     if ka != kb:
         return a if ka > kb else b
     if ka == 2:
@@ -159,11 +205,16 @@ def promote(a: np.dtype, b: np.dtype) -> np.dtype:
 
 def weak_scalar_dtype(value, other: np.dtype) -> np.dtype:
     """The dtype a Python scalar takes when it meets a tensor of dtype ``other``."""
-    value_kind = 0 if isinstance(value, (bool, np.bool_)) else 1 if isinstance(value, int) else 2
-    if value_kind == 2 and isinstance(value, complex):
-        raise DTypeError("complex numbers are not supported")
+    if isinstance(value, (bool, np.bool_)):
+        value_kind = 0
+    elif isinstance(value, int):
+        value_kind = 1
+    else:
+        value_kind = 3 if isinstance(value, complex) else 2
     if value_kind <= kind(other):
         return other
+    if value_kind == 3:
+        return complex_for(other)
     return DEFAULT_INT if value_kind == 1 else DEFAULT_FLOAT
 
 
@@ -174,6 +225,8 @@ def scalar_default_dtype(value) -> np.dtype:
         return DEFAULT_INT
     if isinstance(value, float):
         return DEFAULT_FLOAT
+    if isinstance(value, complex):
+        return DEFAULT_COMPLEX
     raise DTypeError(f"cannot make a tensor from a {type(value).__name__}")
 
 

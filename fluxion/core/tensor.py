@@ -274,8 +274,11 @@ class Tensor:
         # NumPy 2 passes copy=True for np.array(t): hand back a copy, never our buffer
         return np.array(self._data("np.asarray()"), dtype=dtype, copy=copy)
 
-    def __dlpack__(self, **kwargs):
-        return self._data("__dlpack__").__dlpack__(**kwargs)
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        kwargs = {"max_version": max_version, "dl_device": dl_device, "copy": copy}
+        return self._data("__dlpack__").__dlpack__(
+            stream=stream, **{k: v for k, v in kwargs.items() if v is not None}
+        )
 
     def __dlpack_device__(self):
         return self._concrete().__dlpack_device__()
@@ -533,6 +536,11 @@ class Tensor:
         """A copy, differentiable (the gradient passes through unchanged)."""
         return _ops.clone(self)
 
+    def nonzero(self, *, as_tuple: bool = False):
+        """PyTorch's ``x.nonzero()``: one row of indices per non-zero element, (n, ndim);
+        ``fx.nonzero(x)`` is NumPy's and the array API's, one index tensor per axis."""
+        return _ops.nonzero(self, as_tuple=as_tuple)
+
     def half(self) -> Tensor:
         return _ops.astype(self, np.float16)
 
@@ -648,6 +656,38 @@ class Tensor:
     def clamp(self, min=None, max=None) -> Tensor:
         return _ops.clip(self, min, max)
 
+    # ------------------------------------------------------------------ array API
+    def __array_namespace__(self, *, api_version=None):
+        import fluxion
+
+        if api_version not in (None, "2021.12", "2022.12", "2023.12", "2024.12"):
+            raise InvalidArgumentError(
+                f"__array_namespace__: api_version {api_version!r} is not supported; fluxion "
+                f"implements {fluxion.__array_api_version__}"
+            )
+        return fluxion
+
+    def to_device(self, device, /, *, stream=None) -> Tensor:
+        from fluxion.ops.inspection import check_device
+
+        check_device("to_device", device)
+        return self
+
+    def __complex__(self) -> complex:
+        return complex(self._data("complex()"))
+
+    def __lshift__(self, other):
+        return _ops.bitwise_left_shift(self, other)
+
+    def __rlshift__(self, other):
+        return _ops.bitwise_left_shift(other, self)
+
+    def __rshift__(self, other):
+        return _ops.bitwise_right_shift(self, other)
+
+    def __rrshift__(self, other):
+        return _ops.bitwise_right_shift(other, self)
+
 
 def _method(name):
     def method(self, *args, **kwargs):
@@ -664,7 +704,7 @@ for _name in (
     "swapaxes moveaxis flip split chunk matmul dot softmax log_softmax round floor ceil sign "
     "sort argsort topk median mode norm masked_fill index_put scatter scatter_add gather "
     "repeat_interleave maximum minimum pow rsqrt reciprocal log1p expm1 erf tril "
-    "triu nonzero bincount multinomial"
+    "triu bincount multinomial"
 ).split():
     setattr(Tensor, _name, _method(_name))
 
@@ -794,6 +834,8 @@ def _to_array(data, dtype, copy: bool) -> np.ndarray:
             np_dtype = dtypes.DEFAULT_INT if ints else dtypes.DEFAULT_FLOAT  # floats: f32
         elif np_dtype is None and array.dtype.kind in "iu":
             np_dtype = dtypes.DEFAULT_INT
+        elif np_dtype is None and array.dtype.kind == "c":
+            np_dtype = dtypes.DEFAULT_COMPLEX
         if np.dtype(np_dtype).kind in "iu" and array.size:
             _check_range(array, np.dtype(np_dtype))
     if np_dtype is None:

@@ -316,7 +316,11 @@ class Node:
 
 def record(prim, params, args, out):
     """Attach a Node to the outputs of ``prim`` (imperative autograd)."""
+    from fluxion.core.dtypes import refuse_complex_gradient
+
     outs = out if prim.multiple_results else (out,)
+    if prim.vjp is not NOT_DIFFERENTIABLE:
+        refuse_complex_gradient(prim.name, outs)
     parents = [a if a.requires_grad else None for a in args]
     node = Node(
         prim.name,

@@ -15,9 +15,10 @@ from fluxion.core.checks import (
     check_shape,
     check_size,
 )
-from fluxion.core.tensor import Tensor, _device_of, _to_array, to_tensor
+from fluxion.core.tensor import Tensor, _to_array, to_tensor
 from fluxion.errors import DTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import where
+from fluxion.ops.inspection import check_device
 from fluxion.ops.shape import _star_shape
 
 
@@ -29,16 +30,29 @@ def tensor(data, dtype=None, requires_grad: bool = False, *, device=None) -> Ten
     >>> fx.tensor([[1, 2], [3, 4]]).dtype
     int64
     """
-    _on_cpu("tensor", device)
+    check_device("tensor", device)
     if dtype is not None:
         dtype = check_dtype("tensor", "dtype", dtype)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
-def asarray(data, dtype=None) -> Tensor:
-    """Like ``tensor`` but shares memory with a NumPy array (or tensor) when it can."""
+def asarray(data, dtype=None, *, device=None, copy=None) -> Tensor:
+    """Like ``tensor`` but shares memory with a NumPy array (or tensor) when it can.
+
+    ``copy`` is the array API's: True always copies, False never does (a ValueError where
+    it would have to: another dtype, Python data), None copies only when it must."""
+    check_device("asarray", device)
     if dtype is not None:
         dtype = check_dtype("asarray", "dtype", dtype)
+    if copy:
+        return Tensor._from_array(_to_array(data, dtype, copy=True))
+    shares = isinstance(data, Tensor | np.ndarray) and (dtype is None or data.dtype == dtype)
+    if copy is False and not shares:
+        raise InvalidArgumentError(
+            f"asarray: copy=False, but a {type(data).__name__} of dtype "
+            f"{getattr(data, 'dtype', None)} cannot become a tensor of dtype {dtype} without a "
+            "copy; pass copy=None (copy when needed)"
+        )
     if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype):
         return data
     return Tensor._from_array(_to_array(data, dtype, copy=False))
@@ -48,20 +62,16 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return asarray(array)
 
 
-def from_dlpack(obj) -> Tensor:
+def from_dlpack(obj, *, device=None, copy=None) -> Tensor:
     """Zero-copy import of a DLPack producer (NumPy arrays, CPU PyTorch tensors)."""
-    return Tensor.from_dlpack(obj)
-
-
-def _on_cpu(op: str, device) -> None:
-    """PyTorch's ``device=`` of a creation function: the cpu (or None) is the only one."""
-    if device is not None:
-        _device_of(op, device)
+    check_device("from_dlpack", device)
+    out = Tensor.from_dlpack(obj)
+    return Tensor._from_array(out._value.copy()) if copy else out
 
 
 def _filled(op, shape, value, dtype, device=None) -> Tensor:
     # dtype=None means the default, as in PyTorch (np.dtype(None) would be float64)
-    _on_cpu(op, device)
+    check_device(op, device)
     np_dtype = check_dtype(op, "dtype", dtype, default=dtypes.DEFAULT_FLOAT)
     return Tensor._from_array(np.full(check_shape(op, "shape", shape, np_dtype), value, np_dtype))
 
@@ -78,12 +88,13 @@ def ones(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
 
 def full(shape, fill_value, dtype=None, *, device=None) -> Tensor:
     """``shape`` filled with ``fill_value`` (dtype inferred from the value if not given)."""
+    check_device("full", device)
     if isinstance(fill_value, Tensor | np.ndarray | np.generic):
         # a NumPy scalar or 0-d tensor keeps its dtype, as fx.tensor(value) would
         fill_value = _to_array(fill_value, None, copy=False)
         dtype = fill_value.dtype if dtype is None else dtype
     elif dtype is None:
-        if not isinstance(fill_value, bool | int | float):
+        if not isinstance(fill_value, bool | int | float | complex):
             raise DTypeError(
                 f"full: fill_value must be a number (or a 0-d tensor), got {fill_value!r}"
             )
@@ -119,7 +130,7 @@ def empty(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
 
 def arange(start, stop=None, step=1, dtype=None, *, device=None) -> Tensor:
     """``start, start + step, ...`` below ``stop``; int64 for ints, float32 for floats."""
-    _on_cpu("arange", device)
+    check_device("arange", device)
     for name, v in (("start", start), ("stop", stop), ("step", step)):
         if v is not None or name != "stop":
             check_number("arange", name, v)
@@ -139,18 +150,28 @@ def arange(start, stop=None, step=1, dtype=None, *, device=None) -> Tensor:
 
 
 def linspace(
-    start, stop, num: int = 50, endpoint: bool = True, dtype=dtypes.DEFAULT_FLOAT
+    start, stop, num: int = 50, endpoint: bool = True, dtype=None, *, device=None
 ) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop``."""
-    start, stop = check_number("linspace", "start", start), check_number("linspace", "stop", stop)
-    np_dtype = check_dtype("linspace", "dtype", dtype, default=dtypes.DEFAULT_FLOAT)
+    """``num`` evenly spaced values from ``start`` to ``stop`` (complex ones give the
+    default complex dtype)."""
+    check_device("linspace", device)
+    if isinstance(start, complex) or isinstance(stop, complex):
+        default = dtypes.DEFAULT_COMPLEX
+    else:
+        start = check_number("linspace", "start", start)
+        stop = check_number("linspace", "stop", stop)
+        default = dtypes.DEFAULT_FLOAT
+    np_dtype = check_dtype("linspace", "dtype", dtype, default=default)
     num = check_size("linspace", "num", num)
     check_allocation("linspace", (num,), np.float64)  # computed in float64, then cast
     return Tensor._from_array(np.linspace(start, stop, num, endpoint=endpoint).astype(np_dtype))
 
 
-def eye(n: int, m: int | None = None, k: int = 0, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
+def eye(
+    n: int, m: int | None = None, k: int = 0, dtype=dtypes.DEFAULT_FLOAT, *, device=None
+) -> Tensor:
     """Identity-like matrix: ones on diagonal ``k``."""
+    check_device("eye", device)
     n = check_size("eye", "n", n)
     m = n if m is None else check_size("eye", "m", m)
     k = check_int("eye", "k", k)

@@ -15,14 +15,17 @@ from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
 from fluxion.errors import DTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
+from fluxion.ops.inspection import check_device
 
 
-def astype(x, dtype) -> Tensor:
-    """Cast to ``dtype`` (``fx.float32``, ``"int64"``, ``np.float16``...).
+def astype(x, dtype, *, copy: bool = True, device=None) -> Tensor:
+    """Cast to ``dtype`` (``fx.float32``, ``"int64"``, ``np.float16``...). Tensors are
+    values, so ``copy=False`` (the array API's) returns ``x`` itself where the dtype is its.
 
     >>> fx.astype(fx.tensor([1.7, -1.7]), fx.int32)
     [ 1 -1]:i32[2]:cpu(0)
     """
+    check_device("astype", device)
     x = to_tensor(x)
     try:
         np_dtype = dtypes.to_np(dtype)
@@ -48,14 +51,14 @@ def _promoted(x, y) -> tuple[Tensor, Tensor]:
         if x._weak != y._weak:  # a Python scalar traced by jit still promotes like one
             weak, strong = (x, y) if x._weak else (y, x)
             dtype = dtypes.weak_scalar_dtype(
-                (False, 0, 0.0)[dtypes.kind(weak._np_dtype)], strong._np_dtype
+                (False, 0, 0.0, 0j)[dtypes.kind(weak._np_dtype)], strong._np_dtype
             )
         else:
             dtype = dtypes.promote(x._np_dtype, y._np_dtype)
-    elif isinstance(x, Tensor) and isinstance(y, bool | int | float):
+    elif isinstance(x, Tensor) and isinstance(y, bool | int | float | complex):
         dtype = dtypes.weak_scalar_dtype(y, x._np_dtype)
         return astype(x, dtype), P.constant(y, dtype)
-    elif isinstance(y, Tensor) and isinstance(x, bool | int | float):
+    elif isinstance(y, Tensor) and isinstance(x, bool | int | float | complex):
         dtype = dtypes.weak_scalar_dtype(x, y._np_dtype)
         return P.constant(x, dtype), astype(y, dtype)
     else:
@@ -66,7 +69,7 @@ def _promoted(x, y) -> tuple[Tensor, Tensor]:
 
 def _floating(x) -> Tensor:
     x = to_tensor(x)
-    return x if dtypes.is_float(x._np_dtype) else astype(x, dtypes.DEFAULT_FLOAT)
+    return x if dtypes.is_inexact(x._np_dtype) else astype(x, dtypes.DEFAULT_FLOAT)
 
 
 def _unary_float(prim, doc):
@@ -91,7 +94,7 @@ def _broadcast_check(name, *xs, names=("x", "y")):
 def _binary(prim, name, doc, floating=False, integer=False):
     def op(x, y) -> Tensor:
         x, y = _promoted(x, y)
-        if floating and not dtypes.is_float(x._np_dtype):
+        if floating and not dtypes.is_inexact(x._np_dtype):
             x, y = astype(x, dtypes.DEFAULT_FLOAT), astype(y, dtypes.DEFAULT_FLOAT)
         if integer and dtypes.is_float(x._np_dtype):
             raise DTypeError(
@@ -129,7 +132,7 @@ def _rounding(prim, doc, bools=True):
             raise DTypeError(
                 f"{prim.name}: needs a numeric argument, got bool; cast with .astype(fx.int64)"
             )
-        return bind(prim, x) if dtypes.is_float(x._np_dtype) else x
+        return bind(prim, x) if dtypes.is_inexact(x._np_dtype) else x  # complex: refused
 
     op.__name__, op.__doc__ = prim.name, doc
     return op
@@ -287,9 +290,9 @@ def gelu(x, approximate: str = "none") -> Tensor:
 def trunc(x) -> Tensor:
     """Round towards zero (integers stay as they are); its gradient is zero."""
     x = to_tensor(x)
-    if not dtypes.is_float(x._np_dtype):
+    if not dtypes.is_inexact(x._np_dtype):
         return x
-    return where(x < 0, ceil(x), floor(x))
+    return where(floor(x) < 0, ceil(x), floor(x))  # floor first: it refuses complex
 
 
 def clip(x, min=None, max=None) -> Tensor:
@@ -355,3 +358,85 @@ def isinf(x) -> Tensor:
 
 def isfinite(x) -> Tensor:
     return logical_not(logical_or(isnan(x), isinf(x)))
+
+
+# ----------------------------------------------------------------------------- the array API's
+
+tan = _unary_float(P.tan_p, "Tangent (radians).")
+sinh = _unary_float(P.sinh_p, "Hyperbolic sine.")
+cosh = _unary_float(P.cosh_p, "Hyperbolic cosine.")
+asin = _unary_float(P.asin_p, "Inverse sine, in [-pi/2, pi/2]; NaN outside [-1, 1].")
+acos = _unary_float(P.acos_p, "Inverse cosine, in [0, pi]; NaN outside [-1, 1].")
+atan = _unary_float(P.atan_p, "Inverse tangent, in [-pi/2, pi/2].")
+asinh = _unary_float(P.asinh_p, "Inverse hyperbolic sine.")
+acosh = _unary_float(P.acosh_p, "Inverse hyperbolic cosine; NaN below 1.")
+atanh = _unary_float(P.atanh_p, "Inverse hyperbolic tangent; +-inf at +-1.")
+log2 = _unary_float(P.log2_p, "Base-2 logarithm. ``fx.log2(fx.tensor(8.0))`` is ``3.0``.")
+log10 = _unary_float(P.log10_p, "Base-10 logarithm.")
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+atan2 = _binary(
+    P.atan2_p, "atan2", "The angle of the point (x2, y=x1): ``atan2(y, x)``.", floating=True
+)
+arctan2 = atan2
+hypot = _binary(P.hypot_p, "hypot", "sqrt(x**2 + y**2), without overflow.", floating=True)
+nextafter = _binary(
+    P.nextafter_p, "nextafter", "The next float after x towards y; its gradient is zero."
+)
+bitwise_left_shift = _binary(P.left_shift_p, "bitwise_left_shift", "x << y on integers.")
+bitwise_right_shift = _binary(
+    P.right_shift_p, "bitwise_right_shift", "x >> y on integers (arithmetic for signed ones)."
+)
+bitwise_invert = invert
+
+
+def signbit(x) -> Tensor:
+    """Whether the sign bit is set (True for -0.0 and -inf), as bool."""
+    x = to_tensor(x)
+    if x._np_dtype in dtypes.INTEGERS or x._np_dtype == dtypes.BOOL:
+        return x < 0
+    return bind(P.signbit_p, x)
+
+
+def copysign(x, y) -> Tensor:
+    """|x| with the sign (bit) of y."""
+    x, y = _promoted(x, y)
+    x, y = _floating(x), _floating(y)
+    return where(signbit(x) != signbit(y), -x, x)
+
+
+def logaddexp(x, y) -> Tensor:
+    """log(exp(x) + exp(y)), which never overflows (equal infinities give themselves)."""
+    x, y = _promoted(x, y)
+    x, y = _floating(x), _floating(y)
+    big = maximum(x, y)
+    both_inf = isinf(x) & (x == y)
+    gap = where(both_inf, 0.0, x - y)  # no inf - inf
+    return where(both_inf, x, big + log1p(exp(-abs(gap))))
+
+
+def positive(x) -> Tensor:
+    """+x: x itself (a number, not a bool)."""
+    x = to_tensor(x)
+    if x._np_dtype == dtypes.BOOL:
+        raise DTypeError("positive: needs a numeric argument, got bool")
+    return x
+
+
+def real(x) -> Tensor:
+    """The real part of a complex tensor; a real tensor as it is."""
+    x = to_tensor(x)
+    return bind(P.real_p, x) if x._np_dtype in dtypes.COMPLEX else x
+
+
+def imag(x) -> Tensor:
+    """The imaginary part of a complex tensor; zeros for a real one."""
+    x = to_tensor(x)
+    if x._np_dtype in dtypes.COMPLEX:
+        return bind(P.imag_p, x)
+    return P.zeros(x.shape, x._np_dtype)
+
+
+def conj(x) -> Tensor:
+    """The complex conjugate; a real tensor as it is."""
+    x = to_tensor(x)
+    return bind(P.conj_p, x) if x._np_dtype in dtypes.COMPLEX else x

@@ -458,14 +458,29 @@ def scatter(x, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
     return where(hit, written, x)
 
 
-def nonzero(x, *, as_tuple: bool = False):
-    """PyTorch's nonzero: the indices of the non-zero elements, one row each (int64, shape
-    (n, ndim)); ``as_tuple=True``: one index tensor per dimension (NumPy's nonzero). The
-    count depends on the values, so ``x`` must be concrete (not inside jit or vmap)."""
-    found = np.nonzero(_concrete_index("nonzero", to_tensor(x)))
+def nonzero(x, /, *, as_tuple: bool = True):
+    """The indices of the non-zero elements: one int64 tensor per axis (NumPy's and the
+    array API's ``nonzero``); ``as_tuple=False``: one row per element, shape (n, ndim)
+    (``torch.nonzero``'s default, and ``x.nonzero()``'s, as in PyTorch; ``fx.argwhere``).
+    The count depends on the values, so ``x`` must be concrete (not inside jit or vmap)."""
+    x = to_tensor(x)
+    values = _concrete_index("nonzero", x)
+    if x.ndim == 0:
+        if as_tuple:
+            raise ShapeError(
+                "nonzero: a 0-d tensor has no axes to index; reshape it to (1,) first, or "
+                "pass as_tuple=False for PyTorch's (n, 0) rows"
+            )
+        return P.constant(np.zeros((int(values != 0), 0), np.int64), dtypes.DEFAULT_INT)
+    found = np.nonzero(values)
     if as_tuple:
         return tuple(P.constant(i, dtypes.DEFAULT_INT) for i in found)
-    return P.constant(np.stack(found, axis=-1).reshape(-1, len(found)), dtypes.DEFAULT_INT)
+    return P.constant(np.stack(found, axis=-1), dtypes.DEFAULT_INT)
+
+
+def argwhere(x) -> Tensor:
+    """NumPy's ``argwhere``: the indices of the non-zero elements, one row each, (n, ndim)."""
+    return nonzero(x, as_tuple=False)
 
 
 def bincount(x, weights=None, minlength: int = 0) -> Tensor:

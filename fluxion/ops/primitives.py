@@ -15,7 +15,16 @@ import operator
 import numpy as np
 
 from fluxion.backends import threads
-from fluxion.core.dtypes import BOOL, DEFAULT_INT, FLOATS, INTEGERS, LOW_FLOATS, is_float
+from fluxion.core.dtypes import (
+    BOOL,
+    COMPLEX,
+    DEFAULT_INT,
+    FLOATS,
+    INTEGERS,
+    LOW_FLOATS,
+    is_float,
+    real_for,
+)
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, ShapedArray
 from fluxion.core.tensor import Tensor
 from fluxion.core.trace import bind
@@ -139,8 +148,12 @@ def _shift_axis(params):
 
 # the dtypes an elementwise op takes, and how its error names them
 _ANY = None
-_FLOATING = (FLOATS, "a floating-point")
-_NUMBERS = (FLOATS | INTEGERS, "a numeric (not bool)")  # NumPy refuses -x, sign(x) on bools
+_FLOATING = (FLOATS, "a real floating-point")
+_INEXACT = (FLOATS | COMPLEX, "a floating-point or complex")
+_NUMBERS = (
+    FLOATS | INTEGERS | COMPLEX,
+    "a numeric (not bool)",
+)  # NumPy refuses -x, sign(x) on bools
 _BITWISE = (INTEGERS | {BOOL}, "a bool or integer")  # NumPy's and C's bitwise ops refuse floats
 
 
@@ -149,10 +162,10 @@ def _check_kind(op, dtype, takes):
         raise DTypeError(f"{op}: needs {takes[1]} argument, got {dtype}")
 
 
-def _unary_aval(op, takes):
+def _unary_aval(op, takes, out_dtype=None):
     def rule(x, **_):
         _check_kind(op, x.dtype, takes)
-        return x
+        return x if out_dtype is None else ShapedArray(x.shape, out_dtype(x.dtype))
 
     return rule
 
@@ -165,11 +178,11 @@ def ufunc_rules(kernel):
     return (lambda xp, *arrays: getattr(xp, kernel)(*arrays)), f"xp.{kernel}({{args}}{{out}})"
 
 
-def unary(name, kernel, deriv, c_expr, takes=_FLOATING):
+def unary(name, kernel, deriv, c_expr, takes=_INEXACT, out_dtype=None):
     """An elementwise unary primitive; ``kernel`` a ufunc name or an impl; ``deriv(x, y)``
     is dy/dx written with fluxion ops (``None`` for piecewise-constant ops: zero gradient);
     ``c_expr`` the op in C (C's <tgmath.h> names are type-generic: ``exp`` is ``expf`` on
-    float32)."""
+    float32); ``out_dtype(dtype)`` the result's dtype where it is not the argument's."""
     impl, emit = ufunc_rules(kernel)
 
     def jvp(primals, tangents):
@@ -184,7 +197,7 @@ def unary(name, kernel, deriv, c_expr, takes=_FLOATING):
     return Primitive(
         name,
         impl=impl,
-        abstract=_unary_aval(name, takes),
+        abstract=_unary_aval(name, takes, out_dtype),
         jvp=NOT_DIFFERENTIABLE if deriv is None else jvp,
         vjp=NOT_DIFFERENTIABLE if deriv is None else vjp,
         batch=_batch_broadcasting(name),
@@ -229,16 +242,51 @@ exp_p = unary(
 )  # the prelude's: fast where it underflows
 log_p = unary("log", "log", lambda x, y: 1.0 / x, "log({0})")
 log1p_p = unary("log1p", "log1p", lambda x, y: 1.0 / (1.0 + x), "log1p({0})")
-expm1_p = unary("expm1", "expm1", lambda x, y: y + 1.0, "expm1({0})")
+
+
+def _expm1_impl(xp, x):
+    if x.dtype.kind != "c":
+        return xp.expm1(x)
+    # NumPy's complex expm1 loses C99's special values (expm1(inf + 0j) is inf + nanj) and
+    # exp(z) - 1 cancels near 0; so: the accurate real and imaginary parts where z is
+    # finite, exp(z) - 1 (which has C99's special values) elsewhere
+    a, b = x.real, x.imag
+    with np.errstate(all="ignore"):
+        half = xp.sin(b / 2)
+        near = (
+            xp.expm1(a) * xp.cos(b)
+            - 2 * half * half
+            + 1j * xp.where(b == 0, b, xp.exp(a) * xp.sin(b))
+        )
+        far = xp.exp(x) - 1
+    return xp.where(xp.isfinite(a) & xp.isfinite(b), near, far).astype(x.dtype)
+
+
+expm1_p = unary("expm1", _expm1_impl, lambda x, y: y + 1.0, "expm1({0})")
 sin_p = unary("sin", "sin", lambda x, y: bind(cos_p, x), "sin({0})")
 cos_p = unary("cos", "cos", lambda x, y: -bind(sin_p, x), "cos({0})")
-tanh_p = unary("tanh", "tanh", lambda x, y: 1.0 - y * y, "tanh({0})")
+
+
+def _tanh_impl(xp, x):
+    out = xp.tanh(x)
+    if x.dtype.kind != "c":
+        return out
+    # tanh(+-inf + yj) for a finite y is +-1 with the imaginary zero's sign y's, as the array
+    # API asks (NumPy's sign follows sin(2y))
+    a, b = x.real, x.imag
+    at_inf = xp.isinf(a) & xp.isfinite(b)
+    limit = (xp.sign(a) + 1j * xp.copysign(xp.zeros_like(b), b)).astype(x.dtype)
+    return xp.where(at_inf, limit, out)
+
+
+tanh_p = unary("tanh", _tanh_impl, lambda x, y: 1.0 - y * y, "tanh({0})")
 sqrt_p = unary("sqrt", "sqrt", lambda x, y: 0.5 / y, "sqrt({0})")
 erf_p = unary(
     "erf",
     _erf_impl,
     lambda x, y: (2.0 / math.sqrt(math.pi)) * bind(exp_p, -(x * x)),
     "fx_erf({0})",  # the same fit, in the native kernels' prelude
+    takes=_FLOATING,
 )
 abs_p = unary(
     "abs",
@@ -246,13 +294,14 @@ abs_p = unary(
     lambda x, y: bind(sign_p, x),
     "_Generic({0}, float: fabsf({0}), double: fabs({0}), default: {0} < 0 ? -{0} : {0})",
     takes=_ANY,
+    out_dtype=real_for,  # |z| of a complex z is real
 )
 sign_p = unary(
     "sign", "sign", None, "({0} > 0 ? 1 : {0} < 0 ? -1 : {0} == 0 ? 0 : {0})", takes=_NUMBERS
 )  # 0 for -0.0, NaN for NaN, as NumPy
-floor_p = unary("floor", "floor", None, "floor({0})")
-ceil_p = unary("ceil", "ceil", None, "ceil({0})")
-round_p = unary("round", "round", None, "nearbyint({0})")  # half to even, like NumPy
+floor_p = unary("floor", "floor", None, "floor({0})", takes=_FLOATING)
+ceil_p = unary("ceil", "ceil", None, "ceil({0})", takes=_FLOATING)
+round_p = unary("round", "round", None, "nearbyint({0})", takes=_FLOATING)  # half to even
 invert_p = unary(
     "invert", "invert", None, "_Generic({0}, _Bool: !{0}, default: ~{0})", takes=_BITWISE
 )
@@ -395,7 +444,7 @@ def _rem_vjp(ct, primals, outputs):
 add_p = binary("add", "add", _linear_jvp("add"), _add_vjp, "({0} + {1})")
 sub_p = binary("sub", "subtract", _linear_jvp("sub"), _sub_vjp, "({0} - {1})", takes=_NUMBERS)
 mul_p = binary("mul", "multiply", _mul_jvp, _mul_vjp, "({0} * {1})")
-div_p = binary("div", "divide", _div_jvp, _div_vjp, "({0} / {1})", takes=_FLOATING)
+div_p = binary("div", "divide", _div_jvp, _div_vjp, "({0} / {1})", takes=_INEXACT)
 pow_p = binary("pow", "power", _pow_jvp, _pow_vjp)  # NumPy's integer powers raise on x ** -1
 
 
@@ -496,7 +545,7 @@ def _select_impl(xp, c, x, y):
     # np.where branches on every element: on a mask with no pattern (relu, dropout) that
     # is ~10x slower than blending the bits, which is exact for every dtype (bits move,
     # values are never computed). Small arrays keep np.where: one call is cheaper there.
-    if xp is not np or max(c.size, x.size, y.size) < 4096:
+    if xp is not np or max(c.size, x.size, y.size) < 4096 or x.dtype.itemsize not in _BITS:
         return xp.where(c, x, y)
     shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
     bits = _BITS[x.dtype.itemsize]
@@ -1319,3 +1368,79 @@ random_bits_p = Primitive(
         0,
     ),
 )
+
+
+# ----------------------------------------------------------------------------- the array API's
+# elementwise functions beyond the core set. They run on NumPy (no C twin yet: a jit group
+# holding one stays on NumPy). Derivatives are written with the primitives above.
+
+
+def _sqrt(x):
+    return bind(sqrt_p, x)
+
+
+tan_p = unary("tan", "tan", lambda x, y: 1.0 + y * y, None)
+sinh_p = unary("sinh", "sinh", lambda x, y: bind(cosh_p, x), None)
+cosh_p = unary("cosh", "cosh", lambda x, y: bind(sinh_p, x), None)
+asin_p = unary("asin", "arcsin", lambda x, y: 1.0 / _sqrt(1.0 - x * x), None)
+acos_p = unary("acos", "arccos", lambda x, y: -1.0 / _sqrt(1.0 - x * x), None)
+atan_p = unary("atan", "arctan", lambda x, y: 1.0 / (1.0 + x * x), None)
+asinh_p = unary("asinh", "arcsinh", lambda x, y: 1.0 / _sqrt(x * x + 1.0), None)
+acosh_p = unary("acosh", "arccosh", lambda x, y: 1.0 / _sqrt(x * x - 1.0), None)
+atanh_p = unary("atanh", "arctanh", lambda x, y: 1.0 / (1.0 - x * x), None)
+log2_p = unary("log2", "log2", lambda x, y: (1.0 / math.log(2.0)) / x, None)
+log10_p = unary("log10", "log10", lambda x, y: (1.0 / math.log(10.0)) / x, None)
+signbit_p = unary(
+    "signbit", "signbit", None, None, takes=_FLOATING, out_dtype=lambda d: BOOL
+)  # True for -0.0 and a NaN with its sign bit set, as NumPy
+
+
+def _atan2_partials(y, x):
+    r2 = x * x + y * y
+    return x / r2, -y / r2
+
+
+def _atan2_jvp(primals, tangents):
+    (y, x), (ty, tx) = primals, tangents
+    dy, dx = _atan2_partials(y, x)
+    return bind(atan2_p, y, x), ty * dy + tx * dx
+
+
+def _atan2_vjp(ct, primals, outputs):
+    y, x = primals
+    dy, dx = _atan2_partials(y, x)
+    return unbroadcast(ct * dy, y.shape), unbroadcast(ct * dx, x.shape)
+
+
+def _hypot_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    h = bind(hypot_p, x, y)
+    return h, (tx * x + ty * y) / h
+
+
+def _hypot_vjp(ct, primals, outputs):
+    (x, y), (h,) = primals, outputs
+    return unbroadcast(ct * x / h, x.shape), unbroadcast(ct * y / h, y.shape)
+
+
+# atan2(y, x), the angle of the point (x, y): the array API's argument order
+atan2_p = binary("atan2", "arctan2", _atan2_jvp, _atan2_vjp, takes=_FLOATING)
+# sqrt(x**2 + y**2) without overflow or underflow in the squares
+hypot_p = binary("hypot", "hypot", _hypot_jvp, _hypot_vjp, takes=_FLOATING)
+nextafter_p = binary(
+    "nextafter", "nextafter", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, takes=_FLOATING
+)
+_INTEGER = (INTEGERS, "an integer")
+left_shift_p = binary(
+    "left_shift", "left_shift", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, takes=_INTEGER
+)
+right_shift_p = binary(
+    "right_shift", "right_shift", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, takes=_INTEGER
+)
+
+# the parts of a complex number. Gradients through complex values are refused (see
+# dtypes.refuse_complex_gradient), so these never meet a tangent.
+_COMPLEX_ONLY = (COMPLEX, "a complex")
+real_p = unary("real", "real", None, None, takes=_COMPLEX_ONLY, out_dtype=real_for)
+imag_p = unary("imag", "imag", None, None, takes=_COMPLEX_ONLY, out_dtype=real_for)
+conj_p = unary("conj", "conjugate", None, None, takes=_COMPLEX_ONLY)

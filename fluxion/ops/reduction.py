@@ -98,6 +98,14 @@ def widened(fn):
     return run
 
 
+def accumulator_dtype(np_dtype):
+    """The dtype sums and products accumulate in (NumPy's and the array API's): int64 for
+    bools and signed ints, uint64 for unsigned ones; floats and complex as they are."""
+    if dtypes.is_inexact(np_dtype):
+        return np_dtype
+    return np.dtype(np.uint64) if np_dtype.kind == "u" else dtypes.DEFAULT_INT
+
+
 def _reduce(prim, x, axes, keepdims):
     return _keep(x, bind(prim, x, axes=axes), axes, keepdims)
 
@@ -105,7 +113,8 @@ def _reduce(prim, x, axes, keepdims):
 def sum(
     x, axis=None, keepdims: bool = False, dtype=None, *, axes=None, dim=None, keepdim=None
 ) -> Tensor:
-    """Sum over ``axis`` (all axes by default); bools and integers sum as int64.
+    """Sum over ``axis`` (all axes by default); bools and signed integers sum as int64,
+    unsigned ones as uint64.
 
     >>> fx.sum(fx.ones((2, 3)), axis=0)
     [2. 2. 2.]:f32[3]:cpu(0)
@@ -113,8 +122,8 @@ def sum(
     x = to_tensor(x)
     if dtype is not None:
         x = astype(x, check_dtype("sum", "dtype", dtype))
-    elif not dtypes.is_float(x._np_dtype):
-        x = astype(x, dtypes.DEFAULT_INT)
+    else:
+        x = astype(x, accumulator_dtype(x._np_dtype))
     keepdims = _keepdims("sum", keepdims, keepdim)
     return _reduce(P.reduce_sum_p, x, _axes("sum", x, axis, axes, dim), keepdims)
 
@@ -257,11 +266,15 @@ def min(x, axis=None, keepdims: bool = False, *, axes=None, dim=None, keepdim=No
     return return_types.min(*first)
 
 
-def prod(x, axis=None, keepdims: bool = False, *, axes=None, dim=None, keepdim=None) -> Tensor:
+def prod(
+    x, axis=None, keepdims: bool = False, dtype=None, *, axes=None, dim=None, keepdim=None
+) -> Tensor:
     """Product of elements; the gradient is exact even where elements are zero."""
     x = to_tensor(x)
-    if not dtypes.is_float(x._np_dtype):
-        x = astype(x, dtypes.DEFAULT_INT)
+    if dtype is not None:
+        x = astype(x, check_dtype("prod", "dtype", dtype))
+    else:
+        x = astype(x, accumulator_dtype(x._np_dtype))
     keepdims = _keepdims("prod", keepdims, keepdim)
     return _reduce(P.reduce_prod_p, x, _axes("prod", x, axis, axes, dim), keepdims)
 
@@ -308,7 +321,8 @@ def _sort_axis(op, x, axis, dim) -> int:
 def argsort(
     x, axis: int = -1, descending: bool = False, *, dim=None, stable: bool = True
 ) -> Tensor:
-    """Indices that sort ``x`` along ``axis`` (always stable: equal keys keep their order), int64."""
+    """Indices that sort ``x`` along ``axis`` (stable: equal keys keep their order, whatever
+    ``stable`` says, which the array API lets an implementation do), int64."""
     x = to_tensor(x)
     axis = _sort_axis("argsort", x, axis, dim)
     if x.ndim == 0:
@@ -318,8 +332,8 @@ def argsort(
 
 
 def sort(x, axis: int = -1, descending: bool = False, *, dim=None, stable: bool = True):
-    """``x`` sorted along ``axis``; differentiable (the gradient follows the permutation).
-    With ``dim=``, PyTorch's ``(values, indices)``: ``v, i = x.sort(dim=-1)``."""
+    """``x`` sorted along ``axis``; differentiable (the gradient follows the permutation);
+    always stable. With ``dim=``, PyTorch's ``(values, indices)``: ``v, i = x.sort(dim=-1)``."""
     from fluxion.ops.indexing import take_along_axis
 
     x = to_tensor(x)
@@ -464,8 +478,8 @@ def cumsum(x, axis=None, dtype=None, *, dim=None) -> Tensor:
         axis = dim
     if dtype is not None:
         x = astype(x, check_dtype("cumsum", "dtype", dtype))
-    elif not dtypes.is_float(x._np_dtype):
-        x = astype(x, dtypes.DEFAULT_INT)
+    else:
+        x = astype(x, accumulator_dtype(x._np_dtype))
     if axis is None:
         x, axis = bind(P.reshape_p, x, shape=(x.size,)), 0
     if x.ndim == 0:  # axis 0/-1 of a 0-d tensor, as PyTorch: the running sum is x

@@ -29,8 +29,9 @@ def _star_shape(shape: tuple):
     return shape
 
 
-def reshape(x, shape, *more) -> Tensor:
-    """Same elements, new shape; one dimension may be -1 (inferred).
+def reshape(x, shape, *more, copy=None) -> Tensor:
+    """Same elements, new shape; one dimension may be -1 (inferred). Tensors are values, so
+    ``copy`` (the array API's) changes nothing a program can see.
 
     >>> fx.reshape(fx.arange(6), (2, -1)).shape
     (2, 3)
@@ -339,6 +340,26 @@ def flip(x, axis=None, *, dims=None) -> Tensor:
     return bind(P.rev_p, x, axes=axes if x.ndim else ())
 
 
+def _repeat_each(x, repeats, axis) -> Tensor:
+    """``repeat`` with one count per element: a gather of the indices NumPy repeats."""
+    from fluxion.ops.indexing import take
+
+    counts = to_tensor(repeats)._data("repeat()")
+    if counts.ndim > 1 or counts.dtype.kind not in "iu" or (counts < 0).any():
+        raise InvalidArgumentError(
+            f"repeat: repeats must be an int or a 1-d tensor of counts >= 0, got {repeats!r}"
+        )
+    if counts.ndim == 0 or counts.size == 1:
+        return repeat(x, int(counts.reshape(())), axis)
+    if counts.size != x.shape[axis]:
+        raise ShapeError(
+            f"repeat: {counts.size} counts for axis {axis} of length {x.shape[axis]} (shape "
+            f"{x.shape}); give one count per element"
+        )
+    index = np.repeat(np.arange(x.shape[axis]), counts)
+    return take(x, Tensor._from_array(index.astype(np.int64)), axis=axis)
+
+
 def tile(x, reps) -> Tensor:
     """Repeat the whole tensor ``reps`` times along each axis (NumPy's tile)."""
     x = to_tensor(x)
@@ -357,13 +378,16 @@ def tile(x, reps) -> Tensor:
     return reshape(expanded, tuple(r * d for r, d in zip(reps, x.shape)))
 
 
-def repeat(x, repeats: int, axis=None) -> Tensor:
-    """Repeat each element ``repeats`` times along ``axis`` (NumPy's repeat)."""
+def repeat(x, repeats, axis=None) -> Tensor:
+    """Repeat each element ``repeats`` times along ``axis`` (NumPy's repeat); ``repeats``
+    an int, or one count per element (a 1-d tensor or sequence of ints)."""
     x = to_tensor(x)
-    repeats = check_size("repeat", "repeats", repeats)  # per-element counts are not supported
     if axis is None:
         x, axis = ravel(x), 0
     axis = P.check_axis("repeat", axis, x.ndim)
+    if isinstance(repeats, Tensor | np.ndarray | list | tuple):
+        return _repeat_each(x, repeats, axis)
+    repeats = check_size("repeat", "repeats", repeats)
     target = x.shape[: axis + 1] + (repeats,) + x.shape[axis + 1 :]
     check_allocation("repeat", target, x._np_dtype, f"repeats={repeats}")
     expanded = expand_dims(x, axis + 1)

@@ -255,6 +255,7 @@ class VJPTrace(Trace):
         if prim.vjp is NOT_DIFFERENTIABLE or all(p is None for p in parents):
             return out  # constants at this level
         outs = list(out) if prim.multiple_results else [out]
+        dtypes.refuse_complex_gradient(prim.name, outs)
         node = Node(prim.name, prim.vjp, params, primals, outs, parents, prim.multiple_results)
         wrapped = [
             VJPTracer(self, o, node, i) if dtypes.is_float(o._np_dtype) else o
@@ -464,6 +465,7 @@ class JVPTrace(Trace):
             for p, t in zip(primals, tangents)
         ]
         out, tangent_out = prim.jvp(primals, tangents, **params)
+        dtypes.refuse_complex_gradient(prim.name, out if prim.multiple_results else (out,))
         if prim.multiple_results:
             return tuple(JVPTracer(self, o, t) for o, t in zip(out, tangent_out))
         return JVPTracer(self, out, tangent_out) if dtypes.is_float(out._np_dtype) else out

@@ -73,7 +73,7 @@ KEY = fx.random.key(0)
 # kind -> [(bad value, the built-in the error must subclass)]
 SIZE = [(-1, ValueError), (2.5, TypeError), ("4", TypeError), (None, TypeError)]
 FINITE = [(NAN, ValueError), (INF, ValueError), ("1", TypeError), (None, TypeError)]
-DTYPE = [("float128", TypeError), ("complex64", TypeError), (5, TypeError), (object, TypeError)]
+DTYPE = [("float128", TypeError), ("timedelta64", TypeError), (5, TypeError), (object, TypeError)]
 BAD = {
     "size": SIZE,
     "count": SIZE + [(0, ValueError)],
