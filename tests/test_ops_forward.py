@@ -337,6 +337,7 @@ ALIASES = {
 # Modules whose public functions are not ops on tensors.
 NOT_OP_MODULES = (
     "fluxion.transforms",  # grad, vmap, ...: tested by their own suites
+    "fluxion.distributed",  # pmap: a transform, tested by tests/distributed
     "fluxion.core.pytree",  # tree utilities
     "fluxion.core.trace",  # grad-mode context managers, debug_nans
     "fluxion.ops.random",  # random draws

@@ -615,9 +615,6 @@ class Module:
     def double(self) -> Module:
         return self.to(dtypes.DType.float64)
 
-    def half(self) -> Module:
-        return self.to(dtypes.DType.float16)
-
     def cpu(self) -> Module:
         """This module (everything is on the cpu)."""
         return self
