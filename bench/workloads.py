@@ -416,7 +416,7 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
        cache lookup, wrapping results) less what the generated code saves over plain
        kernels (buffer reuse); it can be negative.
     """
-    from fluxion.core.trace import ctx
+    from fluxion.core.trace import backend
 
     machine = common.environment()  # starts counting other processes' CPU time
     run = fluxion_run(workload, mode)
@@ -449,7 +449,7 @@ def profile_compiled(workload: str, mode: str, steps: int, top: int) -> None:
     entry.run = recording
     run.step()
     entry.run = original
-    graph, xp = entry.optimized, ctx.xp
+    graph, xp = entry.optimized, backend.xp
     # the kernels the generated code calls by equation index (native ones among them)
     namespace = original.__globals__
     kernels = {
