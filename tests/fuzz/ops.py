@@ -161,6 +161,8 @@ def _np_at(x, index, value, add):
 def _np_scatter_add(x, dim, index, src):
     out = x.copy()
     index = np.asarray(index, dtype=np.int64)
+    if index.ndim != x.ndim:  # torch's rule (NumPy would index fewer axes)
+        raise ValueError(f"scatter_add: index of shape {index.shape} for x of shape {x.shape}")
     where = list(np.indices(index.shape, sparse=True))
     where[dim] = index
     np.add.at(out, tuple(where), src[tuple(slice(0, n) for n in index.shape)])
@@ -851,7 +853,7 @@ OPS = [
         "fx.scatter_add({a}, {dim}, np.array({index}, dtype=np.int64), {b})",
         lambda a, b, dim, index: _np_scatter_add(a, dim, index, b),
         lambda a, b, dim, index: torch.scatter_add(
-            a, dim, torch.tensor(index, dtype=torch.long).reshape(b.shape), b
+            a, dim, torch.tensor(index, dtype=torch.long), b
         ),
         _scatter_add_params,
     ),
