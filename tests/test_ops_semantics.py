@@ -606,3 +606,19 @@ def test_gather_and_scatter_add_follow_torch_for_a_smaller_index():
         np.testing.assert_allclose(got, want, rtol=1e-15)
     with pytest.raises(fx.errors.ShapeError, match="larger than input"):
         fx.gather(fx.tensor(xn), 0, np.zeros((2, 5), np.int64))
+
+
+@pytest.mark.parametrize(
+    "x_shape, dim, index_shape", [((0, 2, 1, 2), 2, (1, 2, 2, 0)), ((2, 3), 0, (0, 5))]
+)
+def test_gather_of_an_empty_index_larger_than_the_input_is_empty_as_torch(
+    x_shape, dim, index_shape
+):
+    """An index with no elements reads nothing, whatever its shape (torch checks the sizes
+    only of an index that reads something; found by tests/fuzz)."""
+    x, index = np.ones(x_shape), np.zeros(index_shape, np.int64)
+    want = torch.gather(torch.tensor(x), dim, torch.tensor(index)).numpy()
+    fn = lambda a: fx.gather(a, dim, index)  # noqa: E731
+    _same(fn(fx.tensor(x)), want, "gather")
+    _same(fx.jit(fn)(fx.tensor(x)), want, "jit gather")
+    _same(_grads(fn, fx.tensor(x)), np.zeros(x_shape), "its gradient")

@@ -271,7 +271,7 @@ def _along_axis_linear(x, indices, axis, op, torch_rule=False):
         raise InvalidArgumentError(f"{op}: indices must be integers, got {indices.dtype}")
     if torch_rule:
         for k, (d, i) in enumerate(zip(x.shape, indices.shape)):
-            if k != axis and i > d:
+            if k != axis and i > d and indices.size:  # an empty index reads nothing (torch)
                 raise ShapeError(
                     f"{op}: index of shape {indices.shape} is larger than input of shape "
                     f"{x.shape} in dim {k} ({i} > {d}); outside dim={axis} it may only be smaller"

@@ -161,10 +161,17 @@ def _np_at(x, index, value, add):
 def _np_scatter_add(x, dim, index, src):
     out = x.copy()
     index = np.asarray(index, dtype=np.int64)
+    if index.ndim != x.ndim:  # torch's rule (NumPy would index fewer axes)
+        raise ValueError(f"scatter_add: index of shape {index.shape} for x of shape {x.shape}")
     where = list(np.indices(index.shape, sparse=True))
     where[dim] = index
     np.add.at(out, tuple(where), src[tuple(slice(0, n) for n in index.shape)])
     return out
+
+
+def _index_array(index, shape):
+    """An index param as an array: its list, of its shape (a list of an empty array loses it)."""
+    return np.array(index, dtype=np.int64).reshape(shape)
 
 
 def _np_gather(x, dim, index):
@@ -399,7 +406,11 @@ def _gather_params(rng, shape):
     dim = int(rng.integers(0, len(shape)))
     idx_shape = [int(rng.integers(0, d + 1)) for d in shape]
     idx_shape[dim] = int(rng.integers(0, 4))
-    return {"dim": dim, "index": rng.integers(0, shape[dim], size=idx_shape).tolist()}
+    return {
+        "dim": dim,
+        "index": rng.integers(0, shape[dim], size=idx_shape).tolist(),
+        "shape": tuple(idx_shape),
+    }
 
 
 def _scatter_add_params(rng, a, b):
@@ -408,7 +419,7 @@ def _scatter_add_params(rng, a, b):
     dim = int(rng.integers(0, len(a)))
     if any(bd > ad for i, (ad, bd) in enumerate(zip(a, b)) if i != dim):
         return None
-    return {"dim": dim, "index": rng.integers(0, a[dim], size=b).tolist()}
+    return {"dim": dim, "index": rng.integers(0, a[dim], size=b).tolist(), "shape": b}
 
 
 def _pad_params(rng, shape):
@@ -838,20 +849,20 @@ OPS = [
     Op(
         "gather",
         1,
-        "fx.gather({a}, {dim}, np.array({index}, dtype=np.int64))",
-        lambda a, dim, index: _np_gather(a, dim, index),
-        lambda a, dim, index: torch.gather(
-            a, dim, torch.tensor(index, dtype=torch.long).reshape(np.shape(index))
+        "fx.gather({a}, {dim}, np.array({index}, dtype=np.int64).reshape({shape}))",
+        lambda a, dim, index, shape: _np_gather(a, dim, _index_array(index, shape)),
+        lambda a, dim, index, shape: torch.gather(
+            a, dim, torch.as_tensor(_index_array(index, shape))
         ),
         _gather_params,
     ),
     Op(
         "scatter_add",
         2,
-        "fx.scatter_add({a}, {dim}, np.array({index}, dtype=np.int64), {b})",
-        lambda a, b, dim, index: _np_scatter_add(a, dim, index, b),
-        lambda a, b, dim, index: torch.scatter_add(
-            a, dim, torch.tensor(index, dtype=torch.long).reshape(b.shape), b
+        "fx.scatter_add({a}, {dim}, np.array({index}, dtype=np.int64).reshape({shape}), {b})",
+        lambda a, b, dim, index, shape: _np_scatter_add(a, dim, _index_array(index, shape), b),
+        lambda a, b, dim, index, shape: torch.scatter_add(
+            a, dim, torch.as_tensor(_index_array(index, shape)), b
         ),
         _scatter_add_params,
     ),

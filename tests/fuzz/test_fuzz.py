@@ -129,10 +129,16 @@ EARLIER_FINDINGS = {
         ((3,),), 4, (("split", (0,), {"indices": [-1], "axis": 0, "k": 0}),), (1,)
     ),
     "gather with a smaller index": Program(
-        ((3, 4),), 5, (("gather", (0,), {"dim": 1, "index": [[0, 3], [2, 2]]}),), (1,)
+        ((3, 4),),
+        5,
+        (("gather", (0,), {"dim": 1, "index": [[0, 3], [2, 2]], "shape": (2, 2)}),),
+        (1,),
     ),
     "scatter_add with a smaller index": Program(
-        ((3, 4), (2, 2)), 6, (("scatter_add", (0, 1), {"dim": 0, "index": [[0, 2], [2, 2]]}),), (2,)
+        ((3, 4), (2, 2)),
+        6,
+        (("scatter_add", (0, 1), {"dim": 0, "index": [[0, 2], [2, 2]], "shape": (2, 2)}),),
+        (2,),
     ),
     "flatten of size 0": Program(
         ((2, 0, 3),), 7, (("flatten", (0,), {"start": 1, "end": 2}), ("exp", (1,), {})), (2,)
