@@ -9,6 +9,9 @@ fluxion beside PyTorch (and JAX when importable) in the same run, under each loa
 Each scenario runs ``workloads.py --json`` in a fresh process (two, for ``two_at_once``)
 while the load runs in others, and reports the median ms per step of each mode, its
 ratio to its own time alone, and torch eager's time over fluxion's under the same load.
+``others`` is the load this script did not make: the machine's busy CPU time during the
+scenario less that of this script's processes, in cores (on a shared machine "alone" is
+not alone; a scenario with much of it is worth running again).
 
     python bench/contention.py                       # workload A, ~4 min
     python bench/contention.py --scenarios alone,busy_loops --modes compiled_functional
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -79,16 +83,35 @@ def _medians(proc: subprocess.Popen) -> dict:
     return {r["mode"]: r["step_ms_median"] for r in records if "mode" in r}
 
 
-def run_scenario(scenario: str, args) -> list[dict]:
-    """Median ms per step of each mode, per benchmark process of the scenario."""
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the processes waited for
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_scenario(scenario: str, args) -> tuple[list[dict], float]:
+    """Median ms per step of each mode, per benchmark process of the scenario, and the
+    cores other processes kept busy meanwhile."""
+    start = time.perf_counter(), _busy_seconds(), _children_seconds()
     load = _load(scenario)
     try:
         runs = [_benchmark(args) for _ in range(2 if scenario == "two_at_once" else 1)]
-        return [_medians(p) for p in runs]
+        results = [_medians(p) for p in runs]
     finally:
         for p in load:
             p.kill()
             p.wait()
+    wall, busy, ours = (
+        now - then
+        for now, then in zip((time.perf_counter(), _busy_seconds(), _children_seconds()), start)
+    )
+    return results, max(0.0, busy - ours) / wall
 
 
 def main() -> int:
@@ -107,15 +130,19 @@ def main() -> int:
     print(f"workload {args.workload}, modes {args.modes}, {available_cores()} cores")
     alone = None
     header = f"{'scenario':<14} {'mode':<20} {'ms/step':>9} {'x alone':>8} {'torch/fluxion':>14}"
-    print(header)
+    print(header + "  others")
     for scenario in scenarios:
-        for k, medians in enumerate(run_scenario(scenario, args)):
+        results, others = run_scenario(scenario, args)
+        for k, medians in enumerate(results):
             alone = alone or medians
             torch_ms = medians.get("torch_eager")
             for mode, ms in medians.items():
-                versus = f"{torch_ms / ms:14.2f}" if torch_ms and mode != "torch_eager" else ""
+                versus = f"{torch_ms / ms:.2f}" if torch_ms and mode != "torch_eager" else ""
                 name = scenario + (f"[{k}]" if scenario == "two_at_once" else "")
-                print(f"{name:<14} {mode:<20} {ms:9.2f} {ms / alone[mode]:8.2f} {versus}")
+                print(
+                    f"{name:<14} {mode:<20} {ms:9.2f} {ms / alone[mode]:8.2f} {versus:>14}"
+                    f"  {others:.1f} cores"
+                )
     return 0
 
 

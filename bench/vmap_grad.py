@@ -5,6 +5,9 @@ float32, same NumPy-generated weights and data everywhere. Result: the gradient 
 every parameter for every example (``w1`` grads are 512 x 32 x 64).
 
 * ``fluxion vmap(grad)``: ``fx.vmap(fx.grad(loss), in_axes=(None, 0, 0))(params, x, y)``.
+* ``fluxion vmap(jit(grad))``: the same with the gradient compiled: the vmap rule of the
+  jit call batches its graph, compiled once.
+* ``fluxion jit(vmap(grad))``: the whole per-example gradient compiled.
 * ``fluxion loop``: ``fx.grad(loss)`` per example, then ``fx.stack`` per parameter.
 * ``torch.func vmap(grad)``: ``torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))``.
 * ``torch loop``: ``torch.func.grad`` per example, then ``torch.stack`` (reference).
@@ -62,6 +65,10 @@ def make_candidates(torch, n: int):
     x_fx, y_fx = fx.tensor(x_np), fx.tensor(y_np)
     per_example = fx.vmap(fx.grad(fx_loss), in_axes=(None, 0, 0))
     cands["fluxion vmap(grad)"] = lambda: per_example(p_fx, x_fx, y_fx)
+    batched_jit = fx.vmap(fx.jit(fx.grad(fx_loss)), in_axes=(None, 0, 0))
+    cands["fluxion vmap(jit(grad))"] = lambda: batched_jit(p_fx, x_fx, y_fx)
+    jit_batched = fx.jit(per_example)
+    cands["fluxion jit(vmap(grad))"] = lambda: jit_batched(p_fx, x_fx, y_fx)
 
     grad_fx = fx.grad(fx_loss)
     xs_fx = [fx.tensor(r) for r in x_np]  # the data split up front: the loop times grad only

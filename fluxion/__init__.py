@@ -10,10 +10,15 @@ import math
 __version__ = "0.1.0"
 __array_api_version__ = "2024.12"
 
-from fluxion import data, errors, fft, linalg, models, nn, optim, utils
+from fluxion import data, distributed, errors, fft, lax, linalg, models, nn, optim, utils
 from fluxion.backends import host_memory  # noqa: F401  (keeps freed memory, see its docstring)
 from fluxion.backends.threads import get_num_threads, num_threads, set_num_threads
-from fluxion.core.dtypes import DType
+from fluxion.core.dtypes import (
+    DType,
+    get_default_dtype,
+    set_default_dtype,
+    set_float32_matmul_precision,
+)
 from fluxion.core.pytree import (
     PyTreeDef,
     register_pytree_node,
@@ -23,8 +28,10 @@ from fluxion.core.pytree import (
     tree_structure,
     tree_unflatten,
 )
-from fluxion.core.tensor import Device, Tensor, devices
+from fluxion.core.tensor import Device, Size, Tensor, cuda, devices
+from fluxion.core.tensor import Device as device
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from fluxion.distributed import pmap
 from fluxion.ops import random
 from fluxion.ops.array_api import (
     broadcast_shapes,
@@ -36,7 +43,6 @@ from fluxion.ops.array_api import (
     isin,
     matrix_transpose,
     meshgrid,
-    nonzero,
     permute_dims,
     roll,
     searchsorted,
@@ -95,6 +101,7 @@ from fluxion.ops.elementwise import (  # the array API's
     ceil,
     clamp,
     clip,
+    clone,
     conj,
     copysign,
     cos,
@@ -159,7 +166,20 @@ from fluxion.ops.elementwise import (  # the array API's
     trunc,
     where,
 )
-from fluxion.ops.indexing import gather, getitem, one_hot, scatter_add, take, take_along_axis
+from fluxion.ops.indexing import (
+    argwhere,
+    bincount,
+    gather,
+    getitem,
+    index_put,
+    masked_fill,
+    nonzero,
+    one_hot,
+    scatter,
+    scatter_add,
+    take,
+    take_along_axis,
+)
 from fluxion.ops.inspection import (
     __array_namespace_info__,
     can_cast,
@@ -168,11 +188,11 @@ from fluxion.ops.inspection import (
     isdtype,
     result_type,
 )
-from fluxion.ops.linalg import dot, einsum, matmul, outer, tensordot
+from fluxion.ops.linalg import dot, einsum, matmul, norm, outer, tensordot
+from fluxion.ops.random import Generator, manual_seed, multinomial, rand, randn, randperm
 from fluxion.ops.random import global_normal as normal
 from fluxion.ops.random import global_randint as randint
 from fluxion.ops.random import global_uniform as uniform
-from fluxion.ops.random import manual_seed, rand, randn
 from fluxion.ops.reduction import (
     all,
     amax,
@@ -186,13 +206,17 @@ from fluxion.ops.reduction import (
     logsumexp,
     max,
     mean,
+    median,
     min,
+    mode,
     prod,
+    return_types,
     softmax,
     sort,
     std,
     sum,
     top_k,
+    topk,
     var,
 )
 from fluxion.ops.shape import (
@@ -209,6 +233,7 @@ from fluxion.ops.shape import (
     permute,
     ravel,
     repeat,
+    repeat_interleave,
     reshape,
     slice_tensor,
     split,
@@ -255,6 +280,8 @@ for _name in (
     "complex128",
 ):
     globals()[_name] = getattr(DType, _name)
+# PyTorch's short names (set last: they shadow the builtins in this module)
+long, int, float, double, half = int64, int32, float32, float64, float16  # noqa: A001, F821
 
 # the array API's constants
 e, inf, nan, pi, newaxis = math.e, math.inf, math.nan, math.pi, None

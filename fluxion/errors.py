@@ -59,3 +59,7 @@ class FloatingPointCheckError(FluxionError, FloatingPointError):
 
 class CheckpointError(FluxionError, ValueError):
     """A checkpoint file that is missing, truncated, corrupted or not a fluxion/safetensors file."""
+
+
+class DistributedError(FluxionError, RuntimeError):
+    """Processes that cannot work together as asked: MPI missing, ranks that disagree."""

@@ -997,6 +997,256 @@ GETITEM_MASK = _getitem(
 )
 
 
+# ----------------------------------------------------------------------------- PyTorch's names
+
+
+def np_index_put(x, values, indices, accumulate=False):
+    out = x.copy()
+    if accumulate:
+        np.add.at(out, indices, values)
+    else:
+        out[indices] = values
+    return out
+
+
+def np_scatter(x, src, dim, index):
+    """PyTorch's scatter: ``out[index[i][j]][j] = src[i][j]`` (dim 0), distinct targets."""
+    out = x.copy()
+    where = list(np.indices(index.shape, sparse=True))
+    where[dim] = index
+    out[tuple(where)] = src[tuple(slice(0, n) for n in index.shape)]
+    return out
+
+
+def np_norm(x, p="fro", dim=None, keepdim=False):
+    a = np.abs(x)
+    if p == "fro" or p == 2:
+        return np.sqrt(np.sum(a * a, axis=dim, keepdims=keepdim))
+    if p == math.inf:
+        return np.max(a, axis=dim, keepdims=keepdim)
+    if p == -math.inf:
+        return np.min(a, axis=dim, keepdims=keepdim)
+    if p == 0:
+        return np.sum(a != 0, axis=dim, keepdims=keepdim).astype(x.dtype)
+    return np.sum(a**p, axis=dim, keepdims=keepdim) ** (1.0 / p)
+
+
+def _values_indices(dtype, kwargs):
+    return (dtype, "int64")
+
+
+def np_picked(x, dim, keepdim=False, position=0, descending=False):
+    """PyTorch's (values, indices) at ``position`` of a stable sort along ``dim``."""
+    order = np.argsort(-x if descending else x, axis=dim, kind="stable")
+    idx = np.take(order, [position], axis=dim)
+    values = np.take_along_axis(x, idx, dim)
+    if not keepdim:
+        values, idx = np.squeeze(values, dim), np.squeeze(idx, dim)
+    return values, idx
+
+
+def np_median_dim(x, dim, keepdim=False):
+    return np_picked(x, dim, keepdim, (x.shape[dim] - 1) // 2)
+
+
+def np_max_dim(x, dim, keepdim=False):
+    return np_picked(x, dim, keepdim, 0, descending=True)
+
+
+def np_min_dim(x, dim, keepdim=False):
+    return np_picked(x, dim, keepdim, 0)
+
+
+def np_topk(x, k, dim=-1, largest=True):
+    order = np.argsort(-x if largest else x, axis=dim, kind="stable")
+    idx = np.take(order, range(k), axis=dim)
+    return np.take_along_axis(x, idx, dim), idx
+
+
+def np_mode(x, dim=-1, keepdim=False):
+    """The smallest most frequent value along ``dim`` and its last index, by a Python loop."""
+    rows = np.moveaxis(x, dim, -1)
+    flat = rows.reshape(-1, rows.shape[-1])
+    values, indices = [], []
+    for row in flat:
+        uniq, counts = np.unique(row, return_counts=True)
+        v = uniq[np.argmax(counts)]  # unique sorts: the first of the most frequent is smallest
+        values.append(v)
+        indices.append(np.nonzero(row == v)[0][-1])
+    shape = rows.shape[:-1]
+    values = np.array(values, x.dtype).reshape(shape)
+    indices = np.array(indices, np.int64).reshape(shape)
+    if keepdim:
+        values, indices = np.expand_dims(values, dim), np.expand_dims(indices, dim)
+    return values, indices
+
+
+def np_split_sizes(x, split_size_or_sections, dim):
+    sizes = split_size_or_sections
+    if isinstance(sizes, int):
+        n = x.shape[dim]
+        sizes = [min(sizes, n - a) for a in range(0, n, sizes)]
+    return np.split(x, np.cumsum(sizes)[:-1], axis=dim)
+
+
+def _masked_fill_samples(rng):
+    def mask(shape):
+        return rng.random(shape) < 0.5
+
+    return [
+        Sample((rng.normal(size=(2, 3, 4)), mask((3, 1))), {"value": 0.0}),
+        Sample((rng.normal(size=(4,)), mask((2, 4))), {"value": 1.5}),  # the mask widens x
+        Sample((rng.normal(size=()), np.array(True)), {"value": 7.0}),
+        Sample((rng.normal(size=(0, 3)), mask((0, 3))), {"value": 1.0}),
+        Sample((rng.normal(size=(4, 3)).T, mask((3, 4))), {"value": -3.0}),
+    ]
+
+
+def _index_put_samples(rng):
+    rows, cols = np.array([0, 2]), np.array([1, 3])
+    return [
+        Sample((rng.normal(size=(3, 4)), rng.normal(size=(2,))), {"indices": (rows, cols)}),
+        Sample((rng.normal(size=(3, 4)), rng.normal(size=(2, 4))), {"indices": (rows,)}),
+        Sample(
+            (rng.normal(size=(3, 4)), rng.normal(size=(3,))),
+            {"indices": (np.array([0, 0, 1]), np.array([1, 1, 2])), "accumulate": True},
+        ),
+        Sample((rng.normal(size=(4, 3)).T, rng.normal(size=(2,))), {"indices": (rows, cols - 1)}),
+    ]
+
+
+def _scatter_samples(rng):
+    specs = [  # distinct targets: PyTorch leaves repeated ones undefined
+        ((3, 4), (3, 2), 1, np.array([[0, 1], [3, 1], [2, 0]])),
+        ((3, 4), (2, 4), 0, np.array([[2, 0, 1, 0], [1, 1, 0, 2]])),
+        ((2, 3, 2), (2, 1, 2), 1, np.array([[[2, 0]], [[1, 1]]])),
+        ((3, 4), (3, 0), -1, np.zeros((3, 0), np.int64)),
+        ((3, 4), (3, 4), 1, np.array([[1], [0], [3]])),  # src larger than the index
+    ]
+    return [
+        Sample((rng.normal(size=xs), rng.normal(size=ss)), {"dim": dim, "index": idx})
+        for xs, ss, dim, idx in specs
+    ]
+
+
+def _norm_samples(rng):
+    def x(shape):
+        return sample_array(rng, shape, "nonzero")
+
+    return [
+        Sample((x((3, 4)),), {}),
+        Sample((x((3, 4)),), {"p": 1, "dim": 0, "keepdim": True}),
+        Sample((x((2, 3, 4)),), {"p": 3, "dim": (0, 2)}),
+        Sample((x((3, 4)),), {"p": math.inf, "dim": -1}),
+        Sample((x((3, 4)),), {"p": -math.inf, "dim": 0}),
+        Sample((x((4, 3)).T,), {"p": "fro", "dim": 1}),
+    ]
+
+
+def _norm_zero_samples(rng):
+    return [
+        Sample((_with_zeros(rng, (3, 4)),), {"p": 0, "dim": 1}),
+        Sample((np.zeros((2, 3)),), {"dim": 1}),  # a zero row: value 0
+    ]
+
+
+def _distinct(rng, shape):
+    """Values without ties (a permutation, scaled), so that orders are unique."""
+    n = math.prod(shape)
+    return (rng.permutation(n).reshape(shape) + rng.uniform(0.1, 0.9, shape)) * 0.5
+
+
+def _median_samples(rng):
+    return [
+        Sample((_distinct(rng, (3, 4)),), {}),  # an even count: the mean of the middle two
+        Sample((_distinct(rng, (3, 5)),), {"axis": 1, "keepdims": True}),
+        Sample((_distinct(rng, (2, 3, 4)).transpose(1, 0, 2),), {"axis": (0, 2)}),
+    ]
+
+
+def _dim_samples(rng, values=_distinct):
+    return [
+        Sample((values(rng, (3, 5)),), {"dim": 0, "keepdim": True}),
+        Sample((values(rng, (2, 3, 4)),), {"dim": -2}),
+        Sample((values(rng, (4, 3)).T,), {"dim": 1}),
+    ]
+
+
+def _mode_samples(rng):
+    def ints(shape):
+        return rng.integers(0, 4, shape).astype(np.float64)
+
+    return [
+        Sample((ints((3, 7)),), {}),
+        Sample((ints((5, 3)),), {"dim": 0, "keepdim": True}),
+        Sample((ints((2, 6, 3)),), {"dim": 1}),
+        Sample((ints((8,)),), {}),
+        Sample((ints((4, 6)).T,), {"dim": -1}),
+    ]
+
+
+def _topk_samples(rng):
+    return [
+        Sample((_distinct(rng, (4, 3)),), {"k": 3, "dim": 0}),
+        Sample((_distinct(rng, (6,)),), {"k": 0}),
+        Sample((_distinct(rng, (5, 3)).T,), {"k": 2, "largest": False}),
+    ]
+
+
+def _repeat_interleave_samples(rng):
+    return [
+        _s(rng, (3,), repeats=2),
+        _s(rng, (2, 3), repeats=2),
+        _s(rng, (2, 3), repeats=3, dim=1),
+        _s(rng, (2, 3), repeats=2, dim=-2),
+        _s(rng, (0, 2), repeats=2, dim=0),
+        Sample((rng.normal(size=(3, 2)).T,), {"repeats": 2, "dim": 0}),
+    ]
+
+
+def _var_dim_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 4)),), {"dim": 0, "keepdim": True}),  # unbiased
+        Sample((rng.normal(size=(2, 3, 4)),), {"dim": (0, 2), "correction": 0}),
+        Sample((rng.normal(size=(4, 3)).T,), {"dim": 1, "unbiased": False}),
+    ]
+
+
+def np_var_dim(x, dim, keepdim=False, correction=None, unbiased=None):
+    ddof = correction if correction is not None else 1 if unbiased is None else int(unbiased)
+    return np.var(x, axis=dim, keepdims=keepdim, ddof=ddof)
+
+
+def _split_dim_samples(rng):
+    return [
+        Sample((rng.normal(size=(5, 3)),), {"split_size_or_sections": 2, "dim": 0}),
+        Sample((rng.normal(size=(3, 4)).T,), {"split_size_or_sections": [3, 0, 1], "dim": 0}),
+    ]
+
+
+def _squeeze_dim_samples(rng):
+    return [
+        Sample((rng.normal(size=(3, 1, 4)),), {"dim": 1}),
+        Sample((rng.normal(size=(3, 1, 4)),), {"dim": 0}),  # size 3: PyTorch keeps it
+        Sample((rng.normal(size=(1, 2, 1)),), {"dim": (0, 1, 2)}),
+    ]
+
+
+def _swap_samples(rng):
+    return [
+        Sample((rng.normal(size=(2, 3, 4)),), {"axes": 1, "dim1": 2}),
+        Sample((rng.normal(size=(2, 3)),), {"axes": 0, "dim1": -1}),
+        Sample((rng.normal(size=(2, 3, 4)),), {"axes": -1, "dim1": 0}),
+    ]
+
+
+def _concat_dim_samples(rng):
+    return [
+        Sample((rng.normal(size=(2, 3)), rng.normal(size=(2, 1))), {"dim": 1}),
+        Sample((rng.normal(size=(2, 3)), rng.normal(size=(4, 3))), {"dim": -2}),
+    ]
+
+
 # ----------------------------------------------------------------------------- the table
 
 
@@ -1284,6 +1534,8 @@ OPS: list[OpCase] = [
     ),
     OpCase("max", fx.max, np.max, _reduce_samples(AXES, empty=False), dtypes=FLOAT_AND_INT),
     OpCase("min", fx.min, np.min, _reduce_samples(AXES, empty=False), dtypes=FLOAT_AND_INT),
+    OpCase("amax", fx.amax, np.max, _reduce_samples(AXES, empty=False), dtypes=FLOAT_AND_INT),
+    OpCase("amin", fx.amin, np.min, _reduce_samples(AXES, empty=False), dtypes=FLOAT_AND_INT),
     OpCase(
         "prod",
         fx.prod,
@@ -1471,6 +1723,117 @@ OPS: list[OpCase] = [
         lambda x, index: fx.getitem(x, index),
         _index,
         _getitem(((3, 4), (slice(None, None, -1), [0, 2])), ((2, 3), (None, 1))),
+    ),
+    # ------------------------------------------------------------------ PyTorch's names
+    OpCase("clone", fx.clone, np.copy, unary_samples(), dtypes=FLOAT_AND_INT),
+    OpCase(
+        "masked_fill",
+        fx.masked_fill,
+        lambda x, mask, value: np.where(mask, value, x),
+        _masked_fill_samples,
+    ),
+    OpCase(
+        "index_put",
+        lambda x, values, indices, accumulate=False: fx.index_put(
+            x, tuple(fx.asarray(i) for i in indices), values, accumulate
+        ),
+        np_index_put,
+        _index_put_samples,
+    ),
+    OpCase(
+        "scatter",
+        lambda x, src, dim, index: fx.scatter(x, dim, fx.asarray(index), src),
+        np_scatter,
+        _scatter_samples,
+    ),
+    OpCase(
+        "scatter_value",
+        lambda x, dim, index: fx.scatter(x, dim, fx.asarray(index), value=2.5),
+        lambda x, dim, index: np_scatter(x, np.full(index.shape, 2.5), dim, index),
+        lambda rng: [Sample(c.args[:1], c.kwargs) for c in _scatter_samples(rng)],
+    ),
+    OpCase("norm", fx.norm, np_norm, _norm_samples),
+    OpCase("norm_zero", fx.norm, np_norm, _norm_zero_samples, **NONDIFF),
+    OpCase("median", fx.median, np.median, _median_samples),
+    OpCase(
+        "median_dim",
+        lambda x, dim, keepdim=False: tuple(fx.median(x, dim=dim, keepdim=keepdim)),
+        np_median_dim,
+        _dim_samples,
+        out_dtype=_values_indices,
+    ),
+    OpCase(
+        "max_dim",
+        lambda x, dim, keepdim=False: tuple(fx.max(x, dim=dim, keepdim=keepdim)),
+        np_max_dim,
+        _dim_samples,
+        out_dtype=_values_indices,
+    ),
+    OpCase(
+        "min_dim",
+        lambda x, dim, keepdim=False: tuple(x.min(dim=dim, keepdim=keepdim)),
+        np_min_dim,
+        _dim_samples,
+        out_dtype=_values_indices,
+    ),
+    OpCase(
+        "sort_dim",
+        lambda x, dim, keepdim=False: tuple(x.sort(dim=dim)),
+        lambda x, dim, keepdim=False: (np.sort(x, axis=dim), np.argsort(x, axis=dim)),
+        _dim_samples,
+        out_dtype=_values_indices,
+    ),
+    OpCase(
+        "mode",  # the indices: the values' gradient jumps wherever ties break
+        lambda x, **kw: fx.mode(x, **kw).indices,  # (values: tests/test_torch_face.py)
+        lambda x, **kw: np_mode(x, **kw)[1],
+        _mode_samples,
+        out_dtype="int64",
+        **NONDIFF,
+    ),
+    OpCase(
+        "topk",
+        lambda x, **kw: tuple(fx.topk(x, **kw)),
+        np_topk,
+        _topk_samples,
+        out_dtype=_values_indices,
+    ),
+    OpCase(
+        "repeat_interleave",
+        fx.repeat_interleave,
+        lambda x, repeats, dim=None: np.repeat(x, repeats, axis=dim),
+        _repeat_interleave_samples,
+    ),
+    OpCase("var_dim", fx.var, np_var_dim, _var_dim_samples),
+    OpCase(
+        "std_dim",
+        fx.std,
+        lambda x, **kw: np.sqrt(np_var_dim(x, **kw)),
+        _var_dim_samples,
+    ),
+    OpCase(
+        "split_dim",
+        lambda x, split_size_or_sections, dim: fx.split(x, split_size_or_sections, dim=dim),
+        np_split_sizes,
+        _split_dim_samples,
+    ),
+    OpCase(
+        "squeeze_dim",
+        lambda x, dim: x.squeeze(dim=dim),
+        lambda x, dim: np.squeeze(x, tuple(a for a in np.atleast_1d(dim) if x.shape[a] == 1)),
+        _squeeze_dim_samples,
+    ),
+    OpCase(
+        "transpose_swap",
+        fx.transpose,
+        lambda x, axes, dim1: np.swapaxes(x, axes, dim1),
+        _swap_samples,
+    ),
+    OpCase(
+        "concatenate_dim",
+        lambda x, y, dim: fx.cat([x, y], dim=dim),
+        lambda x, y, dim: np.concatenate([x, y], axis=dim),
+        _concat_dim_samples,
     ),
 ]
 

@@ -208,9 +208,9 @@ def test_corrupted_data_and_header(good_file):
         good_file.write_bytes(data[:8] + bad_header.ljust(n) + data[8 + n :])
         with pytest.raises(CheckpointError):
             fx.load(good_file)
-    text = json.dumps(header).encode()
+    text = json.dumps(header).encode()  # a well-formed header, rewritten: no checksum fits it
     good_file.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n :])
-    with pytest.raises(CheckpointError, match="structure"):
+    with pytest.raises(CheckpointError, match="corrupted"):
         fx.load(good_file)
 
 

@@ -349,9 +349,10 @@ def test_version(capsys):
 def test_info_tells_the_whole_setup(capsys, tmp_path, monkeypatch):
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
-    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels").mkdir(mode=0o700)
     (tmp_path / "kernels" / "a.so").write_bytes(b"x" * 2**20)
-    (tmp_path / "b").write_bytes(b"x" * 2**19)
+    (tmp_path / "kernels" / "b.so").write_bytes(b"x" * 2**19)
+    (tmp_path / "notes.txt").write_bytes(b"x" * 2**19)  # not the cache's: not counted
     monkeypatch.setenv("FLUXION_CACHE_DIR", str(tmp_path))
     assert main(["info"]) == 0
     rows = {}

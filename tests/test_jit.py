@@ -702,6 +702,81 @@ def test_jit_composes_with_grad_and_vmap():
     )
 
 
+def _sample(seed, *shape):
+    return fx.tensor(np.random.default_rng(seed).normal(size=shape))
+
+
+def test_grad_and_vmap_of_jit_compile_once_and_match_eager():
+    def f(x, w):
+        return fx.sum(fx.tanh(x @ w) * x[:, :1])
+
+    x, w = _sample(0, 4, 3), _sample(1, 3, 2)
+    compiled = fx.jit(f)
+    grad_of_jit = fx.grad(compiled, argnums=(0, 1))
+    first = grad_of_jit(x, w)
+    misses = compiled.stats.misses
+    assert misses == 2  # the forward graph and its pullback, each compiled
+    x2, w2 = _sample(2, 4, 3), _sample(3, 3, 2)  # new values: the same code
+    for got, want in zip(grad_of_jit(x2, w2), fx.grad(f, argnums=(0, 1))(x2, w2)):
+        np.testing.assert_allclose(_np(got), _np(want), rtol=1e-12)
+    for got, want in zip(first, fx.grad(f, argnums=(0, 1))(x, w)):
+        np.testing.assert_allclose(_np(got), _np(want), rtol=1e-12)
+    assert compiled.stats.misses == misses and compiled.stats.hits == 2
+
+    batched = fx.jit(lambda x, w: fx.tanh(x @ w))
+    xs = _sample(4, 5, 4, 3)
+    got = fx.vmap(batched, in_axes=(0, None))(xs, w)
+    loop = np.stack([_np(fx.tanh(xs[i] @ w)) for i in range(5)])
+    np.testing.assert_allclose(_np(got), loop, rtol=1e-12)
+    fx.vmap(batched, in_axes=(0, None))(_sample(5, 5, 4, 3), w)
+    assert batched.stats.misses == 1
+
+
+def test_jit_under_transforms_nests_and_closes_over_outer_values():
+    def f(x):
+        return fx.sum(fx.sin(x) ** 2)
+
+    compiled = fx.jit(f)
+    x = _sample(0, 3)
+    np.testing.assert_allclose(
+        _np(fx.hessian(compiled)(x)), _np(fx.hessian(f)(x)), rtol=1e-12, atol=1e-15
+    )
+    primal, tangent = fx.jvp(compiled, (x,), (fx.ones(3, dtype=fx.float64),))
+    np.testing.assert_allclose(_np(tangent), np.sum(np.sin(2 * _np(x))), rtol=1e-12)
+    np.testing.assert_allclose(_np(primal), _np(f(x)), rtol=1e-12)
+    # an inner function closing over the outer transform's value: its gradient flows too
+    outer = lambda x: fx.jit(lambda y: fx.sum(x * y * y))(x)  # noqa: E731
+    np.testing.assert_allclose(_np(fx.grad(outer)(x)), 3 * _np(x) ** 2, rtol=1e-12)
+    # a Python number keeps the dtype it would have eagerly
+    scaled = fx.jit(lambda x, s: fx.sum(x * s))
+    x32 = fx.tensor(np.ones(3, np.float32))
+    g = fx.grad(scaled)(x32, 2.0)
+    assert g.dtype == fx.float32
+    np.testing.assert_allclose(_np(g), 2.0)
+
+
+def test_jit_inside_jit_is_one_graph():
+    inner = fx.jit(lambda x: fx.exp(x) * 2)
+    body = lambda x: fx.sum(inner(x) + 1)  # noqa: E731
+    x = _sample(0, 3)
+    np.testing.assert_allclose(_np(fx.jit(body)(x)), np.sum(np.exp(_np(x)) * 2 + 1), rtol=1e-12)
+    assert inner.stats.misses == 0  # inlined into the outer graph, compiled with it
+    printed = str(fx.make_graph(body, x))
+    assert "exp" in printed and "jit" not in printed
+
+
+def test_jit_that_writes_state_runs_inline_under_transforms():
+    model = fx.nn.BatchNorm1d(3)
+    compiled = fx.jit(lambda m, x: fx.sum(m(x) ** 2))
+    x = _sample(0, 4, 3)
+    eager = fx.nn.BatchNorm1d(3)
+    want = fx.grad(lambda x: fx.sum(eager(x) ** 2))(x)
+    got = fx.grad(lambda x: compiled(model, x))(x)
+    np.testing.assert_allclose(_np(got), _np(want), rtol=1e-12)
+    np.testing.assert_allclose(_np(model.running_mean), _np(eager.running_mean), rtol=1e-12)
+    assert compiled.stats.misses == 0
+
+
 def test_jit_of_value_and_grad_training_step():
     x, y = _regression_data()
 

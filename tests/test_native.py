@@ -159,14 +159,16 @@ def test_erf_matches_the_eager_fit_bit_for_bit(single_op_groups):
 def test_a_kernel_checks_its_arguments(single_op_groups):
     k = next(k for k, c in enumerate(CASES) if c[0].name == "add" and c[1][0].dtype == np.float32)
     caller = single_op_groups[k].compiled.__globals__
-    kernel = functools.partial(caller["call"], caller["kernel"])
+    kernel = functools.partial(caller["call"], caller["kernel"], 1)  # on one thread
     x, out = np.ones(40, np.float32), np.empty(40, np.float32)
     with pytest.raises(ValueError, match="array 1 has 80 bytes, expected 160"):
         kernel(x, np.ones(20, np.float32), out)
     with pytest.raises(TypeError, match="takes 3 arrays, got 2"):
         kernel(x, out)
     with pytest.raises(TypeError, match="kernel is an fx_kernel's bytes"):
-        caller["call"](b"not a kernel", x, x, out)
+        caller["call"](b"not a kernel", 1, x, x, out)
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        caller["call"](caller["kernel"], 0, x, x, out)
     with pytest.raises(ValueError):  # read-only output
         kernel(x, x, np.broadcast_to(out, (40,)))
 
@@ -511,3 +513,21 @@ def test_a_sum_of_a_sum_in_one_group_compiles(kernels):
     x = fx.tensor(np.arange(6.0).reshape(2, 3))
     nested = lambda x: fx.sum(fx.sum(x * 2.0, axis=1), axis=0)  # a group's sum, summed again
     np.testing.assert_allclose(float(fx.jit(nested)(x)), 30.0)
+
+
+@pytest.mark.parametrize("rewrite", ["_recompute_residuals", "_read_through_views"])
+def test_each_native_rewrite_is_type_checked(monkeypatch, rewrite):
+    """A rewrite of native.py that breaks the graph (here: gives it another output, of
+    another shape) is caught by the typecheck that follows it, never compiled."""
+    from fluxion.compiler.ir import IRTypeError
+
+    real = getattr(native, rewrite)
+
+    def broken(graph):
+        graph = real(graph)
+        return Graph(graph.invars, graph.eqns, [graph.eqns[0].inputs[0]] + graph.outvars[1:])
+
+    monkeypatch.setattr(native, rewrite, broken)
+    x = fx.tensor(np.linspace(-1, 1, 5000).reshape(50, 100))
+    with pytest.raises(IRTypeError, match="a rewrite changed the graph's outputs"):
+        fx.jit(lambda x: fx.sum(fx.tanh(x) * 2.0, axis=1))(x)

@@ -432,6 +432,33 @@ def test_einsum_diagonals_and_ellipses_match_torch(spec):
 
 
 @pytest.mark.parametrize(
+    "x_shape, y_shape, axes",
+    [
+        ((2, 0), (0, 3), 1),  # an empty contracted axis: zeros (found by tests/fuzz)
+        ((0, 1, 0, 0), (0, 1, 2), 1),
+        ((0, 3), (3, 2), 1),  # an empty free axis
+        ((2, 3), (4,), 0),
+        ((2, 0, 3), (0, 3, 2), 2),
+    ],
+)
+def test_tensordot_of_empty_axes_matches_torch(x_shape, y_shape, axes):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=x_shape), rng.normal(size=y_shape)
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    out = torch.tensordot(ta, tb, dims=axes)
+    ct = rng.normal(size=tuple(out.shape))
+    (out * torch.tensor(ct)).sum().backward()
+    fn = lambda x, y: fx.tensordot(x, y, axes=axes)  # noqa: E731
+    x, y = fx.tensor(a), fx.tensor(b)
+    _same(fn(x, y), np.tensordot(a, b, axes=axes), "tensordot vs NumPy")
+    _same(fx.jit(fn)(x, y), out, "jit tensordot vs torch")
+    loss = lambda x, y: fx.sum(fn(x, y) * fx.tensor(ct))  # noqa: E731
+    for grads in (fx.grad(loss, argnums=(0, 1))(x, y), fx.jit(fx.grad(loss, argnums=(0, 1)))(x, y)):
+        _same(grads[0], ta.grad, "d/dx")
+        _same(grads[1], tb.grad, "d/dy")
+
+
+@pytest.mark.parametrize(
     "subscripts, shapes, error, match",
     [
         ("ii->i", [(2, 3)], ShapeError, "index 'i' repeats in term 'ii'"),

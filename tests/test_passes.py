@@ -846,3 +846,16 @@ def test_a_sum_over_no_axis_is_dropped():
     )
     out = algebraic_simplification(Graph([a], [Eqn(P.reduce_sum_p, [a], {"axes": ()}, [b])], [b]))
     assert out.eqns == [] and out.outvars == [a]
+
+
+def test_each_pass_keeps_the_graphs_signature(monkeypatch):
+    """optimize checks after every pass that the graph still takes and returns what the
+    traced one did: a pass returning another output shape raises IRTypeError."""
+    from fluxion.compiler.ir import IRTypeError
+
+    def wrong_output(graph):
+        return Graph(graph.invars, graph.eqns, [graph.invars[0]])
+
+    monkeypatch.setattr(passes, "PASSES", [*passes.PASSES[:2], wrong_output])
+    with pytest.raises(IRTypeError, match=r"outputs from \(f32\[\]"):
+        fx.jit(lambda x: fx.sum(x * 2.0))(fx.ones(3))

@@ -21,11 +21,23 @@ import threading
 
 from fluxion.errors import InvalidArgumentError
 
-# Below this many multiply-adds a matmul runs on one BLAS thread: measured with
-# bench/threads.py on this project's 2-core machine, two threads first pay at 128x128x128
-# (1.9x on a quiet machine), and lose 1.3-100x below and around it when another process
-# holds a core.
-MATMUL_GRAIN = 128**3
+# Below this many multiply-adds a matmul runs on one BLAS thread. Measured with
+# bench/threads.py on this project's 2-core machine: two threads first pay at 128x128x128
+# (1.9x on a quiet machine), but while other processes keep the cores busy every product
+# on two threads from 128**3 to 256**3 took ~55 ms (0.24-1.3 ms on one): OpenBLAS's
+# second thread waits for a core. Workload A's products (up to 3.7 M multiply-adds) made
+# its compiled step 195-313 ms on two threads under such load, 20-21 ms on one. Above
+# 256**3 the wait is a smaller part of the product (512**3: 88 ms on two against 14 on
+# one under load, 1.9x faster quiet; workload B's 4096x256x256: 26 against 20).
+MATMUL_GRAIN = 256**3
+
+# A native kernel (a fused group) runs on at most one thread per this many elements of
+# its loop (multiply-adds for a stack of small matmuls), so one smaller than twice this
+# runs on one. PyTorch's grain for elementwise work; bench/threads.py --kernels, run while
+# other processes held 80% of this 2-core machine, had the fastest samples gain on two
+# threads from 32K-64K elements in most groups (GELU, softmax, column sums, AdamW's
+# update: 1.7-2.6x at 64K), and the medians too noisy to move it.
+KERNEL_GRAIN = 32768
 
 
 def available_cores() -> int:
@@ -91,17 +103,17 @@ def _blas_controllers() -> list:
     return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
-_threads = _Threads()
+setting = _Threads()  # read by every native kernel call (toolchain.caller)
 
 
 def get_num_threads() -> int:
     """The number of threads fluxion's work may use (``set_num_threads``)."""
-    return _threads.count
+    return setting.count
 
 
 def set_num_threads(n: int) -> None:
     """Run fluxion's work (BLAS matmuls, compiled kernels) on at most ``n`` threads."""
-    _threads.count = _checked(n, "set_num_threads")
+    setting.count = _checked(n, "set_num_threads")
 
 
 @contextlib.contextmanager
@@ -112,19 +124,19 @@ def num_threads(n: int):
     try:
         yield
     finally:
-        _threads.count = previous
+        setting.count = previous
 
 
 def set_blas_threads(n: int) -> None:
     """Tell the BLAS to use ``n`` threads now (benchmarks calling NumPy directly; fluxion's
     own matmuls choose per call, see ``for_matmul``)."""
-    _threads.tell_blas(_checked(n, "set_blas_threads"))
+    setting.tell_blas(_checked(n, "set_blas_threads"))
 
 
 def for_matmul(multiply_adds: int) -> None:
     """Before a matmul of ``multiply_adds``: the BLAS runs it on one thread when it is too
     small to gain from more, else on ``get_num_threads()``."""
-    _threads.tell_blas(1 if multiply_adds < MATMUL_GRAIN else _threads.count)
+    setting.tell_blas(1 if multiply_adds < MATMUL_GRAIN else setting.count)
 
 
 def blas_info() -> list[dict]:

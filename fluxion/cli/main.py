@@ -26,7 +26,9 @@ Example::
     $ python -m fluxion info
 
 A fluxion error (a missing checkpoint, a prompt outside the vocabulary...) is printed as
-one line ``error: ...`` and the exit code is 2, as for a bad option.
+one line ``error: ...`` and the exit code is 2, as for a bad option (also one line, naming
+the option, its value and what it accepts); a run that cannot go on (an output folder that
+cannot be written, a full disk, a NaN loss) exits with 1, after keeping what it saved.
 """
 
 from __future__ import annotations
@@ -139,18 +141,20 @@ def _cache() -> str:
     from fluxion.compiler import toolchain
 
     folder = toolchain.cache_dir()
-    sizes = [
-        os.path.getsize(os.path.join(root, name))
-        for root, _, names in os.walk(folder)
-        for name in names
-    ]
-    return (
-        f"{folder} ({len(sizes)} files, {sum(sizes) / 2**20:.1f} MiB; FLUXION_CACHE_DIR moves it)"
-    )
+    try:
+        files, size = toolchain.cache_usage()
+    except (toolchain.ToolchainError, OSError) as e:
+        return f"{folder} (not used: {e}; FLUXION_CACHE_DIR moves it)"
+    return f"{folder} ({files} files, {size / 2**20:.1f} MiB; FLUXION_CACHE_DIR moves it)"
 
 
 # the optional extras of pyproject.toml that add features, and the packages each brings
-EXTRAS = {"plot": ("matplotlib",), "tensorboard": ("tensorboardX",), "bench": ("torch", "jax")}
+EXTRAS = {
+    "plot": ("matplotlib",),
+    "tensorboard": ("tensorboardX",),
+    "mpi": ("mpi4py", "mpich"),
+    "bench": ("torch", "jax"),
+}
 
 
 def _extras() -> list[tuple[str, str]]:
@@ -176,6 +180,7 @@ def info(args: argparse.Namespace) -> int:
     import numpy
 
     import fluxion
+    from fluxion.distributed import launch
 
     rows = [
         ("fluxion", f"{__version__} ({os.path.dirname(fluxion.__file__)})"),
@@ -188,6 +193,7 @@ def info(args: argparse.Namespace) -> int:
         ("devices", _devices()),
         ("native kernels", _native_kernels()),
         ("kernel cache", _cache()),
+        ("MPI", launch.describe()),
         *_extras(),
     ]
     width = max(len(key) for key, _ in rows)
@@ -201,11 +207,31 @@ def info(args: argparse.Namespace) -> int:
 TASK_NAMES = ("classify", "difference", "addition", "gpt")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _checked(kind: type, **bounds) -> Callable[[str], Any]:
+    """An argparse type: the text as an ``int`` or a ``float`` within ``bounds``, by the
+    rules (and in the words) of ``fluxion.core.checks``; argparse names the flag."""
+
+    def parse(text: str):
+        from fluxion.core.checks import check_int, check_number
+        from fluxion.errors import FluxionError
+
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an int" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        try:
+            (check_int if kind is int else check_number)("", "", value, **bounds)
+        except FluxionError as e:
+            raise argparse.ArgumentTypeError("must be " + str(e).split(" must be ", 1)[1]) from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's word for the value in its own messages
+    return parse
+
+
+_positive = _checked(int, minimum=1)
+_seed = _checked(int, minimum=0)
 
 
 def _option(flag: str, help: str, **kwargs) -> ArgSpec:
@@ -321,6 +347,13 @@ class _TaskDefaultsHelp(argparse.Action):
         _option("--out", "output folder (default: runs/TASK)", metavar="DIR"),
         _option("--resume", "continue from OUT/checkpoint.safetensors", action="store_true"),
         _option("--eager", "imperative loop instead of fx.jit", action="store_true"),
+        _option(
+            "--procs",
+            "processes training data-parallel through mpirun, each on BATCH_SIZE / N rows",
+            type=_positive,
+            default=1,
+            metavar="N",
+        ),
         _option("--no-progress", "hide the progress bar", action="store_true"),
         _option(
             "--no-tensorboard",
@@ -333,8 +366,12 @@ class _TaskDefaultsHelp(argparse.Action):
     "to seconds.",
 )
 def train(args: argparse.Namespace) -> int:
+    from fluxion.distributed import launch
     from fluxion.tasks import loop, make_config
     from fluxion.tasks.base import smoke_options
+
+    if args.procs > 1 and (code := launch.run_processes(args.procs, args.argv)) is not None:
+        return code
 
     out = args.out or loop.default_out_dir(args.task)
     given = {_dest(flags): getattr(args, _dest(flags)) for flags, _ in _TRAIN_OPTIONS}
@@ -388,7 +425,7 @@ def evaluate(args: argparse.Namespace) -> int:
         _option(
             "--temperature",
             "gpt: sampling temperature; lower is closer to the most likely text",
-            type=float,
+            type=_checked(float, minimum=0.0),
             default=0.8,
             metavar="T",
         ),
@@ -402,7 +439,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "--top-p",
             "gpt: sample among the most likely tokens whose probabilities add up to P "
             "(default: all)",
-            type=float,
+            type=_checked(float, minimum=0.0, maximum=1.0, low_open=True),
             metavar="P",
         ),
         _option(
@@ -412,7 +449,7 @@ def evaluate(args: argparse.Namespace) -> int:
             metavar="N",
         ),
         _option("--best-of", "gpt: the most likely of N samples", type=_positive, metavar="N"),
-        _option("--seed", "gpt: seed of the sampling", type=int, default=0),
+        _option("--seed", "gpt: seed of the sampling", type=_seed, default=0),
     ],
 )
 def generate(args: argparse.Namespace) -> int:
@@ -456,7 +493,7 @@ class _Formatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fluxion",
         description="fluxion: a hackable deep-learning framework on NumPy.",
         epilog="`fluxion COMMAND --help` explains a command's options.",
@@ -478,24 +515,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option said in one line (the usage is in ``--help``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code: 0, 1 for
+    a run that failed (a file that cannot be written, a diverged loss), 2 for what the user
+    asked wrong (a bad option, a missing or damaged checkpoint), 128 + the signal (130 for
+    SIGINT, 143 for SIGTERM) for a run stopped by one."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to start it again (--procs)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    from fluxion.errors import FluxionError
+    from fluxion.errors import FluxionError, PathError
 
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt as e:  # train's Interrupted says where its checkpoint is
+        print(f"{' '.join(str(e).split()) or 'interrupted'}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
     except FluxionError as e:
-        # a named fluxion error is the user's to fix: one line, no traceback
+        # a named fluxion error: one line, no traceback
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return 1 if isinstance(e, PathError) or _failed_run(e) else 2
+    except OSError as e:  # the file system refused: a full disk, a read-only folder
+        print(f"error: {e.filename or ''} {e.strerror or e}".replace("  ", " "), file=sys.stderr)
+        return 1
+
+
+def _failed_run(error) -> bool:
+    from fluxion.tasks.loop import Diverged
+
+    return isinstance(error, Diverged)
 
 
 if __name__ == "__main__":

@@ -53,11 +53,14 @@ class Eqn:
 
 
 class Graph:
-    __slots__ = ("invars", "eqns", "outvars", "compiled")
+    __slots__ = ("invars", "eqns", "outvars", "compiled", "derived")
 
     def __init__(self, invars, eqns, outvars):
         self.invars, self.eqns, self.outvars = list(invars), list(eqns), list(outvars)
         self.compiled = None  # the generated function, made on first run (control-flow bodies)
+        # graphs derived from this one by a transform's rule (its jvp, vjp, a vmap), made once:
+        # a body or a jitted function called again in a loop is not traced again
+        self.derived: dict = {}
 
     @property
     def in_avals(self):
@@ -134,12 +137,24 @@ def pp_graph(graph: Graph, indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def typecheck(graph: Graph, checked: dict | None = None) -> None:
+def typecheck(graph: Graph, checked: dict | None = None, like: Graph | None = None) -> None:
     """Every variable defined once before use; every equation agrees with its shape rule.
     ``checked``: the equations already found to agree with their rules, shared by checks of
     graphs that keep most of them (a pipeline of passes): an equation with the same
-    primitive, variables and params is checked once."""
+    primitive, variables and params is checked once. ``like``: the graph a rewrite started
+    from, whose inputs and outputs ``graph`` must keep (shapes and dtypes)."""
     checked = {} if checked is None else checked
+    if like is not None:
+        for what, got, want in (
+            ("input", graph.invars, like.invars),
+            ("output", graph.outvars, like.outvars),
+        ):
+            if [_aval_key(v) for v in got] != [_aval_key(v) for v in want]:
+                raise IRTypeError(
+                    f"a rewrite changed the graph's {what}s from "
+                    f"({', '.join(aval_string(v.aval) for v in want)}) to "
+                    f"({', '.join(aval_string(v.aval) for v in got)})"
+                )
     defined = {id(v) for v in graph.invars}
     for k, eqn in enumerate(graph.eqns):
         for v in eqn.inputs:
@@ -159,6 +174,10 @@ def typecheck(graph: Graph, checked: dict | None = None) -> None:
     for v in graph.outvars:
         if isinstance(v, Var) and id(v) not in defined:
             raise IRTypeError("a graph output is never defined")
+
+
+def _aval_key(v) -> tuple:
+    return tuple(v.aval.shape), np.dtype(v.aval.dtype)
 
 
 def _check_rule(k: int, eqn: Eqn, checked: dict) -> None:

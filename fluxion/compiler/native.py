@@ -12,8 +12,9 @@ for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C
 ``<tgmath.h>`` picks the float32 or float64 function, and glibc's vector math library
 (libmvec) lets the compiler vectorize exp, log, tanh... as NumPy does.
 
-    static void k0_loop(const float *restrict a0, const float *restrict a1, float *restrict o0) {
-        for (long i0 = 0; i0 < 1200; i0++) {
+    static void k0_loop(const float *restrict a0, const float *restrict a1, float *restrict o0,
+                        int64_t begin, int64_t end) {
+        for (long i0 = begin; i0 < end; i0++) {
             for (long i1 = 0; i1 < 32; i1++) {
                 float r0 = a0[i0 * 32 + i1];
                 float r1 = a1[i1];
@@ -22,7 +23,17 @@ for (150,8,32). The op of each equation comes from its primitive's ``c_expr``; C
             }
         }
     }
-    void k0(void *const *data) { k0_loop(data[0], data[1], data[2]); }
+    void k0(void *const *data, int64_t begin, int64_t end) { k0_loop(data[0], ..., begin, end); }
+    const int64_t k0_split[2] = {2400, 2};
+
+A kernel large enough to gain from a second thread (here 76,800 elements, two
+``threads.KERNEL_GRAIN``) runs ``begin`` to ``end`` of its outermost loop along which no sum of
+the group runs, so each thread writes its own elements and every sum adds in one thread in
+one order: the bits are the same on any number of threads. ``k0_split`` is that loop's
+length (in blocks of ``BLOCK`` elements where it is the innermost loop, the vectorized one)
+and the most ranges its work gains from; ``_call.c`` cuts it into ranges for at most
+``fx.get_num_threads()`` threads. Smaller kernels, and sums over every loop (a full sum),
+keep their loops' bounds (``k0_split`` 1, 1) and run on the calling thread.
 
 A sum in a group accumulates in the same pass (row sums in a register, column sums into
 their output). A kernel reads its inputs through the views that make them (transposes,
@@ -40,6 +51,7 @@ import math
 
 import numpy as np
 
+from fluxion.backends import threads
 from fluxion.compiler import toolchain
 from fluxion.compiler.fusion import as_group, fused_p
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
@@ -236,33 +248,79 @@ def _stored(dtype) -> str:
     return "uint8_t" if np.dtype(dtype) == np.dtype(np.bool_) else C_TYPES[np.dtype(dtype)]
 
 
-def _c_function(name: str, ins: list, outs: list, body: list[str]) -> str:
-    """A kernel's C: ``{name}_loop(a0.., o0..)`` running ``body`` over typed pointers, and
-    ``{name}(data)`` calling it with the arrays' data, inputs first."""
+def _c_function(name: str, ins: list, outs: list, body: list[str], split=(1, 1)) -> str:
+    """A kernel's C: ``{name}_loop(a0.., o0.., begin, end)`` running ``body`` over typed
+    pointers, ``{name}(data, begin, end)`` calling it with the arrays' data, inputs first,
+    and ``{name}_split``: the length of the loop ``body`` runs from ``begin`` to ``end`` and
+    the most ranges to cut it into (``_split``; 1, 1 where it runs whole)."""
     pointers = [f"const {_stored(a.dtype)} *restrict a{j}" for j, a in enumerate(ins)]
     pointers += [f"{_stored(a.dtype)} *restrict o{j}" for j, a in enumerate(outs)]
     data = ", ".join(f"data[{j}]" for j in range(len(ins) + len(outs)))
     return "\n".join(
-        [f"static void {name}_loop({', '.join(pointers)}) {{", *body, "}"]
-        + [f"void {name}(void *const *data) {{ {name}_loop({data}); }}"]
+        [f"static void {name}_loop({', '.join(pointers + ['int64_t begin', 'int64_t end'])}) {{"]
+        + [*body, "}"]
+        + [f"void {name}(void *const *data, int64_t begin, int64_t end) {{"]
+        + [f"    {name}_loop({data}, begin, end);", "}"]
+        + [f"const int64_t {name}_split[2] = {{{split[0]}, {split[1]}}};"]
     )
 
 
-def _nest(loops, body, before=None, after=None, pragma=None) -> list[str]:
-    """``body`` inside ``for`` loops over ``(index, length)``, outermost first; ``before`` and
+# A kernel cut along its innermost loop is cut between blocks of this many elements, each
+# run by the same vectorized loop whichever thread runs it: cut anywhere, a range's first
+# and last elements would fall in the loop's scalar tail (1 ulp off, in exp or tanh) where
+# one thread would run them in a vector.
+BLOCK = 256
+
+
+def _splitting(loops, index, block: int, work: int):
+    """``(index, block)``: the loop ``index`` is cut into ranges of whole blocks of
+    ``block`` elements; None where no loop may be cut (``index`` None) or ``work`` gains
+    from no second thread: the loops then keep the bounds known when compiling (gcc takes
+    ~25% longer over loops of unknown length)."""
+    split = None if index is None else (index, block)
+    return split if split and _split(loops, split, work)[1] > 1 else None
+
+
+def _split(loops, split, work: int) -> tuple[int, int]:
+    """How a kernel cuts its loops among threads (``_splitting``): the number of blocks of
+    the loop cut, and the most ranges its ``work`` (elements, or multiply-adds) gains from,
+    one range per ``threads.KERNEL_GRAIN`` of it."""
+    if split is None:
+        return 1, 1
+    index, block = split
+    length = -(-dict(loops)[index] // block)
+    return length, max(1, min(length, work // threads.KERNEL_GRAIN))
+
+
+def _nest(loops, body, before=None, after=None, pragma=None, split=None) -> list[str]:
+    """``body`` inside ``for`` loops over ``(index, length)``, outermost first, the blocks of
+    the loop ``split`` names (``_splitting``) from ``begin`` to ``end``; ``before`` and
     ``after`` (depth -> lines) go just before and after the loop at that depth, ``pragma``
     on the innermost loop."""
     before, after = before or {}, after or {}
-    lines = []
+    lines, closing = [], []
     for d, (i, n) in enumerate(loops):
         pad = "    " * (d + 1)
         lines += [pad + line for line in before.get(d, [])]
+        start, stop = 0, n
+        if split and i == split[0] and split[1] == 1:
+            start, stop = "begin", "end"
+        elif split and i == split[0]:
+            block = split[1]
+            lines.append(f"{pad}for (long {i}_block = begin; {i}_block < end; {i}_block++) {{")
+            lines.append(f"{pad}    long {i}_end = {i}_block * {block} + {block};")
+            lines.append(f"{pad}    if ({i}_end > {n}) {i}_end = {n};")
+            start, stop = f"{i}_block * {block}", f"{i}_end"
+            pad += "    "
+            closing.append(d)
         if pragma and d == len(loops) - 1:
             lines.append(f"{pad}#pragma {pragma}")
-        lines.append(f"{pad}for (long {i} = 0; {i} < {n}; {i}++) {{")
-    lines += ["    " * (len(loops) + 1) + line for line in body]
+        lines.append(f"{pad}for (long {i} = {start}; {i} < {stop}; {i}++) {{")
+    lines += ["    " * (len(loops) + len(closing) + 1) + line for line in body]
     for d in reversed(range(len(loops))):
         pad = "    " * (d + 1)
+        if d in closing:
+            lines.append(f"{pad}    }}")
         lines.append(f"{pad}}}")
         lines += [pad + line for line in after.get(d, [])]
     return lines
@@ -336,8 +394,14 @@ def group_source(graph: Graph, name: str) -> str | None:
     n_loops = len(loops)
     load_rows, store_rows = dict(zip(loads, rows)), dict(zip(stores, rows[len(loads) :]))
     out_index = {id(v): j for j, v in enumerate(graph.outvars)}
+    # the loop cut among threads: the outermost one no sum runs along, so that each thread
+    # writes its own elements and every sum adds in one thread, in the order of one
+    sum_rows = [store_rows[v] for v in sums if v in store_rows]
+    cut = next((i for k, (i, _) in enumerate(loops) if all(r[k] for r in sum_rows)), None)
+    vectorized = loops and cut == loops[-1][0]
+    split = _splitting(loops, cut, BLOCK if vectorized else 1, math.prod(shape))
     names: dict[int, str] = {}
-    body, before, after, row_sums, loaded = [], {}, {}, [], set()
+    body, before, after, row_sums, loaded, zeroed = [], {}, {}, [], set(), []
 
     def value(v) -> str:
         if isinstance(v, Literal):
@@ -373,8 +437,9 @@ def group_source(graph: Graph, name: str) -> str | None:
                 body.append(f"s{j} += {value(x)};")
                 row_sums.append(f"s{j}")
             elif not any(reduced[reduced.index(False) :]):  # a column sum, into its output
-                size = math.prod(out.aval.shape)
-                before.setdefault(0, []).append(f"for (long z = 0; z < {size}; z++) o{j}[z] = 0;")
+                kept = [(loop, s) for loop, s in zip(loops, row) if s]  # a thread's part of it
+                zero = [f"o{j}[{_index([loop for loop, _ in kept], [s for _, s in kept])}] = 0;"]
+                zeroed += _nest([loop for loop, _ in kept], zero, split=split)
                 body.append(f"o{j}[{_index(loops, row)}] += {value(x)};")
             else:
                 return None
@@ -394,7 +459,8 @@ def group_source(graph: Graph, name: str) -> str | None:
     # the sums' order across a row is free: that is what lets the row's loop vectorize
     pragma = f"omp simd reduction(+:{', '.join(row_sums)})" if row_sums and n_loops else None
     ins, outs = [v.aval for v in graph.invars], [v.aval for v in graph.outvars]
-    return _c_function(name, ins, outs, _nest(loops, body, before, after, pragma))
+    nest = _nest(loops, body, before, after, pragma, split)
+    return _c_function(name, ins, outs, zeroed + nest, _split(loops, split, math.prod(shape)))
 
 
 # Attention's per-head products at seq 8 and head 8 are a stack of tiny matrices: NumPy calls
@@ -457,7 +523,11 @@ def matmul_source(graph: Graph, name: str) -> str | None:
         "}",
     ]
     ins = [v.aval for v in graph.invars]
-    return _c_function(name, ins, [written.aval], _nest(loops, body))
+    work = math.prod(a.aval.shape) * n
+    split = _splitting(loops, loops[0][0] if loops else None, 1, work)  # a matrix per thread
+    return _c_function(
+        name, ins, [written.aval], _nest(loops, body, split=split), _split(loops, split, work)
+    )
 
 
 # Below this many elements a single elementwise op stays a NumPy call: as fast as calling
@@ -486,9 +556,10 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
 
     grouped = Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
     checked = {}  # the rewrites are checked as the passes are: each one's result
+    typecheck(grouped, checked, like=graph)
     for rewrite in (_recompute_residuals, _read_through_views):
         grouped = rewrite(grouped)
-        typecheck(grouped, checked)
+        typecheck(grouped, checked, like=graph)
     wanted = {}  # equation index -> its kernel's C, named "{name}" until names are given
     for k, eqn in enumerate(grouped.eqns):
         group = eqn.params.get("graph") if eqn.prim is fused_p else None

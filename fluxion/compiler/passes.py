@@ -267,7 +267,8 @@ def optimize(graph: Graph, fuse: bool = True) -> Graph:
     an equation's output, as debug_nans checks them), type-checked before and after each."""
     checked: dict = {}  # the checks share it: a pass keeps most equations as they were
     typecheck(graph, checked)
+    traced = graph
     for p in PASSES if fuse else [p for p in PASSES if p is not fuse_elementwise]:
         graph = p(graph)
-        typecheck(graph, checked)
+        typecheck(graph, checked, like=traced)
     return graph

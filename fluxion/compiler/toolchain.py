@@ -62,6 +62,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fluxion.backends import threads
 from fluxion.compiler import codegen
 from fluxion.errors import InvalidArgumentError
 
@@ -82,8 +83,16 @@ FLAGS = [
 ]
 
 # Kernels are plain C, compiled without Python's headers; Python runs them through _call.c,
-# built by pip at install or, where it was not (a checkout run in place), into the cache.
+# built by pip at install or, where it was not (a checkout run in place) or where the build
+# is of an older calling convention (its ABI), into the cache.
 _CALL_SOURCE = os.path.join(os.path.dirname(__file__), "_call.c")
+
+
+@functools.cache
+def _call_abi() -> int:
+    with open(_CALL_SOURCE) as f:
+        return int(re.search(r"#define FX_CALL_ABI (\d+)", f.read()).group(1))
+
 
 # A loaded library costs 5 memory mappings; Linux gives a process 65,530 (vm.max_map_count),
 # and dlopen failed once they were spent (~6,500 shapes of a function, never unloaded). The
@@ -167,10 +176,11 @@ class _Unsafe(Exception):
 
 class Library:
     """The kernels of one loaded shared library: ``call`` (``_call.c``'s, which runs one) and
-    each kernel's address by name. The library is unloaded once nothing holds this."""
+    each kernel's ``(address, length, parts)`` by name: where it runs and how it splits
+    (its ``_split``, see native.py). The library is unloaded once nothing holds this."""
 
-    def __init__(self, call, handle: int, addresses: dict):
-        self.call, self.addresses = call, addresses
+    def __init__(self, call, handle: int, kernels: dict):
+        self.call, self.kernels = call, kernels
         weakref.finalize(self, _ctypes.dlclose, handle).atexit = False
 
 
@@ -205,7 +215,7 @@ def build(sources: dict[str, str], prelude: str) -> Library | None:
 def _build(compiler: str, sources: dict[str, str], prelude: str) -> Library:
     text = "\n\n".join([prelude, *sources.values()])
     name = _entry_name(text, ".so")
-    call = _installed_call() or _CALL.get("call")
+    call = call_module()
     with _LOCK:
         library = _LOADED.get(name)
     if library is not None:  # the same kernels again (another function's, or evicted)
@@ -244,22 +254,28 @@ def _build(compiler: str, sources: dict[str, str], prelude: str) -> Library:
             )
         if call is None:
             call = _load_call(folder, found[call_name])
-        return _load(folder, name, found[name], call, list(sources))
+        return _load(folder, name, found[name], call.call, list(sources))
     finally:
         os.close(folder)
 
 
 def _installed_call():
-    """``call`` of the ``_call`` pip built (``pip install`` again after editing ``_call.c``),
-    None where it did not build it."""
+    """The ``_call`` module pip built, None where it did not build it or built an older
+    ``_call.c`` (``pip install`` again after editing it)."""
     try:
         from fluxion.compiler import _call
     except ImportError:
         return None
-    return _call.call
+    return _call if getattr(_call, "ABI", None) == _call_abi() else None
 
 
-_CALL: dict = {}  # "call": the _call built into the cache, once loaded
+def call_module():
+    """The ``_call`` module kernels run through (``last_threads()`` says on which threads
+    the last one ran); None before the cache has built it, where pip did not."""
+    return _installed_call() or _CALL.get("module")
+
+
+_CALL: dict = {}  # "module": the _call built into the cache, once loaded
 
 
 def _load_call(folder: int, library: bytes):
@@ -269,7 +285,7 @@ def _load_call(folder: int, library: bytes):
             importlib.util.spec_from_file_location("_call", path, loader=loader)
         )
         loader.exec_module(module)
-    return _CALL.setdefault("call", module.call)
+    return _CALL.setdefault("module", module)
 
 
 def _load(folder: int, name: str, library: bytes, call, kernels: list[str]) -> Library:
@@ -288,11 +304,17 @@ def _load(folder: int, name: str, library: bytes, call, kernels: list[str]) -> L
         except OSError as e:  # out of address space or memory mappings, ...
             raise ToolchainError(f"native kernels could not be loaded: {e}") from e
         try:
-            addresses = {k: ctypes.cast(getattr(loaded, k), ctypes.c_void_p).value for k in kernels}
-        except AttributeError as e:
+            found = {
+                k: (
+                    ctypes.cast(getattr(loaded, k), ctypes.c_void_p).value,
+                    *(ctypes.c_int64 * 2).in_dll(loaded, f"{k}_split"),
+                )
+                for k in kernels
+            }
+        except (AttributeError, ValueError) as e:
             _ctypes.dlclose(loaded._handle)
             raise ToolchainError(f"a library of native kernels lacks a kernel: {e}") from e
-        library = _LOADED[name] = Library(call, loaded._handle, addresses)
+        library = _LOADED[name] = Library(call, loaded._handle, found)
         return library
 
 
@@ -511,6 +533,19 @@ def cache_entries() -> list[Entry]:
         os.close(folder)
 
 
+def cache_usage() -> tuple[int, int]:
+    """How many files the kernel cache holds and their bytes; files that another process
+    prunes meanwhile are not counted."""
+    if not os.path.lexists(os.path.join(cache_dir(), "kernels")):
+        return 0, 0
+    folder = _open_cache(create=False)
+    try:
+        files = _files(folder)
+    finally:
+        os.close(folder)
+    return len(files), sum(size for _, size, _ in files)
+
+
 def clear_cache() -> tuple[int, int]:
     """Removes every file of the kernel cache; returns how many and their bytes."""
     if not os.path.lexists(os.path.join(cache_dir(), "kernels")):
@@ -556,7 +591,7 @@ def _compile(compiler: str, wanted: dict[str, list[str]]) -> dict[str, bytes]:
         _run(compiles)
         linked = {entry: os.path.join(scratch, f"{k}.so") for k, entry in enumerate(wanted)}
         _run(
-            [compiler, "-shared", *objects[entry], "-o", path, "-lmvec", "-lm"]
+            [compiler, "-shared", *objects[entry], "-o", path, "-lmvec", "-lm", "-pthread"]
             for entry, path in linked.items()
         )
         built = {}
@@ -590,8 +625,15 @@ def caller(library: Library, name: str, eqn, c_source: str):
     """A Python function that allocates an equation's outputs and runs kernel ``name`` of
     ``library`` into them (and holds the library loaded)."""
     sizes = [math.prod(v.aval.shape) * v.aval.dtype.itemsize for v in eqn.inputs + eqn.outputs]
-    kernel = np.array([library.addresses[name], len(eqn.inputs), *sizes], np.int64).tobytes()
-    namespace = {"empty": np.empty, "call": library.call, "kernel": kernel, "library": library}
+    address, length, parts = library.kernels[name]
+    kernel = np.array([address, len(eqn.inputs), length, parts, *sizes], np.int64).tobytes()
+    namespace = {
+        "empty": np.empty,
+        "call": library.call,
+        "kernel": kernel,
+        "library": library,
+        "threads": threads.setting,
+    }
     params = [f"in{i}" for i in range(len(eqn.inputs))]
     outs = [f"o{j}" for j in range(len(eqn.outputs))]
     body = [
@@ -599,7 +641,11 @@ def caller(library: Library, name: str, eqn, c_source: str):
         for o, v in zip(outs, eqn.outputs)
     ]
     results = f"[{', '.join(outs)}]" if eqn.prim.multiple_results else outs[0]
-    body += [f"    call(kernel, {', '.join(params + outs)})", f"    return {results}"]
+    # the thread count read at each call: fx.num_threads(1) around a compiled call holds
+    body += [
+        f"    call(kernel, threads.count, {', '.join(params + outs)})",
+        f"    return {results}",
+    ]
     run = codegen.python_function(eqn.prim.name, params, body, namespace)
     run.source += "\n" + c_source
     return run

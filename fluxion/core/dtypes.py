@@ -23,7 +23,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from fluxion.errors import DTypeError
+from fluxion.errors import DTypeError, InvalidArgumentError
 
 bfloat16_np = np.dtype(ml_dtypes.bfloat16)
 
@@ -228,3 +228,27 @@ def scalar_default_dtype(value) -> np.dtype:
     if isinstance(value, complex):
         return DEFAULT_COMPLEX
     raise DTypeError(f"cannot make a tensor from a {type(value).__name__}")
+
+
+def set_default_dtype(dtype) -> None:
+    """PyTorch's ``set_default_dtype``: fluxion's default float is float32 and stays so;
+    asking for it is accepted, any other raises (pass ``dtype=`` where you need another)."""
+    if to_np(dtype) != DEFAULT_FLOAT:
+        raise DTypeError(
+            f"set_default_dtype: fluxion's default float dtype is float32 and cannot be changed "
+            f"(got {dtype}); pass dtype={dtype} to the calls that need it, or cast with .to()"
+        )
+
+
+def get_default_dtype() -> DType:
+    return to_dtype(DEFAULT_FLOAT)
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """PyTorch's hint that float32 matmuls may use faster, less precise units (TF32): there
+    are none on the cpu, so every precision is full float32 precision; the name is checked."""
+    if precision not in ("highest", "high", "medium"):
+        raise InvalidArgumentError(
+            f"set_float32_matmul_precision: precision must be 'highest', 'high' or 'medium', "
+            f"got {precision!r}"
+        )

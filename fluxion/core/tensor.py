@@ -15,16 +15,41 @@ import numpy as np
 from fluxion.core import dtypes
 from fluxion.core import trace as _trace
 from fluxion.core.trace import ctx
-from fluxion.errors import DTypeError, GradError, InvalidArgumentError, TracerError
+from fluxion.errors import (
+    ArgumentTypeError,
+    DTypeError,
+    GradError,
+    InvalidArgumentError,
+    ShapeError,
+    TracerError,
+)
 
 
 class Device:
-    """Where a tensor lives. The NumPy backend has one: ``cpu(0)``."""
+    """Where a tensor lives. The NumPy backend has one: ``cpu(0)``.
+
+    ``fx.device("cpu")`` (PyTorch's spelling; ``"cuda"`` names a device that no tensor can
+    move to until a GPU backend exists, see ``fx.cuda.is_available()``).
+    """
 
     __slots__ = ("kind", "index")
 
-    def __init__(self, kind: str = "cpu", index: int = 0):
-        self.kind, self.index = kind, index
+    def __init__(self, kind: str = "cpu", index: int | None = None):
+        if isinstance(kind, Device):
+            kind, index = kind.kind, kind.index if index is None else index
+        if not isinstance(kind, str):
+            raise ArgumentTypeError(f"device: expected a name like 'cpu', got {kind!r}")
+        kind, _, number = kind.partition(":")
+        if number:
+            if not number.isdigit() or index is not None:
+                raise InvalidArgumentError(f"device: {kind}:{number} is not a device name")
+            index = int(number)
+        self.kind, self.index = kind, 0 if index is None else index
+
+    @property
+    def type(self) -> str:
+        """PyTorch's name for the kind: ``"cpu"``."""
+        return self.kind
 
     def __repr__(self) -> str:
         return f"{self.kind}({self.index})"
@@ -41,6 +66,75 @@ CPU = Device()
 
 def devices() -> list[Device]:
     return [CPU]
+
+
+class cuda:
+    """PyTorch's ``torch.cuda`` queries: fluxion has no GPU backend yet."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return False
+
+    @staticmethod
+    def device_count() -> int:
+        return 0
+
+
+def _device_of(op: str, device) -> Device:
+    """A device a tensor can be on (only the cpu exists)."""
+    named = Device(device) if isinstance(device, str | Device) else None
+    if named != CPU:
+        raise InvalidArgumentError(
+            f"{op}: fluxion runs on the cpu only (fx.cuda.is_available() is False), got device "
+            f"{device!r}; use 'cpu' or fx.device('cpu')"
+        )
+    return named
+
+
+def to_arguments(op: str, args: tuple, dtype=None, device=None):
+    """``.to(...)``'s arguments (PyTorch's): a device, a dtype, a tensor (its dtype and
+    device) or a device and a dtype, positionally or by keyword -> (dtype or None)."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, str | Device) and not (isinstance(a, str) and a in _DTYPE_NAMES):
+            device = a
+        else:
+            dtype = a
+    if device is not None:
+        _device_of(op, device)
+    return dtype
+
+
+class Size(tuple):
+    """A shape as PyTorch's ``x.size()`` returns it: a tuple (``fx.Size([2, 3])``)."""
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __repr__(self) -> str:
+        return f"fx.Size({list(self)})"
+
+
+class _SizeOrCount(int):
+    """``x.size``: NumPy's element count (an int) that PyTorch code may call: ``x.size()``
+    is the shape as ``fx.Size``, ``x.size(d)`` one dimension. Both spellings work, so that
+    array-API and NumPy code (``x.size == 6``) and PyTorch code share one attribute."""
+
+    def __new__(cls, shape: tuple):
+        out = super().__new__(cls, math.prod(shape))
+        out.shape = shape
+        return out
+
+    def __reduce__(self):  # copies and pickles are the plain count
+        return int, (int(self),)
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return Size(self.shape)
+        from fluxion.ops.primitives import check_axis
+
+        return self.shape[check_axis("size", dim, len(self.shape), "dim")]
 
 
 class Tensor:
@@ -125,10 +219,19 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return self._value.size
+        """The number of elements (NumPy); ``x.size()``/``x.size(d)``: the shape (PyTorch)."""
+        return _SizeOrCount(self.shape)
 
     def numel(self) -> int:
-        return self.size
+        return math.prod(self.shape)
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.ndim
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self._np_dtype.itemsize
 
     @property
     def device(self) -> Device:
@@ -184,6 +287,18 @@ class Tensor:
     def from_dlpack(obj) -> Tensor:
         """Zero-copy import of any DLPack producer (NumPy arrays, CPU torch tensors)."""
         return Tensor._from_array(np.from_dlpack(obj))
+
+    def cpu(self) -> Tensor:
+        """This tensor (every tensor is on the cpu)."""
+        return self
+
+    def cuda(self, device=None) -> Tensor:
+        """Raises: fluxion has no GPU backend yet (``fx.cuda.is_available()`` is False)."""
+        _device_of("cuda", "cuda" if device is None else device)
+
+    def contiguous(self) -> Tensor:
+        """This tensor (fluxion's results need no layout fix-up before ``view``)."""
+        return self
 
     def __bool__(self) -> bool:
         return bool(self._concrete())
@@ -406,8 +521,31 @@ class Tensor:
     def astype(self, dtype) -> Tensor:
         return _ops.astype(self, dtype)
 
-    def to(self, dtype) -> Tensor:
-        return _ops.astype(self, dtype)
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False, copy: bool = False):
+        """PyTorch's ``to``: a dtype (``x.to(fx.int64)``), a device (``x.to("cpu")``), both, or
+        another tensor's dtype (``x.to(y)``); the same tensor when nothing changes (a new one
+        with ``copy=True``)."""
+        dtype = to_arguments("to", args, dtype, device)
+        out = self if dtype is None else _ops.astype(self, dtype)
+        return _ops.clone(out) if copy and out is self else out
+
+    def type_as(self, other) -> Tensor:
+        return _ops.astype(self, other.dtype)
+
+    def clone(self) -> Tensor:
+        """A copy, differentiable (the gradient passes through unchanged)."""
+        return _ops.clone(self)
+
+    def nonzero(self, *, as_tuple: bool = False):
+        """PyTorch's ``x.nonzero()``: one row of indices per non-zero element, (n, ndim);
+        ``fx.nonzero(x)`` is NumPy's and the array API's, one index tensor per axis."""
+        return _ops.nonzero(self, as_tuple=as_tuple)
+
+    def half(self) -> Tensor:
+        return _ops.astype(self, np.float16)
+
+    def bool(self) -> Tensor:
+        return _ops.astype(self, np.bool_)
 
     def float(self) -> Tensor:
         return _ops.astype(self, dtypes.DEFAULT_FLOAT)
@@ -426,12 +564,80 @@ class Tensor:
 
     view = reshape
 
+    def view_as(self, other) -> Tensor:
+        return _ops.reshape(self, other.shape)
+
+    def expand(self, *sizes) -> Tensor:
+        """PyTorch's expand: broadcast to ``sizes``, where -1 keeps a dimension."""
+        sizes = tuple(sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes)
+        lead = len(sizes) - self.ndim
+        shape = tuple(
+            self.shape[i - lead] if d == -1 and i >= lead else d for i, d in enumerate(sizes)
+        )
+        return _ops.broadcast_to(self, shape)
+
+    def expand_as(self, other) -> Tensor:
+        return _ops.broadcast_to(self, other.shape)
+
     def transpose(self, *axes) -> Tensor:
-        """NumPy's ``transpose``: no axes reverses them; see ``swapaxes`` for two of them."""
+        """Two ints swap those two dims (PyTorch's ``transpose(dim0, dim1)``); otherwise
+        NumPy's: no axes reverses them, a permutation (a tuple, or n ints) reorders them."""
+        if len(axes) == 2 and all(isinstance(a, int) for a in axes):
+            return _ops.transpose(self, *axes)
         return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
-    def permute(self, *axes) -> Tensor:
-        return _ops.transpose(self, axes[0] if len(axes) == 1 else axes)
+    def permute(self, *dims) -> Tensor:
+        return _ops.transpose(self, dims[0] if len(dims) == 1 else dims)
+
+    def repeat(self, *sizes) -> Tensor:
+        """PyTorch's repeat: the whole tensor tiled ``sizes`` times (``fx.tile``); NumPy's
+        element-wise repeat is ``repeat_interleave``."""
+        return _ops.tile(
+            self, sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
+        )
+
+    # ------------------------------------------------------------------ PyTorch's fills
+    def _new(self, size, fill_value, dtype) -> Tensor:
+        from fluxion.ops.shape import _star_shape
+
+        dtype = self._np_dtype if dtype is None else dtype
+        return _ops.full(_star_shape(size), fill_value, dtype=dtype)
+
+    def new_zeros(self, *size, dtype=None) -> Tensor:
+        return self._new(size, 0, dtype)
+
+    def new_ones(self, *size, dtype=None) -> Tensor:
+        return self._new(size, 1, dtype)
+
+    def new_full(self, size, fill_value, dtype=None) -> Tensor:
+        return self._new((size,), fill_value, dtype)
+
+    def new_empty(self, *size, dtype=None) -> Tensor:
+        return self._new(size, 0, dtype)
+
+    def new_tensor(self, data, dtype=None) -> Tensor:
+        return Tensor(data, dtype=self._np_dtype if dtype is None else dtype)
+
+    def fill_(self, value) -> Tensor:
+        """Set every element to ``value``, in place."""
+        return self._assign(_ops.full_like(self, value), "fill_")
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def index_put_(self, indices, values, accumulate: bool = False) -> Tensor:
+        """``x[indices] = values`` (``+=`` with ``accumulate``), in place."""
+        return self._assign(_ops.index_put(self, indices, values, accumulate), "index_put_")
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        result = _ops.masked_fill(self, mask, value)
+        if result.shape != self.shape:
+            raise ShapeError(
+                f"masked_fill_: mask of shape {mask.shape} broadcasts the tensor of shape "
+                f"{self.shape} to {result.shape}; in place the shape cannot change (use "
+                "x = x.masked_fill(mask, value))"
+            )
+        return self._assign(result, "masked_fill_")
 
     @property
     def T(self) -> Tensor:
@@ -444,8 +650,8 @@ class Tensor:
     def size_of(self, axis: int) -> int:
         return self.shape[axis]
 
-    def unsqueeze(self, axis: int) -> Tensor:
-        return _ops.expand_dims(self, axis)
+    def unsqueeze(self, axis=None, *, dim=None) -> Tensor:
+        return _ops.expand_dims(self, axis, dim=dim)
 
     def clamp(self, min=None, max=None) -> Tensor:
         return _ops.clip(self, min, max)
@@ -493,9 +699,12 @@ def _method(name):
 
 
 for _name in (
-    "sum mean var std max min prod argmax argmin all any cumsum logsumexp exp log sqrt abs "
-    "tanh sigmoid relu sin cos square clip flatten squeeze expand_dims broadcast_to swapaxes "
-    "moveaxis flip split chunk matmul dot softmax log_softmax round floor ceil sign"
+    "sum mean var std max min amax amin prod argmax argmin all any cumsum logsumexp exp log "
+    "sqrt abs tanh sigmoid relu sin cos square clip flatten squeeze expand_dims broadcast_to "
+    "swapaxes moveaxis flip split chunk matmul dot softmax log_softmax round floor ceil sign "
+    "sort argsort topk median mode norm masked_fill index_put scatter scatter_add gather "
+    "repeat_interleave maximum minimum pow rsqrt reciprocal log1p expm1 erf tril "
+    "triu bincount multinomial"
 ).split():
     setattr(Tensor, _name, _method(_name))
 
@@ -533,10 +742,6 @@ class Tracer(Tensor):
     @property
     def ndim(self) -> int:
         return len(self.aval.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.aval.shape)
 
     @property
     def _np_dtype(self) -> np.dtype:
@@ -694,5 +899,8 @@ def to_tensor(x) -> Tensor:
 
 
 _trace.from_array, _trace.wrap = Tensor._from_array, Tensor._wrap
+_DTYPE_NAMES = frozenset(
+    d.name for d in dtypes.DType.__dict__.values() if isinstance(d, dtypes.DType)
+)
 
 from fluxion import ops as _ops  # noqa: E402  (ops import Tensor; operators need ops)

@@ -16,6 +16,7 @@ from fluxion.data.datasets import (
     char_corpus,
     sum_mod_dataset,
 )
+from fluxion.data.sampler import DistributedSampler, shard_batch
 from fluxion.data.tokenizers import (
     BPETokenizer,
     CharTokenizer,
@@ -29,11 +30,13 @@ __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "DifferenceTask",
+    "DistributedSampler",
     "LMDataset",
     "Tokenizer",
     "batches",
     "char_corpus",
     "load_tokenizer",
+    "shard_batch",
     "sum_mod_dataset",
     "tokenizer_from_dict",
 ]

@@ -9,7 +9,12 @@ and ``functional`` (``fx.nn.functional``, composites of fluxion ops).
 ``fx.nn.optim`` is ``fx.optim``.
 """
 
-from fluxion.nn import functional, init
+from fluxion.nn import (
+    functional,
+    init,
+    parallel,
+    utils,  # noqa: E402  (imports fluxion.optim, which needs nn.module)
+)
 from fluxion.nn.attention import (
     LearnedPositionalEmbedding,
     MultiHeadAttention,
@@ -35,6 +40,16 @@ from fluxion.nn.layers import (
     SiLU,
     Softmax,
     Tanh,
+)
+from fluxion.nn.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
 )
 from fluxion.nn.module import Module, ModuleAttributeError, Parameter, trainable_mask
 from fluxion.nn.transformer import (

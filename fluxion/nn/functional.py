@@ -677,3 +677,28 @@ def binary_cross_entropy_with_logits(
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+@widened
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``, for d = input - target."""
+    x, y = _float_input("huber_loss", input), to_tensor(target)
+    _check_reduction("huber_loss", reduction)
+    _same_shape("huber_loss", x, y)
+    delta = check_number("huber_loss", "delta", delta, 0.0, low_open=True)
+    d = ops.abs(x - y)
+    return _reduce(ops.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), reduction)
+
+
+@widened
+def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (the L1 loss at
+    beta 0): the Huber loss divided by ``beta``."""
+    x, y = _float_input("smooth_l1_loss", input), to_tensor(target)
+    _check_reduction("smooth_l1_loss", reduction)
+    _same_shape("smooth_l1_loss", x, y)
+    beta = check_number("smooth_l1_loss", "beta", beta, 0.0)
+    d = ops.abs(x - y)
+    if beta == 0.0:
+        return _reduce(d, reduction)
+    return _reduce(ops.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)

@@ -33,8 +33,10 @@ the one attribute in both places (``F.linear(h, self.tok.weight)``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,7 +44,7 @@ import numpy as np
 from fluxion.core import dtypes
 from fluxion.core.effects import register_holder
 from fluxion.core.pytree import register_pytree_node, tree_flatten, tree_leaves
-from fluxion.core.tensor import Tensor, Tracer, _to_array
+from fluxion.core.tensor import Tensor, Tracer, _to_array, to_arguments
 from fluxion.core.trace import ABSENT, ctx, note_write
 from fluxion.errors import (
     DTypeError,
@@ -538,16 +540,17 @@ class Module:
         """``(dotted name, parameter)`` pairs in PyTorch's order, each tensor once."""
         return self._named_tensors("p", prefix, recurse, remove_duplicate)
 
-    def parameters(self, recurse: bool = True) -> list[Tensor]:
-        return [p for _, p in self.named_parameters(recurse=recurse)]
+    def parameters(self, recurse: bool = True) -> Iterator[Tensor]:
+        """An iterator over the parameters, as PyTorch's (``list(...)`` for a list)."""
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
     ) -> list[tuple[str, Tensor]]:
         return self._named_tensors("b", prefix, recurse, remove_duplicate)
 
-    def buffers(self, recurse: bool = True) -> list[Tensor]:
-        return [b for _, b in self.named_buffers(recurse=recurse)]
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """The number of scalars in the (distinct) parameters."""
@@ -589,10 +592,10 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def to(self, dtype=None, device=None) -> Module:
-        """Cast floating-point parameters and buffers to ``dtype`` in place (PyTorch's rule)."""
-        if device is not None and str(device) not in ("cpu", "cpu(0)", "cpu:0"):
-            raise InvalidArgumentError(f"to: only the cpu device exists, got {device!r}")
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False) -> Module:
+        """Cast floating-point parameters and buffers to ``dtype`` in place (PyTorch's rule);
+        ``model.to(device)`` accepts the cpu, the only device."""
+        dtype = to_arguments("Module.to", args, dtype, device)
         if dtype is None:
             return self
         np_dtype = dtypes.to_np(dtype)
@@ -601,7 +604,7 @@ class Module:
                 f"Module.to: only floating-point dtypes are accepted, got {dtype}; "
                 "parameters and buffers of integer type are never cast"
             )
-        for t in self.parameters() + self.buffers():
+        for t in itertools.chain(self.parameters(), self.buffers()):
             if isinstance(t, Tracer) or not dtypes.is_float(t._np_dtype):
                 continue
             t._value = t._value.astype(np_dtype)
@@ -611,6 +614,14 @@ class Module:
 
     def double(self) -> Module:
         return self.to(dtypes.DType.float64)
+
+    def cpu(self) -> Module:
+        """This module (everything is on the cpu)."""
+        return self
+
+    def cuda(self, device=None) -> Module:
+        """Raises: fluxion has no GPU backend yet (``fx.cuda.is_available()`` is False)."""
+        return self.to(device="cuda" if device is None else device)
 
     def float(self) -> Module:
         return self.to(dtypes.DType.float32)

@@ -195,14 +195,6 @@ def count_nonzero(x, /, *, axis=None, keepdims: bool = False) -> Tensor:
     return sum(astype(astype(x, bool), dtypes.DEFAULT_INT), axis=axis, keepdims=keepdims)
 
 
-def nonzero(x, /) -> tuple[Tensor, ...]:
-    """The indices of the nonzero elements, one int64 tensor per axis (NumPy's)."""
-    x = to_tensor(x)
-    if x.ndim == 0:
-        raise ShapeError("nonzero: a 0-d tensor has no axes to index; reshape it to (1,) first")
-    return tuple(Tensor._from_array(i.astype(np.int64)) for i in np.nonzero(_values("nonzero", x)))
-
-
 def searchsorted(x1, x2, /, *, side: str = "left", sorter=None) -> Tensor:
     """Where the values of ``x2`` go in the sorted 1-d ``x1`` to keep it sorted; int64."""
     if side not in ("left", "right"):

@@ -9,6 +9,8 @@ differentiating the bodies, batch rules by vmapping them.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fluxion.compiler import codegen
@@ -45,6 +47,21 @@ def _derived(fn, avals, name) -> Graph:
     return graph
 
 
+def _memoized(derive):
+    """``derive(graph, *args)`` made once per graph and arguments (kept in ``graph.derived``)."""
+
+    @functools.wraps(derive)
+    def memoized(graph: Graph, *args) -> Graph:
+        args = tuple(tuple(a) if isinstance(a, list) else a for a in args)  # batch dims
+        key = (derive.__name__, *args)
+        if key not in graph.derived:
+            graph.derived[key] = derive(graph, *args)
+        return graph.derived[key]
+
+    return memoized
+
+
+@_memoized
 def jvp_graph(graph: Graph) -> Graph:
     """(args, tangents) -> (outs, tangent outs)."""
     from fluxion.transforms.autodiff import jvp
@@ -58,6 +75,7 @@ def jvp_graph(graph: Graph) -> Graph:
     return _derived(f, graph.in_avals * 2, "jvp")
 
 
+@_memoized
 def vjp_graph(graph: Graph) -> Graph:
     """(args, output cotangents) -> argument cotangents."""
     from fluxion.transforms.autodiff import vjp
@@ -71,7 +89,8 @@ def vjp_graph(graph: Graph) -> Graph:
     return _derived(f, graph.in_avals + graph.out_avals, "vjp")
 
 
-def batch_graph(graph: Graph, dims, size) -> Graph:
+@_memoized
+def batch_graph(graph: Graph, dims: tuple, size: int) -> Graph:
     """The graph vmapped over ``dims`` (every output batched at 0)."""
     from fluxion.transforms.batching import vmap
 
@@ -80,7 +99,7 @@ def batch_graph(graph: Graph, dims, size) -> Graph:
         for a, d in zip(graph.in_avals, dims)
     ]
     return _derived(
-        lambda *a: vmap(lambda *b: eval_graph(graph, *b), in_axes=tuple(dims), axis_size=size)(*a),
+        lambda *a: vmap(lambda *b: eval_graph(graph, *b), in_axes=dims, axis_size=size)(*a),
         avals,
         "vmap",
     )

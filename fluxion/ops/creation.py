@@ -22,7 +22,7 @@ from fluxion.ops.inspection import check_device
 from fluxion.ops.shape import _star_shape
 
 
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(data, dtype=None, requires_grad: bool = False, *, device=None) -> Tensor:
     """A new tensor holding a copy of ``data`` (Python numbers, nested lists, arrays).
 
     Python floats become float32, ints int64, bools bool; NumPy arrays keep their dtype.
@@ -30,6 +30,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     >>> fx.tensor([[1, 2], [3, 4]]).dtype
     int64
     """
+    check_device("tensor", device)
     if dtype is not None:
         dtype = check_dtype("tensor", "dtype", dtype)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
@@ -68,22 +69,21 @@ def from_dlpack(obj, *, device=None, copy=None) -> Tensor:
     return Tensor._from_array(out._value.copy()) if copy else out
 
 
-def _filled(op, shape, value, dtype) -> Tensor:
+def _filled(op, shape, value, dtype, device=None) -> Tensor:
     # dtype=None means the default, as in PyTorch (np.dtype(None) would be float64)
+    check_device(op, device)
     np_dtype = check_dtype(op, "dtype", dtype, default=dtypes.DEFAULT_FLOAT)
     return Tensor._from_array(np.full(check_shape(op, "shape", shape, np_dtype), value, np_dtype))
 
 
-def zeros(shape=(), *more, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
+def zeros(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Zeros of ``shape`` (``zeros(2, 3)`` and ``zeros((2, 3))`` both work)."""
-    check_device("zeros", device)
-    return _filled("zeros", _star_shape((shape, *more)), 0, dtype)
+    return _filled("zeros", _star_shape(shape), 0, dtype, device)
 
 
-def ones(shape=(), *more, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
+def ones(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Ones of ``shape``."""
-    check_device("ones", device)
-    return _filled("ones", _star_shape((shape, *more)), 1, dtype)
+    return _filled("ones", _star_shape(shape), 1, dtype, device)
 
 
 def full(shape, fill_value, dtype=None, *, device=None) -> Tensor:
@@ -99,38 +99,33 @@ def full(shape, fill_value, dtype=None, *, device=None) -> Tensor:
                 f"full: fill_value must be a number (or a 0-d tensor), got {fill_value!r}"
             )
         dtype = dtypes.scalar_default_dtype(fill_value)
-    return _filled("full", shape, fill_value, dtype)
+    return _filled("full", shape, fill_value, dtype, device)
 
 
 def zeros_like(x, dtype=None, *, device=None) -> Tensor:
-    check_device("zeros_like", device)
     x = to_tensor(x)
-    return _filled("zeros_like", x.shape, 0, x._np_dtype if dtype is None else dtype)
+    return _filled("zeros_like", x.shape, 0, x._np_dtype if dtype is None else dtype, device)
 
 
 def ones_like(x, dtype=None, *, device=None) -> Tensor:
-    check_device("ones_like", device)
     x = to_tensor(x)
-    return _filled("ones_like", x.shape, 1, x._np_dtype if dtype is None else dtype)
+    return _filled("ones_like", x.shape, 1, x._np_dtype if dtype is None else dtype, device)
 
 
 def full_like(x, fill_value, dtype=None, *, device=None) -> Tensor:
-    check_device("full_like", device)
     x = to_tensor(x)
-    return _filled("full_like", x.shape, fill_value, x._np_dtype if dtype is None else dtype)
-
-
-def empty(shape=(), *more, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
-    """Like ``zeros`` (NumPy's uninitialised memory is never exposed)."""
-    check_device("empty", device)
-    return _filled("empty", _star_shape((shape, *more)), 0, dtype)
+    dtype = x._np_dtype if dtype is None else dtype
+    return _filled("full_like", x.shape, fill_value, dtype, device)
 
 
 def empty_like(x, dtype=None, *, device=None) -> Tensor:
     """Like ``zeros_like`` (NumPy's uninitialised memory is never exposed)."""
-    check_device("empty_like", device)
-    x = to_tensor(x)
-    return _filled("empty_like", x.shape, 0, x._np_dtype if dtype is None else dtype)
+    return zeros_like(x, dtype, device=device)
+
+
+def empty(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
+    """Like ``zeros`` (NumPy's uninitialised memory is never exposed)."""
+    return _filled("empty", _star_shape(shape), 0, dtype, device)
 
 
 def arange(start, stop=None, step=1, dtype=None, *, device=None) -> Tensor:
@@ -197,13 +192,22 @@ def _triangle(op, x, mask_of) -> Tensor:
     return where(mask, x, Tensor._from_array(np.zeros((), x._np_dtype)))
 
 
-def tril(x, k: int = 0) -> Tensor:
-    """Zero out the elements above diagonal ``k`` of the last two axes."""
-    k = check_int("tril", "k", k)
+def _diagonal(op, k, diagonal) -> int:
+    """NumPy's ``k`` or PyTorch's ``diagonal``: the same offset."""
+    if diagonal is None:
+        return check_int(op, "k", k)
+    if k != 0:
+        raise InvalidArgumentError(f"{op}: give k= or diagonal=, not both (got {k}, {diagonal})")
+    return check_int(op, "diagonal", diagonal)
+
+
+def tril(x, k: int = 0, *, diagonal=None) -> Tensor:
+    """Zero out the elements above diagonal ``k`` (PyTorch: ``diagonal``) of the last two axes."""
+    k = _diagonal("tril", k, diagonal)
     return _triangle("tril", x, lambda n, m: np.tri(n, m, k, dtype=bool))
 
 
-def triu(x, k: int = 0) -> Tensor:
-    """Zero out the elements below diagonal ``k`` of the last two axes."""
-    k = check_int("triu", "k", k)
+def triu(x, k: int = 0, *, diagonal=None) -> Tensor:
+    """Zero out the elements below diagonal ``k`` (PyTorch: ``diagonal``) of the last two axes."""
+    k = _diagonal("triu", k, diagonal)
     return _triangle("triu", x, lambda n, m: ~np.tri(n, m, k - 1, dtype=bool))

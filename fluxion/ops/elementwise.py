@@ -42,6 +42,12 @@ def astype(x, dtype, *, copy: bool = True, device=None) -> Tensor:
 cast = astype
 
 
+def clone(x) -> Tensor:
+    """A copy of ``x`` (PyTorch's clone): a new tensor whose gradient passes through unchanged."""
+    x = to_tensor(x)
+    return bind(P.convert_p, x, dtype=x._np_dtype)
+
+
 def _promoted(x, y) -> tuple[Tensor, Tensor]:
     """Both operands as tensors of their promoted dtype (Python scalars are weak)."""
     if isinstance(x, Tensor) and isinstance(y, Tensor):

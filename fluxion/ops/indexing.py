@@ -417,3 +417,95 @@ def index_update(x, index, value, mode: str) -> Tensor:
         mask[linear] = True
         out = where(P.constant(mask, bool), written, flat)
     return reshape(out, x.shape)
+
+
+def masked_fill(x, mask, value) -> Tensor:
+    """PyTorch's masked_fill: ``value`` where the boolean ``mask`` is True, ``x`` elsewhere;
+    the two broadcast (as PyTorch's, the result may be larger than ``x``).
+
+    >>> fx.masked_fill(fx.zeros(3), fx.tensor([True, False, True]), -1.0)
+    [-1.  0. -1.]:f32[3]:cpu(0)
+    """
+    x, mask = to_tensor(x), to_tensor(mask)
+    if mask._np_dtype != dtypes.BOOL:
+        raise DTypeError(f"masked_fill: mask must be bool, got {mask.dtype}; compare first (m > 0)")
+    P.broadcast_shapes("masked_fill", x.shape, mask.shape, names=("x", "mask"))
+    fill = (
+        astype(value, x._np_dtype) if isinstance(value, Tensor) else P.constant(value, x._np_dtype)
+    )
+    return where(mask, fill, x)
+
+
+def index_put(x, indices, values, accumulate: bool = False) -> Tensor:
+    """PyTorch's index_put: ``x[indices] = values`` (``+=`` with ``accumulate``), out of
+    place; ``indices`` is a tuple of index tensors (or anything ``x[...]`` takes)."""
+    index = tuple(indices) if isinstance(indices, list) else indices
+    return index_update(x, index, values, mode="add" if accumulate else "set")
+
+
+def scatter(x, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
+    """PyTorch's scatter: ``out[index[i][j]][j] = src[i][j]`` (dim 0), out of place; ``src``
+    may be a number (or give ``value=``); ``reduce="add"`` is ``scatter_add``. Positions
+    that ``index`` names twice get the sum of their sources (PyTorch leaves them undefined)."""
+    x, index = to_tensor(x), to_tensor(index)
+    if (src is None) == (value is None):
+        raise InvalidArgumentError("scatter: give src (a tensor or number) or value=, one of them")
+    src = value if src is None else src
+    if not isinstance(src, Tensor):
+        src = broadcast_to(P.constant(src, x._np_dtype), index.shape)
+    if reduce not in (None, "add"):
+        raise InvalidArgumentError(f"scatter: reduce must be None or 'add', got {reduce!r}")
+    if reduce == "add":
+        return scatter_add(x, dim, index, src)
+    written = scatter_add(P.zeros(x.shape, x._np_dtype), dim, index, src)
+    ones = broadcast_to(P.constant(1, dtypes.DEFAULT_INT), index.shape)
+    hit = scatter_add(P.zeros(x.shape, dtypes.DEFAULT_INT), dim, index, ones) > 0
+    return where(hit, written, x)
+
+
+def nonzero(x, /, *, as_tuple: bool = True):
+    """The indices of the non-zero elements: one int64 tensor per axis (NumPy's and the
+    array API's ``nonzero``); ``as_tuple=False``: one row per element, shape (n, ndim)
+    (``torch.nonzero``'s default, and ``x.nonzero()``'s, as in PyTorch; ``fx.argwhere``).
+    The count depends on the values, so ``x`` must be concrete (not inside jit or vmap)."""
+    x = to_tensor(x)
+    values = _concrete_index("nonzero", x)
+    if x.ndim == 0:
+        if as_tuple:
+            raise ShapeError(
+                "nonzero: a 0-d tensor has no axes to index; reshape it to (1,) first, or "
+                "pass as_tuple=False for PyTorch's (n, 0) rows"
+            )
+        return P.constant(np.zeros((int(values != 0), 0), np.int64), dtypes.DEFAULT_INT)
+    found = np.nonzero(values)
+    if as_tuple:
+        return tuple(P.constant(i, dtypes.DEFAULT_INT) for i in found)
+    return P.constant(np.stack(found, axis=-1), dtypes.DEFAULT_INT)
+
+
+def argwhere(x) -> Tensor:
+    """NumPy's ``argwhere``: the indices of the non-zero elements, one row each, (n, ndim)."""
+    return nonzero(x, as_tuple=False)
+
+
+def bincount(x, weights=None, minlength: int = 0) -> Tensor:
+    """Counts of each value in the 1-d non-negative integer tensor ``x`` (the sums of
+    ``weights`` when given), of length ``max(x) + 1`` or ``minlength``; ``x`` must be
+    concrete (its largest value sets the length)."""
+    x = to_tensor(x)
+    values = _concrete_index("bincount", x)
+    minlength = check_size("bincount", "minlength", minlength)
+    if x.ndim != 1 or x._np_dtype not in dtypes.INTEGERS:
+        raise ShapeError(
+            f"bincount: x must be a 1-d integer tensor, got {x.dtype} of shape {x.shape}"
+        )
+    if values.size and values.min() < 0:
+        raise InvalidArgumentError(f"bincount: x must be non-negative, got {int(values.min())}")
+    n = max(int(values.max()) + 1 if values.size else 0, minlength)
+    if weights is None:
+        src, dtype = broadcast_to(P.constant(1, dtypes.DEFAULT_INT), x.shape), dtypes.DEFAULT_INT
+    else:
+        src = to_tensor(weights)
+        dtype = src._np_dtype if dtypes.is_float(src._np_dtype) else np.dtype(np.float64)
+        src = astype(src, dtype)
+    return bind(P.scatter_add_p, P.zeros((n,), dtype), x, src, axis=0)

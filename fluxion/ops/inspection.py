@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fluxion.core import dtypes
-from fluxion.core.tensor import CPU, Device, Tensor
+from fluxion.core.tensor import CPU, Device, Tensor, _device_of
 from fluxion.errors import DTypeError, InvalidArgumentError
 
 
@@ -140,10 +140,10 @@ _ARRAY_API_KINDS["numeric"] = (
 
 
 def check_device(op: str, device) -> None:
-    if device is not None and device != CPU and device != "cpu":
-        raise InvalidArgumentError(
-            f"{op}: device {device!r} does not exist; fluxion has {CPU} (fx.devices())"
-        )
+    """A ``device=`` argument: None or the cpu, the only device (PyTorch's and the array
+    API's spelling alike)."""
+    if device is not None:
+        _device_of(op, device)
 
 
 class ArrayNamespaceInfo:

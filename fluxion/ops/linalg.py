@@ -99,13 +99,11 @@ def tensordot(x, y, axes=2) -> Tensor:
     free_x = [a for a in range(x.ndim) if a not in ax]
     free_y = [b for b in range(y.ndim) if b not in ay]
     k = math.prod(x.shape[a] for a in ax)
-    m, n = math.prod(x.shape[a] for a in free_x), math.prod(y.shape[b] for b in free_y)
-    xm = reshape(transpose(x, free_x + ax), (m, k))  # sizes, not -1: k may be 0
-    ym = reshape(transpose(y, ay + free_y), (k, n))
-    return reshape(
-        bind(P.matmul_p, xm, ym),
-        tuple(x.shape[a] for a in free_x) + tuple(y.shape[b] for b in free_y),
-    )
+    out_x, out_y = tuple(x.shape[a] for a in free_x), tuple(y.shape[b] for b in free_y)
+    # sizes, not -1: with k = 0 (an empty contracted axis) -1 has no answer
+    xm = reshape(transpose(x, free_x + ax), (math.prod(out_x), k))
+    ym = reshape(transpose(y, ay + free_y), (k, math.prod(out_y)))
+    return reshape(bind(P.matmul_p, xm, ym), out_x + out_y)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -247,3 +245,35 @@ def _index_sizes(subscripts, terms, operands) -> dict:
                 )
             sizes[c] = builtins.max(known, d)
     return sizes
+
+
+def norm(x, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """PyTorch's norm: the vector ``p``-norm over ``dim`` (all elements by default; ``"fro"``
+    is p=2, ``inf``/``-inf`` the largest/smallest magnitude, 0 the count of non-zeros). At a
+    zero vector the 2-norm's gradient is 0, as in PyTorch (sqrt' is infinite there).
+
+    >>> fx.norm(fx.tensor([3.0, 4.0]))
+    5.0:f32[]:cpu(0)
+    """
+    from fluxion.ops.elementwise import _floating, abs, sqrt, where
+    from fluxion.ops.reduction import amax, amin
+
+    x = _floating(x)
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not isinstance(p, int | float):
+        raise InvalidArgumentError(f"norm: p must be a number, 'fro', or +-inf, got {p!r}")
+    a = abs(x)
+    if p == math.inf:
+        return amax(a, dim, keepdim)
+    if p == -math.inf:
+        return amin(a, dim, keepdim)
+    if p == 0:
+        return sum(astype(a != 0, x._np_dtype), dim, keepdim)
+    if p == 1:
+        return sum(a, dim, keepdim)
+    if p == 2:
+        squares = sum(x * x, dim, keepdim)
+        nonzero = squares != 0
+        return where(nonzero, sqrt(where(nonzero, squares, 1.0)), 0.0)
+    return sum(a**p, dim, keepdim) ** (1.0 / p)

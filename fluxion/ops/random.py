@@ -30,7 +30,7 @@ from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind, ctx, note_write
 from fluxion.errors import DTypeError, InvalidArgumentError
 from fluxion.ops import primitives as P
-from fluxion.ops.elementwise import astype, cos, log, minimum, sqrt
+from fluxion.ops.elementwise import astype, cos, log, minimum, sqrt, where
 from fluxion.ops.reduction import argmax
 from fluxion.ops.shape import _star_shape
 
@@ -260,3 +260,112 @@ def global_uniform(low=0.0, high=1.0, size=(), dtype=dtypes.DEFAULT_FLOAT) -> Te
     """Uniform [low, high) samples from the global generator."""
     low, high = _check_range("uniform", "low", low, "high", high)
     return _uniform(*_global_draw("uniform", size, dtype, "size"), low, high)
+
+
+# ----------------------------------------------------------------------------- PyTorch's generators
+
+
+class Generator:
+    """PyTorch's ``torch.Generator``: a seeded stream of keys, for ``generator=`` arguments
+    (``fx.randperm``, ``fx.multinomial``, ``DataLoader(shuffle=True)``, ``random_split``).
+
+    >>> g = fx.Generator().manual_seed(0)
+    >>> fx.randperm(4, generator=g).shape
+    (4,)
+
+    The numbers differ from PyTorch's for the same seed (a different algorithm underneath);
+    the same seed always gives the same numbers in fluxion.
+    """
+
+    default_seed = 67280421310721  # PyTorch's initial_seed() of a new Generator
+
+    def __init__(self, device="cpu"):
+        self.device = device
+        self.manual_seed(self.default_seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._seed = check_seed("Generator.manual_seed", "seed", seed)
+        self._set(key(self._seed))
+        return self
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self) -> Tensor:
+        return self._key
+
+    def set_state(self, state) -> Generator:
+        self._set(check_key("Generator.set_state", state, "state"))
+        return self
+
+    def next_key(self) -> Tensor:
+        """A fresh key; the generator moves on."""
+        new, sub = split(self._key)
+        self._set(new)
+        return sub
+
+    def _set(self, value: Tensor) -> None:
+        if ctx.noting:  # as _GlobalKey: inside jit the key is an output of the function
+            note_write(self, "_key", getattr(self, "_key", value))
+        self._key = value
+
+
+def _key_of(op: str, generator) -> Tensor:
+    if generator is None:
+        return _GlobalKey.next()
+    if not isinstance(generator, Generator):
+        raise InvalidArgumentError(
+            f"{op}: generator must be an fx.Generator or None, got {type(generator).__name__}"
+        )
+    return generator.next_key()
+
+
+def randperm(n: int, *, generator=None, dtype=dtypes.DEFAULT_INT) -> Tensor:
+    """A random permutation of ``0..n-1`` (PyTorch's randperm), from ``generator`` or the
+    global seed."""
+    from fluxion.ops.reduction import argsort
+
+    n = check_size("randperm", "n", n)
+    np_dtype = check_dtype("randperm", "dtype", dtype)
+    return astype(argsort(_uniform(_key_of("randperm", generator), (n,), _F64)), np_dtype)
+
+
+def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
+    """PyTorch's multinomial: ``num_samples`` indices drawn with probabilities proportional
+    to the non-negative weights ``input`` (1-d, or 2-d: one row per draw), without
+    replacement unless ``replacement=True``. Gumbel-max sampling: the top ``num_samples``
+    of ``log(w) + Gumbel noise`` (exact for draws without replacement)."""
+    from fluxion.ops.reduction import top_k
+
+    w = to_tensor(input)
+    num_samples = check_size("multinomial", "num_samples", num_samples)
+    if w.ndim not in (1, 2) or not dtypes.is_float(w._np_dtype):
+        raise InvalidArgumentError(
+            f"multinomial: input must be a 1-d or 2-d float tensor of weights, got {w.dtype} "
+            f"of shape {w.shape}"
+        )
+    values = None if w._trace is not None else w._value
+    if values is not None and (not np.isfinite(values).all() or (values < 0).any()):
+        raise InvalidArgumentError("multinomial: weights must be finite and non-negative")
+    n = w.shape[-1]
+    if values is not None and not replacement:
+        available = int((values > 0).sum(axis=-1).min()) if values.size else 0
+        if num_samples > available:
+            raise InvalidArgumentError(
+                f"multinomial: cannot draw {num_samples} samples without replacement from "
+                f"{available} non-zero weights; lower num_samples or pass replacement=True"
+            )
+    work = np.dtype(np.float64 if w._np_dtype == np.float64 else np.float32)
+    w = astype(w, work)
+    logw = where(w > 0, log(where(w > 0, w, 1.0)), -np.inf)  # log 0 without a warning
+    k = _key_of("multinomial", generator)
+    if replacement:
+        shape = w.shape[:-1] + (num_samples, n)
+        logw = logw[..., None, :]
+    else:
+        shape = w.shape
+    u = _uniform(k, shape, work)
+    noisy = logw - log(-log(u * (1.0 - 1e-7) + 1e-7))
+    if replacement:
+        return argmax(noisy, axis=-1)
+    return top_k(noisy, num_samples, axis=-1)[1]

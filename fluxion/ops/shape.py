@@ -69,9 +69,24 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
 
-def expand_dims(x, axis) -> Tensor:
+def _dim_or_axis(op, axis, dim, default=None, name="dim"):
+    """The axis given as ``axis`` (NumPy) or ``dim`` (PyTorch; the same meaning here)."""
+    if dim is None:
+        return axis
+    check_ints(op, name, dim)  # a bad value is named before a clash of names
+    if axis is not default:
+        raise InvalidArgumentError(
+            f"{op}: give axis= or {name}=, not both (got axis={axis!r}, {name}={dim!r})"
+        )
+    return dim
+
+
+def expand_dims(x, axis=None, *, dim=None) -> Tensor:
     """Insert size-1 dimensions at ``axis`` (int or tuple) of the result."""
     x = to_tensor(x)
+    axis = _dim_or_axis("expand_dims", axis, dim)
+    if axis is None:
+        raise InvalidArgumentError("expand_dims: give the axis (dim) at which to insert")
     axes = _axis_list(axis)
     axes = P.check_axes("expand_dims", axes, x.ndim + len(axes))
     shape, rest = [], iter(x.shape)
@@ -83,9 +98,14 @@ def expand_dims(x, axis) -> Tensor:
 unsqueeze = expand_dims
 
 
-def squeeze(x, axis=None) -> Tensor:
-    """Remove size-1 dimensions (all of them, or those named by ``axis``)."""
+def squeeze(x, axis=None, *, dim=None) -> Tensor:
+    """Remove size-1 dimensions (all of them, or those named by ``axis``, which must have
+    size 1). With ``dim=``, PyTorch's rule: a named dimension of another size stays."""
     x = to_tensor(x)
+    if dim is not None:
+        _dim_or_axis("squeeze", axis, dim)
+        axes = P.check_axes("squeeze", dim, x.ndim, "dim")
+        return squeeze(x, tuple(a for a in axes if x.shape[a] == 1))
     if axis is None:
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
     else:
@@ -111,9 +131,12 @@ def broadcast_arrays(*xs) -> list[Tensor]:
     return [broadcast_to(x, shape) for x in xs]
 
 
-def transpose(x, axes=None) -> Tensor:
-    """Permute dimensions (reverse them when ``axes`` is None)."""
+def transpose(x, axes=None, dim1=None) -> Tensor:
+    """Permute dimensions (reverse them when ``axes`` is None); ``transpose(x, d0, d1)`` with
+    two ints swaps those two, as PyTorch's ``transpose(input, dim0, dim1)``."""
     x = to_tensor(x)
+    if dim1 is not None:
+        return swapaxes(x, axes, dim1)
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
@@ -157,8 +180,9 @@ def swapaxes(x, axis1: int, axis2: int) -> Tensor:
     return transpose(x, perm)
 
 
-def concatenate(tensors, axis: int = 0) -> Tensor:
+def concatenate(tensors, axis: int = 0, *, dim=None) -> Tensor:
     """Join tensors along an existing axis; dtypes are promoted."""
+    axis = _dim_or_axis("concatenate", axis, dim, 0)
     tensors = [to_tensor(t) for t in tensors]
     if not tensors:
         raise InvalidArgumentError("concatenate: needs at least one tensor")
@@ -179,8 +203,9 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 cat = concatenate
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
+def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
     """Join tensors of one shape along a new axis."""
+    axis = _dim_or_axis("stack", axis, dim, 0)
     tensors = [to_tensor(t) for t in tensors]
     if not tensors:
         raise InvalidArgumentError("stack: needs at least one tensor")
@@ -220,14 +245,20 @@ def _slice_axis(x, axis, start, stop):
     return bind(P.slice_p, x, starts=starts, stops=stops, steps=(1,) * x.ndim)
 
 
-def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
+def split(x, indices_or_sections, axis: int = 0, *, dim=None) -> list[Tensor]:
     """NumPy's split: a number of equal sections, or the indices to cut at.
 
     Piece k is ``x[cut[k-1]:cut[k]]`` along ``axis`` with Python's slicing rules, as in
     NumPy: negative cuts count from the end, cuts past the end clamp, and a cut before
     the previous one gives an empty piece (the next piece starts from that cut).
+
+    With ``dim=``, PyTorch's split: an int is the size of each piece (the last may be
+    smaller), a list the sizes of the pieces (they must add up to the dimension).
     """
     x = to_tensor(x)
+    if dim is not None:
+        _dim_or_axis("split", axis, dim, 0)
+        return _split_sizes(x, indices_or_sections, P.check_axis("split", dim, x.ndim, "dim"))
     axis = P.check_axis("split", axis, x.ndim)
     n = x.shape[axis]
     if isinstance(indices_or_sections, int | np.integer):
@@ -248,10 +279,25 @@ def split(x, indices_or_sections, axis: int = 0) -> list[Tensor]:
     return pieces
 
 
-def chunk(x, chunks: int, axis: int = 0) -> list[Tensor]:
+def _split_sizes(x, sizes, axis) -> list[Tensor]:
+    n = x.shape[axis]
+    if isinstance(sizes, int | np.integer):
+        size = check_count("split", "split_size_or_sections", sizes)
+        sizes = [min(size, n - a) for a in range(0, n, size)] or [0]
+    sizes = check_ints("split", "split_size_or_sections", sizes)
+    if sum(sizes) != n or min(sizes, default=0) < 0:
+        raise ShapeError(
+            f"split: sizes {list(sizes)} do not add up to dim {axis} of shape {x.shape} "
+            f"(size {n}); give non-negative sizes that sum to {n}, or one piece size"
+        )
+    starts = np.cumsum([0, *sizes]).tolist()
+    return [_slice_axis(x, axis, a, b) for a, b in zip(starts[:-1], starts[1:])]
+
+
+def chunk(x, chunks: int, axis: int = 0, *, dim=None) -> list[Tensor]:
     """PyTorch's chunk: pieces of ceil(n / chunks) along ``axis`` (the last may be smaller)."""
     x = to_tensor(x)
-    axis = P.check_axis("chunk", axis, x.ndim)
+    axis = P.check_axis("chunk", _dim_or_axis("chunk", axis, dim, 0), x.ndim)
     chunks = check_count("chunk", "chunks", chunks)
     n = x.shape[axis]
     if n == 0:  # PyTorch: an empty axis gives `chunks` empty pieces
@@ -287,10 +333,10 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Tensor:
     )
 
 
-def flip(x, axis=None) -> Tensor:
-    """Reverse the order of elements along ``axis`` (all axes by default)."""
+def flip(x, axis=None, *, dims=None) -> Tensor:
+    """Reverse the order of elements along ``axis`` (PyTorch: ``dims``; all axes by default)."""
     x = to_tensor(x)
-    axes = P.check_axes("flip", axis, x.ndim)
+    axes = P.check_axes("flip", _dim_or_axis("flip", axis, dims, name="dims"), x.ndim)
     return bind(P.rev_p, x, axes=axes if x.ndim else ())
 
 
@@ -349,3 +395,13 @@ def repeat(x, repeats, axis=None) -> Tensor:
         broadcast_to(expanded, target),
         x.shape[:axis] + (x.shape[axis] * repeats,) + x.shape[axis + 1 :],
     )
+
+
+def repeat_interleave(x, repeats: int, dim=None) -> Tensor:
+    """PyTorch's repeat_interleave: each element ``repeats`` times along ``dim`` (of the
+    flattened tensor when None); NumPy's ``repeat``.
+
+    >>> fx.repeat_interleave(fx.tensor([1, 2]), 2)
+    [1 1 2 2]:i64[4]:cpu(0)
+    """
+    return repeat(x, repeats, dim)

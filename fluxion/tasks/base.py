@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from fluxion.core.checks import check_int, check_number, check_seed
 from fluxion.errors import FluxionError
 
 POSITIONS = ("learned", "sinusoidal", "rope")
@@ -79,6 +80,18 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    # the options with a range, by core.checks' rules (steps, sizes... are checked below)
+    _RULES: ClassVar = (
+        ("lr", check_number, dict(minimum=0.0, low_open=True)),
+        ("weight_decay", check_number, dict(minimum=0.0)),
+        ("clip", check_number, dict(minimum=0.0)),
+        ("dropout", check_number, dict(minimum=0.0, maximum=1.0, high_open=True)),
+        ("seed", check_int, dict(minimum=0)),  # the batches' generators take no negative seed
+        ("seed", check_seed, {}),
+        ("ff", check_int, dict(minimum=0)),
+        ("context", check_int, dict(minimum=1)),
+    )
+
     def check(self) -> None:
         """Fail early, with the option's name, on values the loop cannot use."""
         problems = []
@@ -87,14 +100,18 @@ class TrainConfig:
                 problems.append(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
-        if self.d_model % self.heads:
+        if self.heads >= 1 and self.d_model % self.heads:
             problems.append(
                 f"--d-model ({self.d_model}) must be a multiple of --heads ({self.heads})"
             )
         if self.pos == "rope" and (self.d_model // max(self.heads, 1)) % 2:
             problems.append("--pos rope needs an even head size (d_model / heads)")
-        if not self.lr > 0:
-            problems.append(f"--lr must be > 0, got {self.lr}")
+        for name, check, bounds in self._RULES:
+            try:
+                check("", "", getattr(self, name), **bounds)
+            except FluxionError as e:  # core.checks' words: "...: must be ..., got ..."
+                rule = str(e).split(" must be ", 1)[1]
+                problems.append(f"--{name.replace('_', '-')} must be {rule}")
         if self.warmup < 0 or self.warmup > self.steps:
             problems.append(f"--warmup must lie in [0, steps={self.steps}], got {self.warmup}")
         if self.pos not in POSITIONS:

@@ -1,8 +1,11 @@
 """Task checkpoints: one safetensors file (``fx.save``) that is enough to resume or to use a run.
 
 It holds ``model`` (the state dict), ``optimizer`` (the AdamW moments by parameter name and
-the step count), ``step``, and, as JSON strings in the file's metadata, ``config`` (the
-``TrainConfig``) and ``tokenizer``. The optimizer state is stored by parameter name, not by
+the step count), ``step``, ``window`` (the (loss, accuracy) of each step since the last
+metrics row, so that a run stopped between rows writes the row it would have written), and,
+as JSON strings in the file's metadata, ``config`` (the ``TrainConfig``) and ``tokenizer``.
+Nothing else is needed to resume exactly: the data and every random stream of step ``t``
+are functions of (seed, ``t``) (``base.step_rng``, ``base.step_seed``). The optimizer state is stored by parameter name, not by
 position, so a run trained with the compiled functional step can be resumed with the
 imperative loop (``--eager``) and the other way round.
 """
@@ -33,15 +36,19 @@ class Checkpoint:
     optimizer: dict  # {"step": int, "exp_avg": {name: Tensor}, "exp_avg_sq": {name: Tensor}}
     step: int
     path: str
+    window: list  # [(loss, accuracy)] of the steps after the last metrics row
 
 
-def save_checkpoint(path, config: TrainConfig, tokenizer, model, optimizer: dict, step: int):
+def save_checkpoint(
+    path, config: TrainConfig, tokenizer, model, optimizer: dict, step: int, window=()
+):
     fx.save(
         {
             "format": FORMAT,
             "config": json.dumps(config.to_dict()),
             "tokenizer": json.dumps(tokenizer),
             "step": int(step),
+            "window": [[float(loss), float(acc)] for loss, acc in window],
             "model": model.state_dict(),
             "optimizer": optimizer,
         },
@@ -69,8 +76,9 @@ def load_checkpoint(path) -> Checkpoint:
             "exp_avg": dict(opt["exp_avg"]),
             "exp_avg_sq": dict(opt["exp_avg_sq"]),
         }
+        window = [(float(loss), float(acc)) for loss, acc in data.get("window", [])]
         return Checkpoint(
-            config, tokenizer, dict(data["model"]), optimizer, int(data["step"]), path
+            config, tokenizer, dict(data["model"]), optimizer, int(data["step"]), path, window
         )
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(

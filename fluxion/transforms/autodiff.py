@@ -697,7 +697,9 @@ class custom_vjp:
     >>> @fx.custom_vjp
     ... def clip_grad(x):
     ...     return x
-    >>> clip_grad.defvjp(lambda x: (x, None), lambda res, ct: (fx.clip(ct, -1, 1),))
+    >>> _ = clip_grad.defvjp(lambda x: (x, None), lambda res, ct: (fx.clip(ct, -1, 1),))
+    >>> fx.grad(lambda x: fx.sum(clip_grad(x) * 5.0))(fx.tensor([1.0]))
+    [1.]:f32[1]:cpu(0)
 
     ``fwd(*args) -> (out, residuals)``; ``bwd(residuals, ct) -> one cotangent per arg``.
     Under vmap the rule is batched along with the function; under other transforms

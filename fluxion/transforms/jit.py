@@ -11,6 +11,9 @@ numbers, reproducibly from ``fx.manual_seed``). A slot the function writes, and 
 parameter's .grad, are read afresh at every call (they hold new tensors after each); a
 call whose closed-over tensors changed shape or dtype, or whose parameters' .grad went
 from None to set (or back) when the function's backward() depends on it, traces again.
+
+Under an outer transform a jitted function is one ``jit`` equation (``jit_p``, below) whose
+rules derive compiled graphs for the transform; staged into another jit, it is inlined.
 """
 
 from __future__ import annotations
@@ -32,12 +35,22 @@ from fluxion.compiler import codegen, fusion, native, passes
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph
 from fluxion.core import dtypes
 from fluxion.core.effects import carry_out, holders
-from fluxion.core.primitive import ShapedArray
+from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
-from fluxion.core.trace import Trace, check_finite, ctx, new_trace, set_state, user_frame
+from fluxion.core.trace import (
+    Trace,
+    bind,
+    check_finite,
+    ctx,
+    new_trace,
+    set_state,
+    user_frame,
+)
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
 from fluxion.nn.module import Parameter, structure_training_flags
+from fluxion.ops import primitives as P
+from fluxion.ops.control import batch_graph, jvp_graph, vjp_graph
 
 log = logging.getLogger("fluxion.jit")
 
@@ -115,6 +128,8 @@ class GraphTrace(Trace):
         self.writes[id(target)] = (target, value)
 
     def process_primitive(self, prim, tracers, params):
+        if prim is jit_p:  # a jitted function inside one being traced: one graph, one compile
+            return tuple(eval_graph(params["graph"], *tracers))
         inputs = [self.to_var(t) for t in tracers]
         avals = prim.abstract(*[v.aval for v in inputs], **params)
         outs = [Var(a) for a in (avals if prim.multiple_results else [avals])]
@@ -269,8 +284,9 @@ def outlive_trace(tensor: Tensor) -> Tensor:
     return tensor
 
 
-def trace_subgraph(fn, in_avals, name):
-    """Trace a control-flow body: ``(graph, captured, out_tree)``.
+def trace_subgraph(fn, in_avals, name, weak=None):
+    """Trace a control-flow body, or a jitted function under an outer transform:
+    ``(graph, captured, out_tree)``. ``weak``: which inputs stand for Python numbers.
 
     The graph's inputs are the body's arguments followed by the values it closes over
     (``captured``: tensors or tracers of enclosing transforms, passed in by the caller).
@@ -279,7 +295,9 @@ def trace_subgraph(fn, in_avals, name):
     with new_trace(GraphTrace, name, True) as trace:
         ctx.dynamic = trace
         try:
-            tracers = [trace.new_input(a) for a in in_avals]
+            tracers = [
+                trace.new_input(a, w) for a, w in zip(in_avals, weak or [False] * len(in_avals))
+            ]
             out_leaves, out_tree = tree_flatten(fn(*tracers))
             outvars = [trace.to_var(to_tensor(o)) for o in out_leaves]
             if trace.noted or trace.writes:
@@ -348,6 +366,31 @@ def _collector_paused():
             gc.enable()
 
 
+@dataclass
+class _Call:
+    """A jitted function traced under an outer transform, for one signature."""
+
+    graph: Graph
+    captured: list  # what it closes over: inputs after the arguments, read at each call
+    out_tree: object
+
+    @property
+    def reusable(self) -> bool:
+        # a value of the outer transform (a tracer) is that call's alone
+        return not any(isinstance(t, Tracer) for t in self.captured)
+
+    def holds(self) -> bool:
+        """The tensors it closes over still have the shapes and dtypes traced."""
+        n = len(self.graph.invars) - len(self.captured)
+        return all(
+            (t.shape, t._np_dtype) == tuple(v.aval)
+            for t, v in zip(self.captured, self.graph.invars[n:])
+        )
+
+
+_INLINE = object()  # a function that runs inline under outer transforms
+
+
 class Compiled:
     """A jitted function; see ``jit``."""
 
@@ -364,12 +407,14 @@ class Compiled:
         )
         self.show_graph, self.max_cache_size, self.fallback = show_graph, max_cache_size, fallback
         self.cache: OrderedDict = OrderedDict()
+        self.calls: OrderedDict = OrderedDict()  # signature -> _Call, under outer transforms
         self._lock = threading.RLock()
         self.stats = CompilationStats()
         self._last_key = None
 
     def clear_cache(self) -> None:
         self.cache.clear()
+        self.calls.clear()
 
     def _split(self, args, kwargs):
         for n in self.static_argnums:
@@ -394,11 +439,12 @@ class Compiled:
                 ) from None
         return nums, static, dynamic
 
-    def __call__(self, *args, **kwargs):
-        if ctx.stack:  # under an outer transform the function runs inline: it sees every op
-            return self.fn(*args, **kwargs)
-        nums, static, (dyn_args, dyn_kwargs) = self._split(args, kwargs)
-        leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+    def _leaves(self, args, kwargs):
+        """``(nums, static, dynamic, leaves, in_tree, weak)`` of a call: the static
+        arguments apart, the dynamic ones flattened to tensors, ``weak`` where a leaf was
+        a Python number (it takes the dtype of what it meets, as eagerly)."""
+        nums, static, dynamic = self._split(args, kwargs)
+        leaves, in_tree = tree_flatten(dynamic)
         weak = tuple(
             isinstance(x, int | float | bool) and not isinstance(x, np.generic) for x in leaves
         )
@@ -412,6 +458,12 @@ class Compiled:
                     f"jit: argument leaf {x!r} of type {type(x).__name__} is not a tensor; "
                     "pass it through static_argnums/static_argnames"
                 )
+        return nums, static, dynamic, leaves, in_tree, weak
+
+    def __call__(self, *args, **kwargs):
+        if ctx.stack:
+            return self._call_under_transform(args, kwargs)
+        nums, static, (dyn_args, dyn_kwargs), leaves, in_tree, weak = self._leaves(args, kwargs)
         # static values compare with their types: 2 == 2.0 == True, yet x * 2 and x * 2.0
         # give different dtypes
         # train()/eval() leave a Module's structure alone (optimizer state survives the
@@ -466,11 +518,8 @@ class Compiled:
                 raise eager from None
             raise compiled from None
 
-    @_collector_paused()
-    def _compile(self, key, leaves, in_tree, nums, static, stale=None):
-        self.stats.misses += 1
-        self._explain_miss(key, stale)
-        start = time.perf_counter()
+    def _with_statics(self, nums, static):
+        """The function of the dynamic arguments alone, the static ones put back in place."""
 
         def flat_fn(dyn_args, dyn_kwargs):
             full, it = [], iter(dyn_args)
@@ -480,8 +529,65 @@ class Compiled:
             kwargs = dyn_kwargs | {k: v for k, v in static if isinstance(k, str)}
             return self.fn(*full, **kwargs)
 
+        return flat_fn
+
+    def _call_under_transform(self, args, kwargs):
+        """Under an outer transform (grad, vmap, jvp, another jit): one ``jit`` equation over
+        the function's graph, whose rules derive the graphs the transform needs (its vjp, its
+        vmap), each compiled once. A function the outer transform must see op by op runs
+        inline: one that writes state (a module's buffers, the global random key, .grad) or
+        returns non-tensors, one that needs concrete values, and any under debug_nans."""
+        nums, static, _, leaves, in_tree, weak = self._leaves(args, kwargs)
+        key = (
+            in_tree,
+            tuple((x.shape, x._np_dtype, w) for x, w in zip(leaves, weak)),
+            static,
+            _typed(static),
+            structure_training_flags(in_tree),
+        )
+        with self._lock:
+            call = self.calls.get(key)
+            if call is None or not call.holds():
+                call = self._trace_call(leaves, in_tree, weak, nums, static)
+                if call is _INLINE or call.reusable:
+                    self.calls[key] = call
+                    if len(self.calls) > self.max_cache_size:
+                        self.calls.popitem(last=False)
+        if call is _INLINE or ctx.debug_nans:
+            return self.fn(*args, **kwargs)
+        outs = bind(jit_p, *leaves, *call.captured, graph=call.graph, fn=self)
+        return tree_unflatten(call.out_tree, outs)
+
+    def _trace_call(self, leaves, in_tree, weak, nums, static):
+        flat_fn = self._with_statics(nums, static)
+
+        def tensors_only(*tracers):
+            out = flat_fn(*tree_unflatten(in_tree, list(tracers)))
+            if not all(isinstance(o, Tensor) for o in tree_flatten(out)[0]):
+                raise TracerError(f"{self.__name__}: returns values that are no tensors")
+            return out
+
+        avals = [ShapedArray(x.shape, x._np_dtype) for x in leaves]
         try:
-            traced = trace_graph(flat_fn, leaves, in_tree, self.__name__, [a[2] for a in key[1]])
+            graph, captured, out_tree = trace_subgraph(tensors_only, avals, self.__name__, weak)
+        except TracerError:
+            return _INLINE
+        return _Call(graph, captured, out_tree)
+
+    @_collector_paused()
+    def _compile(self, key, leaves, in_tree, nums, static, stale=None):
+        self.stats.misses += 1
+        self._explain_miss(key, stale)
+        start = time.perf_counter()
+
+        try:
+            traced = trace_graph(
+                self._with_statics(nums, static),
+                leaves,
+                in_tree,
+                self.__name__,
+                [a[2] for a in key[1]],
+            )
         except TracerError:
             if not self.fallback:
                 raise
@@ -578,6 +684,69 @@ class Compiled:
             else:
                 out_leaves.append(Tensor._from_array(np.asarray(next(it))))
         return tree_unflatten(traced.out_tree, out_leaves)
+
+
+# ------------------------------------------------------------- jit under outer transforms
+# The JAX pjit / closed_call model: a jitted function called under a transform is one
+# equation over its graph; the rules below make the graphs the transform needs from it
+# (ops/control.py's jvp_graph, vjp_graph, batch_graph, each made once per graph), and its
+# kernel compiles a graph once, through the same passes as a top-level call. Staged into
+# another jit's graph, it is inlined (GraphTrace.process_primitive): one graph, one compile.
+
+
+@_collector_paused()
+def _compile_call(graph: Graph, fn: Compiled):
+    start = time.perf_counter()
+    optimized, kernels = native.native_kernels(passes.optimize(graph))
+    graph.compiled = codegen.compile_graph(optimized, fn.__name__, kernels)
+    fn.stats.misses += 1
+    fn.stats.compile_time_ms += (time.perf_counter() - start) * 1e3
+
+
+def _jit_impl(xp, *arrays, graph, fn):
+    if graph.compiled is None:
+        _compile_call(graph, fn)
+    else:
+        fn.stats.hits += 1
+    return fn._call_graph(graph.compiled, list(arrays))
+
+
+def _jit_aval(*avals, graph, fn):
+    want = [(tuple(a.shape), np.dtype(a.dtype)) for a in graph.in_avals]
+    if [(tuple(a.shape), np.dtype(a.dtype)) for a in avals] != want:
+        raise TracerError(f"jit[{fn.__name__}]: internal error: inputs do not match the graph's")
+    return graph.out_avals
+
+
+def _jit_jvp(primals, tangents, *, graph, fn):
+    tangents = [
+        P.zeros(x.shape, x._np_dtype) if t is None else t for x, t in zip(primals, tangents)
+    ]
+    outs = bind(jit_p, *primals, *tangents, graph=jvp_graph(graph), fn=fn)
+    n = len(graph.outvars)
+    return outs[:n], outs[n:]
+
+
+def _jit_vjp(cts, primals, outputs, *, graph, fn):
+    in_cts = bind(jit_p, *primals, *cts, graph=vjp_graph(graph), fn=fn)
+    return tuple(c if dtypes.is_float(x._np_dtype) else None for c, x in zip(in_cts, primals))
+
+
+def _jit_batch(args, dims, *, graph, fn):
+    size = P.batch_size(args, dims)
+    outs = bind(jit_p, *args, graph=batch_graph(graph, dims, size), fn=fn)
+    return outs, [0] * len(outs)
+
+
+jit_p = Primitive(
+    "jit",
+    impl=_jit_impl,
+    abstract=_jit_aval,
+    jvp=_jit_jvp,
+    vjp=_jit_vjp,
+    batch=_jit_batch,
+    multiple_results=True,
+)
 
 
 def _finite_checks(lines: dict, fn_name: str) -> dict:

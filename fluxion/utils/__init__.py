@@ -1,4 +1,5 @@
-"""Tools around training: ``fluxion.utils.tensorboard`` (TensorBoard event files).
+"""Tools around training: ``fluxion.utils.data`` (PyTorch's datasets and DataLoader) and
+``fluxion.utils.tensorboard`` (TensorBoard event files).
 
 Submodules load on first use (``fx.utils.tensorboard``), so that ``import fluxion`` does not
 import their optional libraries.
@@ -6,7 +7,7 @@ import their optional libraries.
 
 import importlib
 
-_SUBMODULES = ("tensorboard",)
+_SUBMODULES = ("data", "tensorboard")
 
 
 def __getattr__(name):

@@ -104,7 +104,7 @@ def test_pytree_round_trip_keeps_class_config_and_skips_init():
     b = Block(d=3, act="tanh")
     b.eval()
     leaves, tree = fx.tree_flatten(b)
-    assert len(leaves) == len(b.parameters()) + len(b.buffers())
+    assert len(leaves) == len(list(b.parameters())) + len(list(b.buffers()))
     before = Block.inits
     b2 = fx.tree_unflatten(tree, leaves)
     assert Block.inits == before  # no __init__ call
@@ -204,7 +204,7 @@ def test_shared_parameters_count_once_and_accumulate():
     b.weight = a.weight  # tied across modules
     model = nn.Sequential(a, b)
     assert model.num_parameters() == 9 + 3 + 3
-    assert len(model.parameters()) == 3
+    assert len(list(model.parameters())) == 3
     x = fx.randn(2, 3)
     model(x).sum().backward()
     w = a.weight
@@ -392,5 +392,5 @@ def test_grad_trees_keep_the_model_structure_even_with_shared_cotangents():
     assert [n for n, _ in grads.named_parameters()] == ["a", "b"]
     # a tensor tied within one module: one parameter, two leaves
     m.b = m.a
-    assert len(m.parameters()) == 1 and len(fx.tree_leaves(m)) == 2
+    assert len(list(m.parameters())) == 1 and len(fx.tree_leaves(m)) == 2
     assert list(m.state_dict()) == ["a", "b"]  # PyTorch also saves both names

@@ -19,7 +19,7 @@ def test_sinusoidal_table_is_a_fixed_buffer():
     want = np.zeros((10, 6))
     want[:, 0::2], want[:, 1::2] = np.sin(pos * div), np.cos(pos * div)
     np.testing.assert_allclose(enc.pe.numpy(), want, rtol=1e-6, atol=1e-7)
-    assert enc.parameters() == [] and [n for n, _ in enc.named_buffers()] == ["pe"]
+    assert list(enc.parameters()) == [] and [n for n, _ in enc.named_buffers()] == ["pe"]
     assert fx.nn.module.trainable_mask(enc) == [False]
     x = fx.zeros((2, 4, 6))
     np.testing.assert_allclose(enc(x, offset=3).numpy()[1], want[3:7], rtol=1e-6, atol=1e-7)
@@ -71,7 +71,7 @@ def test_rotary_embedding_matches_the_reference(dim, head):
     np.testing.assert_allclose(
         k2.numpy(), _rope_reference(k, dim, offset=2), rtol=1e-12, atol=1e-12
     )
-    assert rope.parameters() == [] and fx.tree_leaves(rope) == []
+    assert list(rope.parameters()) == [] and fx.tree_leaves(rope) == []
 
 
 def test_rotary_scores_depend_on_relative_position_only():

@@ -281,6 +281,8 @@ class Target:
         for name, p in self.parameters().items():
             if name not in self.valid and name not in changed:
                 continue
+            if name == "axis" and "dim" in changed:
+                continue  # dim is PyTorch's name for the axis: a call gives one of them
             value = changed[name] if name in changed else self.valid[name]
             value = value.make() if isinstance(value, New) else value
             if p.kind is p.VAR_POSITIONAL:
@@ -292,7 +294,11 @@ class Target:
         return self.run(self.fn(*args, *star, **kwargs))
 
     def kind(self, name):
-        return self.kinds[name] if name in self.kinds else NAME_KINDS.get(name)
+        if name in self.kinds:
+            return self.kinds[name]
+        if name == "dim" and "axis" in self.parameters():
+            return "axis"  # an op's dim is its axis (PyTorch's name), not a layer's width
+        return NAME_KINDS.get(name)
 
 
 X = New(lambda: ones(2, 3))

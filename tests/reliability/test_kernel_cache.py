@@ -454,8 +454,9 @@ def test_an_exhausted_address_space_falls_back(tmp_path, numpy_path):
 
 
 def test_a_file_size_limit_falls_back(tmp_path, numpy_path):
-    """``ulimit -f 4``: the compiler's output (and an entry) cannot be written."""
-    limit = "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))"
+    """``ulimit -f 16``: the compiler's output (and an entry) cannot be written (its
+    sources, ``_call.c``'s 10 KB among them, can)."""
+    limit = "resource.setrlimit(resource.RLIMIT_FSIZE, (16384, resource.RLIM_INFINITY))"
     got = child(tmp_path / "cache", before=limit)
     assert not assert_fine(*got, numpy_path, warning="File size limit exceeded")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
 
 import numpy as np
@@ -147,32 +149,55 @@ def test_resume_is_bit_exact(tmp_path, task, eager):
     assert [r["step"] for r in rows if not r.get("final")] == [2, 3, 4, 6]
 
 
-def test_an_interrupted_run_resumes_bit_exactly(tmp_path, monkeypatch):
-    """Ctrl-C saves a checkpoint; resuming it with the same settings (a cosine schedule over
-    the whole run) gives the parameters of the run that was never interrupted."""
-    from fluxion.tasks.loop import CompiledRunner
+@pytest.mark.parametrize("eager, kind", [(False, signal.SIGINT), (True, signal.SIGTERM)])
+def test_an_interrupted_run_resumes_bit_exactly(tmp_path, monkeypatch, eager, kind):
+    """A signal in the middle of a step (for eager, inside AdamW.step) stops the run at the
+    step's end with a checkpoint; resuming it with the same settings (a cosine schedule over
+    the whole run) writes the files of the run that was never interrupted."""
+    from fluxion.tasks.loop import TIMING, Interrupted
 
-    settings = dict(steps=6, schedule="cosine", warmup=2, eval_every=4)
+    settings = dict(steps=6, schedule="cosine", warmup=2, eval_every=4, eager=eager)
     _train("classify", tmp_path / "full", **settings)
-    step, calls = CompiledRunner.step, []
+    step, calls = fx.optim.AdamW.step, []
 
-    def interrupted(self, batch, lr):
-        calls.append(lr)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return step(self, batch, lr)
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), kind)  # the handler notes it; the step goes on
+        return step(self, *args, **kwargs)
 
-    monkeypatch.setattr(CompiledRunner, "step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(fx.optim.AdamW, "step", interrupted)
+    if not eager:  # the compiled step has no AdamW: signal inside the runner's step instead
+        from fluxion.tasks.loop import CompiledRunner
+
+        runner_step = CompiledRunner.step
+
+        def compiled(self, batch, lr):
+            calls.append(1)
+            if len(calls) == 3:
+                os.kill(os.getpid(), kind)
+            return runner_step(self, batch, lr)
+
+        monkeypatch.setattr(CompiledRunner, "step", compiled)
+    with pytest.raises(Interrupted) as e:
         _train("classify", tmp_path / "cut", **settings)
-    monkeypatch.setattr(CompiledRunner, "step", step)
+    assert e.value.exit_status == 128 + kind and e.value.step == 3
+    monkeypatch.setattr(fx.optim.AdamW, "step", step)
+    if not eager:
+        monkeypatch.setattr(CompiledRunner, "step", runner_step)
     ck = load_checkpoint(tmp_path / "cut" / "checkpoint.safetensors")
-    assert ck.step == 3
+    assert ck.step == 3 and len(ck.window) == 3  # the steps since the last row, none lost
     _train("classify", tmp_path / "cut", resume=ck, **settings)
-    _assert_identical(
-        _params(tmp_path / "full" / "checkpoint.safetensors"),
-        _params(tmp_path / "cut" / "checkpoint.safetensors"),
-    )
+    for name in ("checkpoint.safetensors", "eval.json"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+    def rows(run):
+        return [
+            {k: v for k, v in r.items() if k not in TIMING}
+            for r in read_metrics(tmp_path / run / "metrics.jsonl")
+        ]
+
+    assert rows("cut") == rows("full") and [r["step"] for r in rows("full")] == [4, 6, 6]
 
 
 def test_checkpoints_move_between_compiled_and_eager(tmp_path):
