@@ -1,7 +1,8 @@
 """``fx.linalg``: the array API's linear-algebra extension, NumPy's ``np.linalg`` names.
 
 Decompositions and solves are primitives (``fluxion/ops/decompositions.py``) with their
-derivatives (``svd`` and ``qr`` have none yet: their gradients raise ``GradError``);
+derivatives (``svd`` and ``qr`` have none yet: their gradients raise ``GradError``, and
+``svdvals``'s are first order only);
 everything else here is a composite of them and of fluxion's ops.
 
 >>> a = fx.tensor([[4.0, 1.0], [1.0, 3.0]])
@@ -133,8 +134,8 @@ def svd(x, /, *, full_matrices: bool = True) -> SVDResult:
 
 
 def svdvals(x, /) -> Tensor:
-    """The singular values, descending."""
-    return svd(x, full_matrices=False).S
+    """The singular values, descending (differentiable where they are distinct)."""
+    return bind(D.svdvals_p, _floating(x))
 
 
 def qr(x, /, *, mode: str = "reduced") -> QRResult:

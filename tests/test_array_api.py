@@ -241,3 +241,16 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module), extraglobs={"fx": fx})
     assert result.attempted and not result.failed
+
+
+def test_complex_values_are_never_cut_to_their_real_part():
+    z = fx.zeros(2, dtype=fx.complex128)
+    z[0] = 1e-5j  # at complex128's precision, not through complex64
+    assert z.numpy()[0] == 1e-5j
+    with pytest.raises(DTypeError, match="imaginary"):
+        fx.asarray([1 + 1j]).astype(fx.float32)
+    with pytest.raises(DTypeError, match="imaginary"):
+        fx.zeros(2)[0] = 1j
+    np.testing.assert_array_equal(fx.asarray([0j, 2j]).astype(bool).numpy(), [False, True])
+    x, i = fx.asarray([[3.0, 1.0, 2.0]]), fx.asarray([[1, 2]])
+    np.testing.assert_array_equal(fx.take_along_axis(x, i).numpy(), [[1.0, 2.0]])  # axis=-1

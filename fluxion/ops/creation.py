@@ -76,14 +76,14 @@ def _filled(op, shape, value, dtype, device=None) -> Tensor:
     return Tensor._from_array(np.full(check_shape(op, "shape", shape, np_dtype), value, np_dtype))
 
 
-def zeros(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
+def zeros(shape=(), *more, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Zeros of ``shape`` (``zeros(2, 3)`` and ``zeros((2, 3))`` both work)."""
-    return _filled("zeros", _star_shape(shape), 0, dtype, device)
+    return _filled("zeros", _star_shape((shape, *more)), 0, dtype, device)
 
 
-def ones(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
+def ones(shape=(), *more, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Ones of ``shape``."""
-    return _filled("ones", _star_shape(shape), 1, dtype, device)
+    return _filled("ones", _star_shape((shape, *more)), 1, dtype, device)
 
 
 def full(shape, fill_value, dtype=None, *, device=None) -> Tensor:
@@ -123,9 +123,9 @@ def empty_like(x, dtype=None, *, device=None) -> Tensor:
     return zeros_like(x, dtype, device=device)
 
 
-def empty(*shape, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
+def empty(shape=(), *more, dtype=dtypes.DEFAULT_FLOAT, device=None) -> Tensor:
     """Like ``zeros`` (NumPy's uninitialised memory is never exposed)."""
-    return _filled("empty", _star_shape(shape), 0, dtype, device)
+    return _filled("empty", _star_shape((shape, *more)), 0, dtype, device)
 
 
 def arange(start, stop=None, step=1, dtype=None, *, device=None) -> Tensor:

@@ -3,7 +3,7 @@
 Each acts on the last two axes of its arguments (stacks of matrices, as NumPy's
 ``np.linalg``), so its vmap rule moves the batch axis first and calls it again. Rules are
 written with fluxion ops. ``svd`` and ``qr`` have no derivative yet: their rules raise
-``GradError`` rather than give a zero gradient.
+``GradError`` rather than give a zero gradient (``svdvals``, a primitive of its own, has).
 """
 
 from __future__ import annotations
@@ -342,6 +342,42 @@ svd_p = Primitive(
     multiple_results=True,
 )
 svd_p.batch = _batch_front(svd_p)
+
+
+def _svdvals_aval(a):
+    _check_matrix("svdvals", a, square=False)
+    *batch, m, n = a.shape
+    return ShapedArray(tuple(batch) + (min(m, n),), real_for(np.dtype(a.dtype)))
+
+
+def _singular_vectors(a):
+    u, _, vh = bind(svd_p, a, full_matrices=False)
+    return u, vh
+
+
+def _svdvals_jvp(primals, tangents):
+    # ds_i = u_i^T da v_i (distinct singular values)
+    (a,), (t,) = primals, tangents
+    u, vh = _singular_vectors(a)
+    s = bind(svdvals_p, a)
+    return s, _diagonal(_mm(_mm(_mT(u), t), _mT(vh)))
+
+
+def _svdvals_vjp(ct, primals, outputs):
+    (a,) = primals
+    u, vh = _singular_vectors(a)
+    return (_mm(u * bind(P.reshape_p, ct, shape=ct.shape[:-1] + (1, ct.shape[-1])), vh),)
+
+
+svdvals_p = Primitive(
+    "svdvals",
+    impl=lambda xp, a: xp.linalg.svd(a, compute_uv=False),
+    abstract=_svdvals_aval,
+    jvp=_svdvals_jvp,
+    vjp=_svdvals_vjp,
+    batch=None,
+)
+svdvals_p.batch = _batch_front(svdvals_p)
 
 
 def _qr_aval(a, *, mode):

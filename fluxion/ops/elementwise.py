@@ -31,6 +31,11 @@ def astype(x, dtype, *, copy: bool = True, device=None) -> Tensor:
         np_dtype = dtypes.to_np(dtype)
     except DTypeError as e:
         raise DTypeError(f"astype: {e}") from None
+    if x._np_dtype in dtypes.COMPLEX and np_dtype not in dtypes.COMPLEX and np_dtype != dtypes.BOOL:
+        raise DTypeError(
+            f"astype: casting {x.dtype} to {dtypes.to_dtype(np_dtype)} would drop the imaginary "
+            "part (the array API does not allow it); take fx.real(x) or fx.abs(x) first"
+        )
     return x if x._np_dtype == np_dtype else bind(P.convert_p, x, dtype=np_dtype)
 
 

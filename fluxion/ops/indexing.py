@@ -300,7 +300,7 @@ def _along_axis_linear(x, indices, axis, op, torch_rule=False):
     return broadcast_to(linear, shape)
 
 
-def take_along_axis(x, indices, axis: int) -> Tensor:
+def take_along_axis(x, indices, axis: int = -1) -> Tensor:
     """NumPy's take_along_axis: ``out[..., i, ...] = x[..., indices[..., i, ...], ...]``."""
     x, indices = to_tensor(x), to_tensor(indices)
     axis = P.check_axis("take_along_axis", axis, x.ndim)
@@ -384,10 +384,15 @@ def index_update(x, index, value, mode: str) -> Tensor:
         selected = np.asarray(positions[index])
     except IndexError as e:
         raise IndexOutOfRangeError(f"at[]: {e} (tensor of shape {x.shape})") from None
+    if isinstance(value, complex) and x._np_dtype not in dtypes.COMPLEX:
+        raise DTypeError(
+            f"at[]: cannot write the complex {value!r} into a {x.dtype} tensor (its imaginary "
+            "part would be lost); cast the tensor first with .astype(fx.complex64)"
+        )
     value = (
         to_tensor(value)
-        if not isinstance(value, bool | int | float)
-        else P.constant(value, x._np_dtype)
+        if not isinstance(value, bool | int | float | complex)
+        else P.constant(value, x._np_dtype)  # a Python number takes x's dtype, at full precision
     )
     extra = value.ndim - selected.ndim  # leading size-1 axes drop, as in NumPy's x[i] = v
     if extra > 0 and all(n == 1 for n in value.shape[:extra]):
