@@ -7,6 +7,9 @@
 - ``jit``, ``jit_grad``, ``jit_vmap_grad``: the compiled function against eager fluxion,
   with native kernels on and off, in float64 and float32; ``jit_grad`` is called again
   with new values (a cache hit) and ``jit_vmap_grad`` with a new batch size (a retrace).
+- ``grad_of_jit``, ``jvp_of_jit``, ``vmap_of_jit``, ``backward_of_jit``: jit inside a
+  transform, where the jitted function is one ``jit`` equation whose rules derive compiled
+  graphs (its pullback, its tangent, its batched graph), against eager.
 
 Tolerances. Every comparison is array-wise: ``max|got - want| <= tol``, with ``scale =
 1 + max|want|``. float64 against NumPy or torch, or eager: ``1e-9 * scale`` for values,
@@ -355,6 +358,18 @@ def check_jvp_of_jit(ctx: Context) -> float:
     return close("jvp(jit(loss)) float64 vs jvp(loss)", list(got), list(want), _tol(1e-8))
 
 
+def check_vmap_of_jit(ctx: Context) -> float:
+    """jit inside vmap: the compiled gradient batched by the jit call's vmap rule (one
+    compile of the batched graph), against eager vmap(grad)."""
+    with native(True):
+        fn = fx.jit(ctx.grad_fn("float64"))
+        got = list(fx.vmap(fn, in_axes=vmap_axes(ctx.program))(*ctx.xs("float64", BATCH, 1)))
+    if fn.stats.misses != 1:
+        raise Mismatch(f"vmap(jit(grad)) float64: compiled {fn.stats.misses} graphs, expected 1")
+    want = ctx.eager("float64", "vmap_grad", BATCH, 1)
+    return close("vmap(jit(grad)) float64 vs eager vmap(grad)", got, want, _tol(1e-7))
+
+
 def _compiled_checks():
     out = {}
     for dtype in ("float64", "float32"):
@@ -381,6 +396,7 @@ CHECKS = {
     "grad_of_jit": check_grad_of_jit,
     "backward_of_jit": check_backward_of_jit,
     "jvp_of_jit": check_jvp_of_jit,
+    "vmap_of_jit": check_vmap_of_jit,
 }
 
 
@@ -460,6 +476,10 @@ def repro_lines(name: str) -> tuple[str, list[str], bool | None]:
         "jvp_of_jit": [
             "ts = [fx.tensor(x, dtype=DT) for x in draw({s}, {seed}, {r}, salt=7)]",
             "print(fx.jvp(fx.jit(loss), tuple(xs), tuple(ts)), fx.jvp(loss, tuple(xs), tuple(ts)))",
+        ],
+        "vmap_of_jit": [
+            f"xb = {batched}",
+            f"print(fx.vmap(fx.jit({grad}), in_axes=in_axes)(*xb), fx.vmap({grad}, in_axes=in_axes)(*xb))",
         ],
         "jit_grad": [
             f"compiled = fx.jit({grad})",

@@ -165,3 +165,25 @@ def test_earlier_finding(name):
     assert valid(program)
     failures = check_program(program)
     assert not failures, "\n\n".join(str(f) for f in failures)
+
+
+def test_fuzzer_catches_wrong_rules_of_the_jit_call(monkeypatch):
+    """jit inside grad and vmap runs the jit call's own rules (derived, compiled graphs):
+    a fault in them is caught, though every primitive's rules are right."""
+    from fluxion.transforms import jit as J
+
+    for name in ("grad_of_jit", "vmap_of_jit"):
+        assert run_check(name, _SIN_PROGRAM) is None, name
+    vjp, batch = J.jit_p.vjp, J.jit_p.batch
+
+    def off_vjp(cts, primals, outputs, **params):
+        return tuple(None if c is None else c * 1.001 for c in vjp(cts, primals, outputs, **params))
+
+    def off_batch(args, dims, **params):
+        outs, out_dims = batch(args, dims, **params)
+        return [o * 1.001 for o in outs], out_dims
+
+    monkeypatch.setattr(J.jit_p, "vjp", off_vjp)
+    assert "grad(jit(loss))" in run_check("grad_of_jit", _SIN_PROGRAM)
+    monkeypatch.setattr(J.jit_p, "batch", off_batch)
+    assert "vmap(jit(grad))" in run_check("vmap_of_jit", _SIN_PROGRAM)
