@@ -770,10 +770,11 @@ def test_jit_that_writes_state_runs_inline_under_transforms():
     compiled = fx.jit(lambda m, x: fx.sum(m(x) ** 2))
     x = _sample(0, 4, 3)
     eager = fx.nn.BatchNorm1d(3)
-    want = fx.grad(lambda x: fx.sum(eager(x) ** 2))(x)
-    got = fx.grad(lambda x: compiled(model, x))(x)
-    np.testing.assert_allclose(_np(got), _np(want), rtol=1e-12)
-    np.testing.assert_allclose(_np(model.running_mean), _np(eager.running_mean), rtol=1e-12)
+    for _ in range(2):  # the second call finds it marked inline
+        want = fx.grad(lambda x: fx.sum(eager(x) ** 2))(x)
+        got = fx.grad(lambda x: compiled(model, x))(x)
+        np.testing.assert_allclose(_np(got), _np(want), rtol=1e-12)
+        np.testing.assert_allclose(_np(model.running_mean), _np(eager.running_mean), rtol=1e-12)
     assert compiled.stats.misses == 0
 
 

@@ -537,6 +537,8 @@ class Compiled:
         vmap), each compiled once. A function the outer transform must see op by op runs
         inline: one that writes state (a module's buffers, the global random key, .grad) or
         returns non-tensors, one that needs concrete values, and any under debug_nans."""
+        if ctx.debug_nans:
+            return self.fn(*args, **kwargs)
         nums, static, _, leaves, in_tree, weak = self._leaves(args, kwargs)
         key = (
             in_tree,
@@ -547,13 +549,13 @@ class Compiled:
         )
         with self._lock:
             call = self.calls.get(key)
-            if call is None or not call.holds():
+            if call is None or (call is not _INLINE and not call.holds()):
                 call = self._trace_call(leaves, in_tree, weak, nums, static)
                 if call is _INLINE or call.reusable:
                     self.calls[key] = call
                     if len(self.calls) > self.max_cache_size:
                         self.calls.popitem(last=False)
-        if call is _INLINE or ctx.debug_nans:
+        if call is _INLINE:
             return self.fn(*args, **kwargs)
         outs = bind(jit_p, *leaves, *call.captured, graph=call.graph, fn=self)
         return tree_unflatten(call.out_tree, outs)
