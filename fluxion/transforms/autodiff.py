@@ -139,7 +139,9 @@ def _seed(name, what, ct, out) -> Tensor:
     return ct
 
 
-def tensor_backward(t: Tensor, gradient, retain_graph: bool, create_graph: bool) -> None:
+def tensor_backward(
+    t: Tensor, gradient=None, retain_graph: bool = False, create_graph: bool = False
+) -> None:
     """``t.backward()``: accumulate d(t)/d(leaf) into every leaf's ``.grad``."""
     if ctx.dynamic is not None:  # see vjp
         ctx.dynamic.differentiates = True
@@ -162,6 +164,9 @@ def tensor_backward(t: Tensor, gradient, retain_graph: bool, create_graph: bool)
         )
         for leaf, ct in leaves.values():
             leaf.grad = ct if leaf.grad is None else leaf.grad + ct
+
+
+Tensor.backward = tensor_backward  # the tape lives here, above the tensor it records
 
 
 def autograd_grad(
