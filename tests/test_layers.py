@@ -20,9 +20,11 @@ LAYERS = [
     ("ops",),
     ("compiler",),
     ("transforms",),
-    ("linalg", "fft", "lax", "numpy", "tree_util", "random", "amp"),
+    ("array_api", "linalg", "fft", "random", "tree_util", "amp"),
     ("distributed",),
-    ("nn", "optim", "data", "utils", "serialization", "optax", "nnx"),
+    ("lax", "numpy"),
+    ("nn", "optim", "data", "utils", "serialization"),
+    ("optax", "nnx"),
     ("models", "tasks"),
     ("cli", "__main__", "__init__"),
 ]
@@ -43,7 +45,9 @@ def layer(module: str) -> int:
 def imports(path: Path) -> tuple[set[str], int]:
     """(modules imported at the top level of the file, count of imports inside functions)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     top, deferred = set(), 0
 
     def targets(node) -> list[str]:
@@ -51,10 +55,19 @@ def imports(path: Path) -> tuple[set[str], int]:
             return [alias.name for alias in node.names]
         base = node.module or ""
         if node.level:
-            base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            base = ".".join(
+                package.split(".")[: len(package.split(".")) - node.level + 1]
+                + ([base] if base else [])
+            )
         names = [f"{base}.{alias.name}" for alias in node.names]
         # `from fluxion.ops import shape` imports a module; `from fluxion.ops.shape import f` imports ops.shape
-        return [n if (PACKAGE.parent / (n.replace(".", "/") + ".py")).exists() or (PACKAGE.parent / n.replace(".", "/")).is_dir() else base for n in names]
+        return [
+            n
+            if (PACKAGE.parent / (n.replace(".", "/") + ".py")).exists()
+            or (PACKAGE.parent / n.replace(".", "/")).is_dir()
+            else base
+            for n in names
+        ]
 
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):

@@ -28,8 +28,8 @@ import math
 from functools import partial
 
 from fluxion.compiler.codegen import subgraph_kernel
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph
 from fluxion.core.dtypes import is_float
+from fluxion.core.ir import Eqn, Graph, Literal, Var, eval_graph
 from fluxion.core.primitive import Primitive
 from fluxion.errors import ShapeError
 

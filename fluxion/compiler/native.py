@@ -54,9 +54,9 @@ import numpy as np
 from fluxion.backends import threads
 from fluxion.compiler import toolchain
 from fluxion.compiler.fusion import as_group, fused_p
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.compiler.passes import dead_code
 from fluxion.core.dtypes import is_float
+from fluxion.core.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.ops import primitives as P
 from fluxion.ops.primitives import (
     _ERF_P,

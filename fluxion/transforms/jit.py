@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fluxion.compiler import codegen, fusion, native, passes
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph
 from fluxion.core import dtypes
 from fluxion.core.effects import carry_out, holders
+from fluxion.core.ir import Eqn, Graph, Literal, Var, eval_graph, pp_graph
 from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer, to_tensor
@@ -50,7 +50,7 @@ from fluxion.core.trace import (
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
 from fluxion.nn.module import Parameter, structure_training_flags
 from fluxion.ops import primitives as P
-from fluxion.ops.control import batch_graph, jvp_graph, vjp_graph
+from fluxion.transforms.control import batch_graph, jvp_graph, vjp_graph
 
 log = logging.getLogger("fluxion.jit")
 
@@ -691,7 +691,7 @@ class Compiled:
 # ------------------------------------------------------------- jit under outer transforms
 # The JAX pjit / closed_call model: a jitted function called under a transform is one
 # equation over its graph; the rules below make the graphs the transform needs from it
-# (ops/control.py's jvp_graph, vjp_graph, batch_graph, each made once per graph), and its
+# (transforms/control.py's jvp_graph, vjp_graph, batch_graph, each made once per graph), and its
 # kernel compiles a graph once, through the same passes as a top-level call. Staged into
 # another jit's graph, it is inlined (GraphTrace.process_primitive): one graph, one compile.
 

@@ -14,9 +14,9 @@ import functools
 import numpy as np
 
 from fluxion.compiler import codegen
-from fluxion.compiler.ir import Graph, Var, eval_graph
 from fluxion.core import dtypes
 from fluxion.core.checks import check_int, check_size
+from fluxion.core.ir import Graph, Var, eval_graph
 from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, to_tensor
@@ -26,6 +26,8 @@ from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, where
 from fluxion.ops.reduction import any as any_
 from fluxion.ops.shape import reshape, stack
+from fluxion.transforms.autodiff import jvp, vjp
+from fluxion.transforms.batching import vmap
 
 
 def _run(graph: Graph, *arrays):
@@ -64,8 +66,6 @@ def _memoized(derive):
 @_memoized
 def jvp_graph(graph: Graph) -> Graph:
     """(args, tangents) -> (outs, tangent outs)."""
-    from fluxion.transforms.autodiff import jvp
-
     n = len(graph.invars)
 
     def f(*pt):
@@ -78,8 +78,6 @@ def jvp_graph(graph: Graph) -> Graph:
 @_memoized
 def vjp_graph(graph: Graph) -> Graph:
     """(args, output cotangents) -> argument cotangents."""
-    from fluxion.transforms.autodiff import vjp
-
     n = len(graph.invars)
 
     def f(*args_cts):
@@ -92,8 +90,6 @@ def vjp_graph(graph: Graph) -> Graph:
 @_memoized
 def batch_graph(graph: Graph, dims: tuple, size: int) -> Graph:
     """The graph vmapped over ``dims`` (every output batched at 0)."""
-    from fluxion.transforms.batching import vmap
-
     avals = [
         a if d is None else ShapedArray(a.shape[:d] + (size,) + a.shape[d:], a.dtype)
         for a, d in zip(graph.in_avals, dims)
@@ -177,8 +173,6 @@ def _cond_batch(args, dims, *, branches):
 
 
 def _run_batched(graph, ops, dims, size):
-    from fluxion.transforms.batching import vmap
-
     return vmap(lambda *a: eval_graph(graph, *a), in_axes=tuple(dims), axis_size=size)(*ops)
 
 
