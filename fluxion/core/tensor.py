@@ -151,16 +151,14 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self._value = _to_array(data, dtype, copy=True)
         self.requires_grad, self._grad, self._node, self._out_index = False, None, None, 0
-        if ctx.dynamic is not None:
-            ctx.dynamic.born.add(id(self))
+        _trace.note_made(self)
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
     def _from_array(cls, array: np.ndarray) -> Tensor:
         t = Tensor._wrap(array)
-        if ctx.dynamic is not None:
-            ctx.dynamic.born.add(id(t))  # made while tracing: a constant of the graph
+        _trace.note_made(t)
         return t
 
     @staticmethod
@@ -172,20 +170,12 @@ class Tensor:
     @property
     def grad(self):
         """What ``backward()`` accumulated into this leaf, or None."""
-        trace = ctx.dynamic
-        if trace is not None and id(self) not in trace.grads_set:
-            # a function being compiled looks at the .grad it was called with: the graph
-            # holds for calls where .grad is None (or not) as it is now, and reads .grad
-            # afresh at each call (backward() sets a new tensor there)
-            trace.grad_guards.setdefault(id(self), (self, self._grad is None))
-            if self._grad is not None:
-                trace.read_from.setdefault(id(self._grad), (self, "grad"))
+        _trace.note_grad_read(self)
         return self._grad
 
     @grad.setter
     def grad(self, value):
-        if ctx.dynamic is not None:
-            ctx.dynamic.grads_set.add(id(self))
+        _trace.note_grad_set(self)
         if ctx.noting:
             _trace.note_write(self, "grad", self._grad)
         self._grad = value

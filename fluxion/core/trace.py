@@ -89,6 +89,65 @@ class Trace:
         return f"{type(self).__name__}(level={self.level})"
 
 
+# ----------------------------------------------------------------------------- staging
+# While jit traces a function, ``ctx.dynamic`` is its GraphTrace (core/staging.py): every op
+# is staged into the graph, and what the function makes, reads and writes reaches the graph
+# through these hooks. Nothing else looks at ``ctx.dynamic``.
+
+
+def staging() -> bool:
+    """Whether a function is being staged into a graph (by jit, or as a control-flow body)."""
+    return ctx.dynamic is not None
+
+
+def is_staged(x) -> bool:
+    """Whether ``x`` is a value of the graph being staged."""
+    return ctx.dynamic is not None and getattr(x, "_trace", None) is ctx.dynamic
+
+
+def note_made(tensor) -> None:
+    """A concrete tensor made while staging: a constant of the graph."""
+    if ctx.dynamic is not None:
+        ctx.dynamic.born.add(id(tensor))
+
+
+def note_grad_read(tensor) -> None:
+    """A staged function reads ``tensor.grad``: the graph holds for calls where .grad is None
+    (or not) as it is now, and reads .grad afresh at each call (backward() sets a new tensor)."""
+    trace = ctx.dynamic
+    if trace is not None and id(tensor) not in trace.grads_set:
+        trace.grad_guards.setdefault(id(tensor), (tensor, tensor._grad is None))
+        if tensor._grad is not None:
+            trace.read_from.setdefault(id(tensor._grad), (tensor, "grad"))
+
+
+def note_grad_set(tensor) -> None:
+    if ctx.dynamic is not None:
+        ctx.dynamic.grads_set.add(id(tensor))
+
+
+def note_differentiates() -> None:
+    """The staged function takes gradients itself (grad, vjp, backward() inside): its results
+    are values, not a node on the caller's tape."""
+    if ctx.dynamic is not None:
+        ctx.dynamic.differentiates = True
+
+
+def stage_write(op: str, target, value) -> None:
+    """``target`` (a concrete tensor) updated in place with a staged value: the compiled
+    function writes it back after each call."""
+    if not is_staged(value):
+        raise TracerError(f"{op}: cannot store a traced value into a concrete tensor here")
+    ctx.dynamic.write(target, value)
+
+
+def carry_kind(old, new) -> None:
+    """``new`` replaces ``old`` in a staged function's result (an optimizer's update): it comes
+    back of ``old``'s kind (see core/effects.register_kept_kind)."""
+    if ctx.dynamic is not None and id(old) in ctx.dynamic.kinds:
+        ctx.dynamic.kinds[id(new)] = ctx.dynamic.kinds[id(old)]
+
+
 # ----------------------------------------------------------------------------- state
 
 

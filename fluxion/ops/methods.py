@@ -12,7 +12,7 @@ import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_arguments, to_tensor
-from fluxion.core.trace import ctx
+from fluxion.core.trace import ctx, stage_write
 from fluxion.errors import DTypeError, GradError, InvalidArgumentError, ShapeError, TracerError
 from fluxion.ops import creation, elementwise, indexing, linalg, random, reduction
 from fluxion.ops import shape as shapes
@@ -51,10 +51,7 @@ class _Methods:
                 "gradient; use x.at[idx].set(v) (out of place) or wrap it in fx.no_grad()"
             )
         if result._trace is not None:
-            if result._trace is not ctx.dynamic:
-                raise TracerError(f"{op}: cannot store a traced value into a concrete tensor here")
-            # Inside jit: the compiled function writes the value back after each call.
-            ctx.dynamic.write(self, elementwise.astype(result, self._np_dtype))
+            stage_write(op, self, elementwise.astype(result, self._np_dtype))
             return self
         self._value = np.asarray(result._value, dtype=self._np_dtype)
         return self

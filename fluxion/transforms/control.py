@@ -19,8 +19,9 @@ from fluxion.core.checks import check_int, check_size
 from fluxion.core.ir import Graph, Var, eval_graph
 from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
+from fluxion.core.staging import trace_subgraph
 from fluxion.core.tensor import Tensor, to_tensor
-from fluxion.core.trace import bind, ctx
+from fluxion.core.trace import bind, staging
 from fluxion.errors import GradError, InvalidArgumentError, ShapeError, TracerError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, where
@@ -35,8 +36,6 @@ def _run(graph: Graph, *arrays):
 
 
 def _subgraph(fn, avals, name):
-    from fluxion.transforms.jit import trace_subgraph
-
     return trace_subgraph(fn, avals, name)
 
 
@@ -355,7 +354,7 @@ def while_loop(cond_fun, body_fun, init_val):
     >>> fx.while_loop(lambda v: v < 10, lambda v: v * 2, fx.tensor(1))
     16:i64[]:cpu(0)
     """
-    if ctx.dynamic is None:
+    if not staging():
         val, running = init_val, _concrete_bool(to_tensor(cond_fun(init_val)))
         if running is not None:  # eager: a Python loop, seen op by op by any transform
             check = _carry_checker("while_loop", "the body's output and the loop carry", val)
@@ -597,7 +596,7 @@ def scan(f, init, xs=None, length: int | None = None, reverse: bool = False):
         raise InvalidArgumentError(
             f"scan: length={length} but xs have leading axes {sorted(lengths)}"
         )
-    if ctx.dynamic is None and length > 0:  # eager: a Python loop, seen op by op by any transform
+    if not staging() and length > 0:  # eager: a Python loop, seen op by op by any transform
         carry, ys = init, [None] * length
         check = _carry_checker("scan", "the body's carry output and the carry", init)
         for i in _steps(length, reverse):
