@@ -165,7 +165,7 @@ def check_number(
 
     Python and NumPy numbers come back as a float, a concrete 0-d tensor too; a tensor of
     several values is checked value by value and comes back as it is, and a traced one
-    (inside ``fx.grad``/``fx.jit``...) is not checked: its values are not known yet.
+    (inside a transform) is not checked: its values are not known yet.
     """
     from fluxion.core.tensor import Tensor, Tracer
 

@@ -145,7 +145,7 @@ class Tensor:
 
     __slots__ = ("_value", "requires_grad", "_grad", "_node", "_out_index", "__weakref__")
     _trace = None
-    _weak = False  # True for jit's tracers of Python-scalar arguments (see ops._promoted)
+    _weak = False  # True for staged tracers of Python-scalar arguments (see ops._promoted)
     __array_ufunc__ = None  # NumPy defers to our reflected operators: np_array * tensor -> Tensor
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
@@ -376,7 +376,7 @@ class Tracer(Tensor):
         raise TracerError(
             f"a traced value ({_type_string(self.shape, self._np_dtype)}, under {self._trace}) was "
             "used where a concrete value is needed (Python if/while, .item(), .numpy(), bool()); "
-            "inside jit/vmap use fx.where/fx.cond/fx.while_loop, or mark the argument static "
+            "inside a transformed function use fx.where/fx.cond/fx.while_loop, or mark the argument static "
             "(static_argnums)"
         )
 
