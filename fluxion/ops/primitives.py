@@ -970,7 +970,7 @@ broadcast_to_p = Primitive(
     vjp=lambda ct, primals, outputs, *, shape: (unbroadcast(ct, primals[0].shape),),
     batch=_broadcast_to_batch,
     # of a scalar in a group's loop: that value; of an array, a native kernel reads the
-    # array itself, at stride 0 where it repeats (native.py's views)
+    # array itself, at stride 0 where it repeats (native/emit.py's views)
     c_expr="{0}",
 )
 
