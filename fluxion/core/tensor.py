@@ -410,8 +410,13 @@ class Tensor:
 
     @property
     def at(self):
-        """Out-of-place indexed updates: ``x.at[idx].set(v)``, ``.add(v)``, ``.get()``."""
+        """Out-of-place indexed updates (JAX's): ``x.at[idx].set(v)``, ``.add(v)``,
+        ``.multiply(v)``, ``.min(v)``, ``.max(v)``, ``.get()``."""
         return _AtIndexer(self)
+
+    def block_until_ready(self) -> Tensor:
+        """JAX's: the value is computed once the call returns (NumPy runs eagerly), so ``self``."""
+        return self
 
     # ------------------------------------------------------------------ operators
     def __getitem__(self, index):
@@ -795,6 +800,17 @@ class _AtUpdate:
 
     def add(self, value) -> Tensor:
         return _ops.index_update(self.tensor, self.index, value, mode="add")
+
+    def multiply(self, value) -> Tensor:
+        return _ops.index_update(self.tensor, self.index, value, mode="multiply")
+
+    mul = multiply
+
+    def min(self, value) -> Tensor:
+        return _ops.index_update(self.tensor, self.index, value, mode="min")
+
+    def max(self, value) -> Tensor:
+        return _ops.index_update(self.tensor, self.index, value, mode="max")
 
 
 def _type_string(shape, np_dtype) -> str:
