@@ -320,6 +320,10 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
+    def block_until_ready(self) -> Tensor:
+        """JAX's: the value is computed once the call returns (NumPy runs eagerly), so ``self``."""
+        return self
+
     def __complex__(self) -> complex:
         return complex(self._data("complex()"))
 

@@ -91,7 +91,8 @@ class _Methods:
 
     @property
     def at(self):
-        """Out-of-place indexed updates: ``x.at[idx].set(v)``, ``.add(v)``, ``.get()``."""
+        """Out-of-place indexed updates (JAX's): ``x.at[idx].set(v)``, ``.add(v)``,
+        ``.multiply(v)``, ``.min(v)``, ``.max(v)``, ``.get()``."""
         return _AtIndexer(self)
 
     # ------------------------------------------------------------------ operators
@@ -387,6 +388,17 @@ class _AtUpdate:
 
     def add(self, value) -> Tensor:
         return indexing.index_update(self.tensor, self.index, value, mode="add")
+
+    def multiply(self, value) -> Tensor:
+        return indexing.index_update(self.tensor, self.index, value, mode="multiply")
+
+    mul = multiply
+
+    def min(self, value) -> Tensor:
+        return indexing.index_update(self.tensor, self.index, value, mode="min")
+
+    def max(self, value) -> Tensor:
+        return indexing.index_update(self.tensor, self.index, value, mode="max")
 
 
 # Methods that are the op of the same name with the tensor first: x.sum(1) is fx.sum(x, 1).
