@@ -70,10 +70,9 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis=-2, out
 
     def init(key, shape, dtype=dtypes.DEFAULT_FLOAT):
         shape, np_dtype = tuple(shape), dtypes.to_np(dtype)
-        rest = math.prod(
-            d for i, d in enumerate(shape) if i not in (in_axis % len(shape), out_axis % len(shape))
-        )
-        fan_in, fan_out = shape[in_axis] * rest, shape[out_axis] * rest
+        # Flax's fans: the axes beyond in_axis and out_axis are a receptive field
+        receptive = math.prod(shape) / shape[in_axis] / shape[out_axis]
+        fan_in, fan_out = shape[in_axis] * receptive, shape[out_axis] * receptive
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
         variance = scale / max(1, fan)
         if distribution == "truncated_normal":
