@@ -459,10 +459,10 @@ class Adam(Optimizer):
             state["step"] += 1
             t = state["step"]
             if t not in scalars:
-                scalars[t] = adam_scalars(t, lr, beta1, beta2, wd)
+                scalars[t] = adam_scalars(t, beta1, beta2)
             new_p, state["exp_avg"], state["exp_avg_sq"], vmax = adam_leaf(
                 p, g, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                scalars[t], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=wd,
+                scalars[t], lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=wd,
                 decoupled=self._decoupled, amsgrad=amsgrad, maximize=group["maximize"],
             )  # fmt: skip
             if amsgrad:
