@@ -49,6 +49,7 @@ from fluxion.core.trace import (
 )
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
 from fluxion.nn.module import Parameter, structure_training_flags
+from fluxion.ops import amp
 from fluxion.ops import primitives as P
 from fluxion.ops.control import batch_graph, jvp_graph, vjp_graph
 
@@ -475,6 +476,7 @@ class Compiled:
             static,
             _typed(static),
             modes,
+            amp.policy_key(),  # under fx.autocast the graph holds its casts
             ctx.debug_nans,  # the compiled code checks every value it computes, or none
         )
         with self._lock:  # threads calling it for the first time at once compile it once
@@ -546,6 +548,7 @@ class Compiled:
             static,
             _typed(static),
             structure_training_flags(in_tree),
+            amp.policy_key(),
         )
         with self._lock:
             call = self.calls.get(key)
@@ -811,11 +814,16 @@ def explain_key_change(previous, key, fn=None) -> str:
     (by name when ``fn``'s signature gives one) changed from what shape/dtype to what."""
     if previous is None:
         return "first call"
-    (old_tree, old_avals, old_static, old_types, old_modes, old_nans) = previous
-    (tree, avals, static, types, modes, nans) = key
+    (old_tree, old_avals, old_static, old_types, old_modes, old_amp, old_nans) = previous
+    (tree, avals, static, types, modes, autocast, nans) = key
     names = _argument_names(fn, static)
     if old_modes != modes:
         return "a module argument switched between train() and eval()"
+    if old_amp != autocast:
+        old_amp, autocast = (
+            "off" if d is None else dtypes.to_dtype(d) for d in (old_amp, autocast)
+        )
+        return f"fx.autocast changed: {old_amp} -> {autocast}"
     if old_nans != nans:
         return f"fx.debug_nans was switched {'on' if nans else 'off'}"
     if old_tree != tree:
