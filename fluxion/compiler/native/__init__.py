@@ -49,7 +49,7 @@ import numpy as np
 
 from fluxion.backends import threads
 from fluxion.compiler import codegen
-from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.fusion import FUSED
 from fluxion.compiler.ir import Graph
 from fluxion.compiler.native import emit, rewrites, toolchain
 
@@ -64,7 +64,7 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
     grouped = rewrites.rewrite(graph)
     wanted = {}  # equation index -> its kernel's C, named "{name}" until names are given
     for k, eqn in enumerate(grouped.eqns):
-        group = eqn.params.get("graph") if eqn.prim is fused_p else None
+        group = eqn.params.get("graph") if eqn.prim is FUSED else None
         if group is not None and group.compiled is None and emit.supported(group):
             kernel = emit.kernel(group)
             if kernel is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from fluxion.compiler.fusion import as_group, fused_p
+from fluxion.compiler.fusion import FUSED, as_group
 from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.compiler.native.emit import VIEWS, c_strides, small_matmul, supported, view_layout
 from fluxion.compiler.passes import dead_code
@@ -64,7 +64,7 @@ def recompute_residuals(graph: Graph) -> Graph:
     recomputed: set[int] = set()  # values a group now makes for itself
     eqns = []
     for eqn in graph.eqns:
-        if eqn.prim is fused_p and supported(eqn.params["graph"]):
+        if eqn.prim is FUSED and supported(eqn.params["graph"]):
             eqn = _recomputing(eqn, made_in, recomputed)
             made_in |= {id(v): eqn for v in eqn.outputs}
         eqns.append(eqn)
@@ -80,7 +80,7 @@ def recompute_residuals(graph: Graph) -> Graph:
             used = {id(v) for e in group.eqns for v in e.inputs}
             kept = [(x, v) for x, v in zip(eqn.inputs, group.invars) if id(v) in used]
             group = Graph([v for _, v in kept], group.eqns, outputs)
-            eqn = Eqn(fused_p, [x for x, _ in kept], {"graph": group}, outputs)
+            eqn = Eqn(FUSED, [x for x, _ in kept], {"graph": group}, outputs)
         pruned.append(eqn)
     return Graph(graph.invars, pruned, graph.outvars)
 
@@ -130,7 +130,7 @@ def _recomputing(eqn, made_in: dict, recomputed: set):
         wrong = _inexact_into_jumps(body, copies)
         if not wrong:
             recomputed.update(recipes)
-            return Eqn(fused_p, inputs, {"graph": body}, eqn.outputs)
+            return Eqn(FUSED, inputs, {"graph": body}, eqn.outputs)
         recipes = {x: r for x, r in recipes.items() if not any(id(e) in wrong for e in r[0])}
     return eqn
 
@@ -210,7 +210,7 @@ def read_through_views(graph: Graph) -> Graph:
     for eqn in graph.eqns:
         if id(eqn) in written:
             continue
-        if eqn.prim is fused_p and supported(eqn.params["graph"]):
+        if eqn.prim is FUSED and supported(eqn.params["graph"]):
             eqn = _with_views(eqn, producer, readers, written)
         eqns.append(eqn)
     live = {id(v) for v in graph.outvars}
@@ -261,7 +261,7 @@ def _with_views(eqn, producer: dict, readers: dict, written: set):
                 del producer[id(transpose.outputs[0])]  # now an array of its own
     if not head and not tail:
         return eqn
-    return Eqn(fused_p, inputs, {"graph": Graph(invars, head + body + tail, outvars)}, outvars)
+    return Eqn(FUSED, inputs, {"graph": Graph(invars, head + body + tail, outvars)}, outvars)
 
 
 def _view_chain(v, producer: dict):
