@@ -14,8 +14,8 @@ import pytest
 import fluxion as fx
 from fluxion.compiler import native
 from fluxion.compiler.fusion import FUSED
-from fluxion.compiler.ir import Eqn, Graph, Var
 from fluxion.compiler.native import emit, rewrites, toolchain
+from fluxion.core.ir import Eqn, Graph, Var
 from fluxion.core.primitive import PRIMITIVES, ShapedArray
 from fluxion.errors import FluxionError
 
@@ -520,7 +520,7 @@ def test_a_sum_of_a_sum_in_one_group_compiles(kernels):
 def test_each_native_rewrite_is_type_checked(monkeypatch, rewrite):
     """A rewrite (rewrites.py) that breaks the graph (here: gives it another output, of
     another shape) is caught by the typecheck that follows it, never compiled."""
-    from fluxion.compiler.ir import IRTypeError
+    from fluxion.core.ir import IRTypeError
 
     real = getattr(rewrites, rewrite)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fluxion.compiler.ir import Graph, Literal
+from fluxion.core.ir import Graph, Literal
 from fluxion.core.trace import backend
 
 # Bytes of the widest value per block of a blocked loop: on a gelu-like chain of 10 ops

@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 
 from fluxion.compiler.codegen import subgraph_kernel
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var
 from fluxion.core.dtypes import is_float
+from fluxion.core.ir import Eqn, Graph, Literal, Var
 from fluxion.errors import ShapeError
 
 

@@ -31,7 +31,7 @@ from fluxion.core import dtypes
 from fluxion.core.checks import check_nonnegative, check_number
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer
-from fluxion.core.trace import ctx, no_grad
+from fluxion.core.trace import carry_kind, no_grad
 from fluxion.errors import ArgumentTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import astype, maximum, power, sqrt, where
 from fluxion.ops.primitives import constant, zeros
@@ -147,8 +147,8 @@ def _rebuild(treedef, old_leaves, new_leaves):
         for old, new in zip(old_leaves, new_leaves):
             if new is not old and type(old) is param_type and not isinstance(new, Tracer):
                 new = param_type(new, requires_grad=old.requires_grad)
-            elif new is not old and ctx.dynamic is not None and id(old) in ctx.dynamic.parameters:
-                ctx.dynamic.parameters.add(id(new))  # traced by jit: returned as a Parameter
+            elif new is not old:
+                carry_kind(old, new)  # traced by jit: returned as a Parameter
             rebuilt.append(new)
         new_leaves = rebuilt
     return tree_unflatten(treedef, new_leaves)

@@ -50,8 +50,8 @@ import numpy as np
 from fluxion.backends import threads
 from fluxion.compiler import codegen
 from fluxion.compiler.fusion import FUSED
-from fluxion.compiler.ir import Graph
 from fluxion.compiler.native import emit, rewrites, toolchain
+from fluxion.core.ir import Graph
 
 
 def native_kernels(graph: Graph) -> tuple[Graph, dict]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fluxion.backends import threads
-from fluxion.compiler.ir import Graph, Literal
+from fluxion.core.ir import Graph, Literal
 from fluxion.ops.primitives import (
     _ERF_P,
     _ERF_Q,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 
 from fluxion.compiler.fusion import FUSED, as_group
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.compiler.native.emit import VIEWS, c_strides, small_matmul, supported, view_layout
 from fluxion.compiler.passes import dead_code
 from fluxion.core.dtypes import is_float
+from fluxion.core.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.ops import primitives as P
 from fluxion.ops.primitives import convert_p, matmul_p, reduce_sum_p, transpose_p
 
