@@ -1,9 +1,6 @@
-"""The rewrites of a compiled graph before its native kernels are made, each type-checked
-as the passes are (a rewrite that breaks the graph raises IRTypeError, never compiles):
-large single elementwise ops and stacks of small matmuls become groups of one; groups
-recompute what they would read back from an earlier group; groups read their inputs
-through the views that make them, and write an output that only a transpose reads
-transposed."""
+"""The rewrites of a compiled graph for its native kernels, each type-checked as the
+passes are (one that breaks the graph raises IRTypeError, never compiles): groups of one,
+groups recomputing what they would read back, groups reading through views."""
 
 from __future__ import annotations
 
@@ -37,17 +34,15 @@ def groups_of_one(graph: Graph) -> Graph:
     """``graph`` with its large single elementwise equations and its stacks of small
     matmuls made groups of one."""
 
-    def single(eqn):
+    def wanted(eqn):
         if eqn.prim is matmul_p:
-            return as_group(eqn) if small_matmul(*(v.aval for v in eqn.inputs)) else eqn
+            return small_matmul(*(v.aval for v in eqn.inputs))
         if not (eqn.prim.elementwise and eqn.prim.c_expr):
-            return eqn
-        if math.prod(eqn.outputs[0].aval.shape) < SINGLE_OP_ELEMENTS:
-            return eqn
-        group = as_group(eqn)
-        return group if supported(group.params["graph"]) else eqn
+            return False
+        large = math.prod(eqn.outputs[0].aval.shape) >= SINGLE_OP_ELEMENTS
+        return large and supported(Graph(eqn.inputs, [eqn], eqn.outputs))
 
-    return Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
+    return Graph(graph.invars, [as_group(e) if wanted(e) else e for e in graph.eqns], graph.outvars)
 
 
 # Work a group may repeat to read one array less: a few ops per element cost less than
