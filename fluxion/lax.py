@@ -32,7 +32,6 @@ from fluxion.distributed import collectives as C
 from fluxion.distributed import world
 from fluxion.distributed.pmap import check_axis_name
 from fluxion.errors import InvalidArgumentError, ShapeError
-from fluxion.ops import control
 from fluxion.ops.creation import arange, tensor
 from fluxion.ops.elementwise import (  # noqa: F401  (the same in jax.lax)
     abs,
@@ -65,6 +64,7 @@ from fluxion.ops.reduction import cumsum as _cumsum
 from fluxion.ops.reduction import top_k  # noqa: F401
 from fluxion.ops.shape import concatenate as _concatenate
 from fluxion.ops.shape import expand_dims, flip, squeeze
+from fluxion.transforms import control
 
 max, min, mul, sub, neg, logistic = maximum, minimum, multiply, subtract, negative, sigmoid  # noqa: A001
 convert_element_type = astype

@@ -25,19 +25,9 @@ import math
 
 import numpy as np
 
+from fluxion import array_api as _api
 from fluxion import fft, linalg  # noqa: F401  (jnp.fft, jnp.linalg)
-from fluxion.core import dtypes
-from fluxion.core.dtypes import DType
-from fluxion.core.tensor import Tensor, to_tensor
-from fluxion.errors import InvalidArgumentError
-from fluxion.ops import array_api as _api
-from fluxion.ops import creation as _creation
-from fluxion.ops import elementwise as _el
-from fluxion.ops import indexing as _ix
-from fluxion.ops import linalg as _la
-from fluxion.ops import reduction as _red
-from fluxion.ops import shape as _sh
-from fluxion.ops.array_api import (  # noqa: F401  (the same in jax.numpy)
+from fluxion.array_api import (  # noqa: F401  (the same in jax.numpy)
     broadcast_shapes,
     count_nonzero,
     diff,
@@ -47,6 +37,16 @@ from fluxion.ops.array_api import (  # noqa: F401  (the same in jax.numpy)
     permute_dims,
     vecdot,
 )
+from fluxion.core import dtypes
+from fluxion.core.dtypes import DType
+from fluxion.core.tensor import Tensor, to_tensor
+from fluxion.errors import InvalidArgumentError
+from fluxion.ops import creation as _creation
+from fluxion.ops import elementwise as _el
+from fluxion.ops import indexing as _ix
+from fluxion.ops import linalg as _la
+from fluxion.ops import reduction as _red
+from fluxion.ops import shape as _sh
 from fluxion.ops.creation import tril, triu  # noqa: F401
 from fluxion.ops.elementwise import (  # noqa: F401
     abs,
