@@ -164,7 +164,7 @@ def stop_gradient(x):
 
 
 def _starts(op, operand, start_indices, sizes):
-    """Per axis: the start, clamped as in JAX so the slice fits, and the slice's length."""
+    """Per axis, the start: from the end if negative, then clamped so the slice fits (JAX's)."""
     if isinstance(start_indices, Tensor) and start_indices.ndim == 1:
         start_indices = [start_indices[k] for k in range(start_indices.shape[0])]
     start_indices, sizes = list(start_indices), list(sizes)
@@ -176,9 +176,10 @@ def _starts(op, operand, start_indices, sizes):
     for axis, (n, size) in enumerate(zip(operand.shape, sizes)):
         if not 0 <= size <= n:
             raise ShapeError(f"lax.{op}: size {size} does not fit axis {axis} of length {n}")
-    return [
-        clip(astype(to_tensor(s), np.int64), 0, n - size)
-        for s, n, size in zip(start_indices, operand.shape, sizes)
+    starts = [astype(to_tensor(s), np.int64) for s in start_indices]
+    return [  # a negative start counts from the end, as JAX's
+        clip(where(s < 0, s + n, s), 0, n - size)
+        for s, n, size in zip(starts, operand.shape, sizes)
     ]
 
 
