@@ -21,7 +21,7 @@ LAYERS = [
     ("ops",),
     ("compiler",),
     ("transforms",),
-    ("array_api", "linalg", "fft", "random", "tree_util", "amp"),
+    ("array_api", "linalg", "fft", "random", "tree_util", "tree", "placement"),
     ("distributed",),
     ("lax", "numpy"),
     ("nn", "optim", "data", "utils", "serialization"),
