@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "fluxion"
 CORE = ("core/", "ops/", "transforms/", "compiler/", "backends/")
-BUDGET_LINES = 10071  # lines of CORE
+BUDGET_LINES = 10248  # lines of CORE
 BUDGET_PRIMITIVES = 97
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxion import __version__
+from fluxion.backends import cpu
 
 Handler = Callable[[argparse.Namespace], int]
 ArgSpec = tuple[tuple[str, ...], dict[str, Any]]
@@ -192,6 +193,7 @@ def info(args: argparse.Namespace) -> int:
         ("backend", _backend_name()),
         ("devices", _devices()),
         ("native kernels", _native_kernels()),
+        ("bf16 matmuls", cpu.describe_bf16()),
         ("kernel cache", _cache()),
         ("MPI", launch.describe()),
         *_extras(),
@@ -302,6 +304,12 @@ _TRAIN_OPTIONS = [
         metavar="FILE",
     ),
     _option("--context", "gpt: characters the model reads at once", type=_positive, metavar="N"),
+    _option(
+        "--precision",
+        "bf16: the training step under fx.autocast (weights, optimizer state, checkpoints "
+        "stay float32)",
+        choices=("fp32", "bf16"),
+    ),
 ]
 
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from fluxion.backends import threads
+from fluxion.backends import cpu, threads
 from fluxion.core.checks import check_axes, check_axis
 from fluxion.core.dtypes import (
     BOOL,
@@ -869,6 +869,10 @@ def _mT(x):
 
 def _matmul_impl(xp, a, b):
     threads.for_matmul(math.prod(a.shape) * b.shape[-1])  # a small product: one thread
+    low = a.dtype if a.dtype in LOW_FLOATS else None
+    if low is not None:  # float32 BLAS, float32 accumulation (backends/cpu.py)
+        cpu.note_low_precision_matmul()
+        a, b = a.astype(np.float32), b.astype(np.float32)
     if a.ndim > 2 and b.ndim == 2:
         # a stack times one matrix is one matrix product: NumPy would loop over the stack
         out = xp.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(
@@ -876,7 +880,7 @@ def _matmul_impl(xp, a, b):
         )
     else:
         out = xp.matmul(a, b)
-    return out.astype(a.dtype, copy=False)  # bf16 @ bf16 gives f32
+    return out.astype(low or a.dtype, copy=False)
 
 
 def _matmul_vjp(ct, primals, outputs):
