@@ -306,3 +306,24 @@ def test_activation_matches_flax(name):
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_optimizer_hyperparameters_are_variables_as_in_flax():
+    x = RNG.normal(size=(8, 3)).astype(np.float32)
+    theirs, ours = mlp_with_batchnorm(fnnx), mlp_with_batchnorm(nnx)
+    copy_into(ours, theirs)
+    for lib, tx_lib, model, as_array in (
+        (nnx, fxo, ours, fx.tensor),
+        (fnnx, optax, theirs, jnp.asarray),
+    ):
+        opt = lib.Optimizer(
+            model, tx_lib.inject_hyperparams(tx_lib.sgd)(learning_rate=0.1), wrt=lib.Param
+        )
+        opt.opt_state.hyperparams["learning_rate"].value = as_array(np.float32(0.5))
+        opt.update(model, lib.grad(lambda m: (m(as_array(x)) ** 2).mean())(model))
+    np.testing.assert_allclose(
+        ours.linear.kernel.value.numpy(), theirs.linear.kernel.value, rtol=1e-5, atol=1e-6
+    )
+    assert not np.allclose(
+        ours.linear.kernel.value.numpy(), mlp_with_batchnorm(fnnx).linear.kernel.value
+    )
