@@ -2018,6 +2018,10 @@ def _rect_samples(rng):
     return [Sample((rng.normal(size=s),)) for s in [(3, 3), (4, 2), (2, 5, 3), (2, 4)]]
 
 
+def _tall_samples(rng):
+    return [Sample((rng.normal(size=s),)) for s in [(3, 3), (4, 2), (2, 5, 3), (0, 3, 2)]]
+
+
 def _solve_samples(rng):
     return [
         Sample((_well_conditioned(rng, (3, 3)), rng.normal(size=(3, 2)))),
@@ -2068,18 +2072,31 @@ OPS += [
     ),
     OpCase("linalg_eigh", fx.linalg.eigh, lambda a: tuple(np.linalg.eigh(a)), _matrix_samples(_spd)),
     OpCase("linalg_eigvalsh", fx.linalg.eigvalsh, np.linalg.eigvalsh, _matrix_samples(_spd)),
-    # no derivatives yet (their rules raise GradError): forward, vmap and jit
     OpCase(
         "linalg_svd",
         lambda a: fx.linalg.svd(a, full_matrices=False),
         lambda a: tuple(np.linalg.svd(a, full_matrices=False)),
         _rect_samples,
+    ),
+    # a full SVD of a non-square matrix: its extra vectors are arbitrary, no derivative
+    OpCase(
+        "linalg_svd_full",
+        fx.linalg.svd,
+        lambda a: tuple(np.linalg.svd(a)),
+        lambda rng: [Sample((rng.normal(size=s),)) for s in [(4, 2), (2, 2, 3)]],
         **NO_GRADIENT_YET,
     ),
-    # first order only: its rules take the singular vectors from svd, which has none
-    OpCase("linalg_svdvals", fx.linalg.svdvals, np.linalg.svdvals, _rect_samples, second_order=False),
-    OpCase("linalg_qr", fx.linalg.qr, lambda a: tuple(np.linalg.qr(a)), _rect_samples, **NO_GRADIENT_YET),
-    OpCase("linalg_pinv", fx.linalg.pinv, np.linalg.pinv, _rect_samples, **NO_GRADIENT_YET),
+    OpCase("linalg_svdvals", fx.linalg.svdvals, np.linalg.svdvals, _rect_samples),
+    OpCase("linalg_qr", fx.linalg.qr, lambda a: tuple(np.linalg.qr(a)), _tall_samples),
+    # as JAX: derivatives of the QR of a wide matrix are not implemented
+    OpCase(
+        "linalg_qr_wide",
+        fx.linalg.qr,
+        lambda a: tuple(np.linalg.qr(a)),
+        lambda rng: [Sample((rng.normal(size=s),)) for s in [(2, 4), (3, 2, 3)]],
+        **NO_GRADIENT_YET,
+    ),
+    OpCase("linalg_pinv", fx.linalg.pinv, np.linalg.pinv, _rect_samples),
     OpCase(
         "linalg_matrix_rank",
         fx.linalg.matrix_rank,

@@ -161,18 +161,6 @@ def real_for(np_dtype: np.dtype) -> np.dtype:
     )
 
 
-def refuse_complex_gradient(op: str, outs) -> None:
-    """Differentiating through a complex value is not implemented: raise rather than give
-    a gradient that silently drops the path through it."""
-    for o in outs:
-        if o._np_dtype in COMPLEX:
-            raise DTypeError(
-                f"{op}: gradients through complex values ({o._np_dtype}) are not supported "
-                "yet; differentiate real-valued code, or compute this part under fx.no_grad() "
-                "or on x.detach()"
-            )
-
-
 def kind(d: np.dtype) -> int:
     """0 for bool, 1 for integers, 2 for real floats, 3 for complex: promotion never goes
     down this order."""
