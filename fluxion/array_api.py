@@ -18,7 +18,6 @@ from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
-from fluxion.ops.control import scan
 from fluxion.ops.elementwise import astype, conj, multiply, not_equal, stop_gradient
 from fluxion.ops.indexing import take
 from fluxion.ops.reduction import accumulator_dtype, sum
@@ -32,6 +31,7 @@ from fluxion.ops.shape import (
     swapaxes,
     transpose,
 )
+from fluxion.transforms.control import scan
 
 
 def concat(arrays, /, *, axis=0) -> Tensor:
