@@ -151,20 +151,24 @@ def test_fft_jvp_vjp_and_vmap_are_jaxs(name, kwargs, kind):
     x, t = _fft_input(kind), _fft_input(kind)
     f = lambda a: getattr(fx.fft, name)(a, **kwargs)  # noqa: E731
     g = lambda a: getattr(jnp.fft, name)(a, **kwargs)  # noqa: E731
+    out = jax.eval_shape(g, x)
+    ct = _fft_input("c" if np.issubdtype(out.dtype, np.complexfloating) else "r", out.shape)
+    cts = np.stack([ct, 2 * ct])  # vmap of the vjp over a batch of cotangents
+
+    @jax.jit  # one XLA compilation
+    def jax_transforms(x, t, ct, cts):
+        pullback = jax.vjp(g, x)[1]
+        return jax.jvp(g, (x,), (t,)), pullback(ct)[0], jax.vmap(lambda c: pullback(c)[0])(cts)
+
+    (jy, jty), want, want_batched = jax_transforms(x, t, ct, cts)
     y, ty = fx.jvp(f, (fx.asarray(x),), (fx.asarray(t),))
-    jy, jty = jax.jvp(g, (x,), (t,))
     np.testing.assert_allclose(y.numpy(), jy, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ty.numpy(), jty, rtol=1e-12, atol=1e-12)
-    ct = _fft_input("c" if np.iscomplexobj(jy) else "r", jy.shape)
     (got,) = fx.vjp(f, fx.asarray(x))[1](fx.asarray(ct))
-    (want,) = jax.vjp(g, x)[1](ct)
     assert got.numpy().dtype == want.dtype
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
-    # vmap of the vjp over a batch of cotangents
-    cts = np.stack([ct, 2 * ct])
     got = fx.vmap(lambda c: fx.vjp(f, fx.asarray(x))[1](c)[0])(fx.asarray(cts))
-    want = jax.vmap(lambda c: jax.vjp(g, x)[1](c)[0])(cts)
-    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.numpy(), want_batched, rtol=1e-12, atol=1e-12)
 
 
 def test_fft_gradient_of_a_real_loss_by_finite_differences():
@@ -185,3 +189,95 @@ def test_fft_gradient_of_a_real_loss_by_finite_differences():
         for e in np.eye(6)
     ]
     np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_real_and_imag_under_jit_leave_their_input_alone():
+    # NumPy's real/imag are views: compiled code reusing their buffer wrote into the input
+    z = fx.asarray(np.array([1 + 2j, -0.5 + 0.3j]))
+    f = fx.jit(lambda z: fx.imag(z) * 2.0 + fx.real(z) * fx.real(z))
+    np.testing.assert_allclose(f(z).numpy(), [5.0, 0.85])
+    np.testing.assert_allclose(f(z).numpy(), [5.0, 0.85])
+    np.testing.assert_array_equal(z.numpy(), [1 + 2j, -0.5 + 0.3j])
+
+
+# ----------------------------------------------------------------------------- fx.linalg
+
+
+def _hpd(*shape):
+    a = _c(*shape)
+    return np.conj(np.swapaxes(a, -1, -2)) @ a / shape[-1] + np.diag(np.arange(1.0, shape[-1] + 1))
+
+
+def _hermitian(x):
+    return (x + np.conj(np.swapaxes(x, -1, -2))) / 2
+
+
+def _svd_invariants(m, a):
+    """Functions of an SVD that do not depend on the phases of its complex vectors."""
+    u, s, vh = m.linalg.svd(a, full_matrices=False)
+    rebuilt = (u * s[..., None, :].astype(u.dtype)) @ vh
+    return [
+        m.abs(u) ** 2,
+        s,
+        rebuilt,
+        m.abs(vh) ** 2,
+        m.real(u[..., :1, :] * m.conj(u[..., 1:2, :])),
+    ]
+
+
+def _eigh_invariants(m, a):
+    w, v = m.linalg.eigh(a)
+    return [w, m.abs(v) ** 2]
+
+
+LINALG = [
+    ("svd", _svd_invariants, [(4, 2), (2, 3, 4)], _c),
+    ("qr", lambda m, a: list(m.linalg.qr(a)), [(4, 2), (2, 3, 3)], _c),
+    ("pinv", lambda m, a: m.linalg.pinv(a), [(2, 4)], _c),
+    ("slogdet", lambda m, a: list(m.linalg.slogdet(a)), [(2, 3, 3)], lambda *s: _c(*s) + 3 * np.eye(s[-1])),
+    ("cholesky", lambda m, a: m.linalg.cholesky(a), [(2, 3, 3)], _hpd),
+    ("cholesky_upper", lambda m, a: m.linalg.cholesky(a, upper=True), [(3, 3)], _hpd),
+    ("eigh", _eigh_invariants, [(2, 3, 3)], _hpd),
+    ("matrix_norm_nuc", lambda m, a: m.linalg.matrix_norm(a, ord="nuc"), [(3, 4)], _c),
+    ("matrix_norm_2", lambda m, a: m.linalg.matrix_norm(a, ord=2), [(2, 3, 3)], _c),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, fn, shapes, make", LINALG, ids=[case[0] for case in LINALG])
+@pytest.mark.parametrize("dtype", ["real", "complex"])
+def test_linalg_jvp_and_vjp_are_jaxs(name, fn, shapes, make, dtype):
+    hermitian = name.startswith(("cholesky", "eigh"))
+    for shape in shapes:
+        a = make(*shape) if dtype == "complex" else np.real(make(*shape))
+        t = _c(*shape) if dtype == "complex" else RNG.normal(size=shape)
+        t = _hermitian(t) if hermitian else t  # JAX symmetrizes; NumPy reads one triangle
+        outs = jax.eval_shape(lambda a: [fn(jnp, a)], a)
+        cts = jax.tree_util.tree_map(
+            lambda o: (
+                _c(*o.shape)
+                if np.issubdtype(o.dtype, np.complexfloating)
+                else RNG.normal(size=o.shape)
+            ),
+            outs,
+        )
+
+        @jax.jit  # one XLA compilation, rather than one per op of the rules
+        def jax_jvp_and_vjp(a, t, c):
+            return jax.jvp(lambda a: [fn(jnp, a)], (a,), (t,))[1], jax.vjp(
+                lambda a: [fn(jnp, a)], a
+            )[1](c)
+
+        want_t, (want,) = jax_jvp_and_vjp(a, t, cts)
+        _, got = fx.jvp(lambda a: [fn(fx, a)], (fx.asarray(a),), (fx.asarray(t),))
+        for g, w in zip(fx.tree_leaves(got), jax.tree_util.tree_leaves(want_t)):
+            np.testing.assert_allclose(
+                g.numpy(), w, rtol=1e-8, atol=1e-9, err_msg=f"{name} jvp {shape}"
+            )
+        (got,) = fx.vjp(lambda a: [fn(fx, a)], fx.asarray(a))[1](
+            jax.tree_util.tree_map(fx.asarray, cts)
+        )
+        if hermitian:  # fluxion's gradient lies on the triangle NumPy reads: compare along t
+            got, want = np.sum(np.real(got.numpy() * t)), np.sum(np.real(want * t))
+        else:
+            got = got.numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-9, err_msg=f"{name} vjp {shape}")

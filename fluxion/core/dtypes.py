@@ -78,6 +78,10 @@ class DType:
         return self.np in FLOATS
 
     @property
+    def is_complex(self) -> bool:
+        return self.np in COMPLEX
+
+    @property
     def dtype(self) -> np.dtype:
         # NumPy reads ``.dtype`` off any object it is given as a dtype: with this,
         # np.zeros(3, fx.float32) and array.astype(fx.bfloat16) work

@@ -26,6 +26,35 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
     return bind(P.matmul_p, a, b)
 
 
+def _conj(x: Tensor) -> Tensor:
+    return bind(P.conj_p, x) if x._np_dtype in COMPLEX else x
+
+
+def _mH(x: Tensor) -> Tensor:
+    return _conj(_mT(x))
+
+
+def _as(x: Tensor, like: Tensor) -> Tensor:
+    return bind(P.convert_p, x, dtype=like._np_dtype) if x._np_dtype != like._np_dtype else x
+
+
+def _row(v: Tensor) -> Tensor:
+    return bind(P.reshape_p, v, shape=v.shape[:-1] + (1, v.shape[-1]))
+
+
+def _col(v: Tensor) -> Tensor:
+    return bind(P.reshape_p, v, shape=v.shape + (1,))
+
+
+def _imag_diagonal(x: Tensor) -> Tensor:
+    """``i Im(diag(x))`` as a diagonal matrix: the phase of complex singular vectors or
+    of a QR's columns, zero for a real ``x``."""
+    if x._np_dtype not in COMPLEX:
+        return P.zeros(x.shape, x._np_dtype)
+    d = _diagonal(x)
+    return _diag_embed(d - _as(bind(P.real_p, d), d))
+
+
 def _check_matrix(op: str, a, square: bool = True):
     if a.dtype not in FLOATS and a.dtype not in COMPLEX:
         raise DTypeError(f"{op}: needs a floating-point matrix, got {a.dtype}")
@@ -149,16 +178,23 @@ def _slogdet_aval(a):
 def _slogdet_jvp(primals, tangents):
     (a,), (t,) = primals, tangents
     sign, logabs = bind(slogdet_p, a)
-    # d log|det a| = trace(a^-1 t); the sign of a real matrix is piecewise constant
+    # with tau = trace(a^-1 t) = d log det a: d log|det a| = Re(tau), d sign = i Im(tau) sign
+    # (a real matrix's sign is piecewise constant)
     dlog = _diagonal(bind(solve_p, a, t))
-    trace = bind(P.reduce_sum_p, dlog, axes=(dlog.ndim - 1,))
-    return (sign, logabs), (P.zeros(sign.shape, sign._np_dtype), trace)
+    tau = bind(P.reduce_sum_p, dlog, axes=(dlog.ndim - 1,))
+    if a._np_dtype not in COMPLEX:
+        return (sign, logabs), (P.zeros(sign.shape, sign._np_dtype), tau)
+    real = bind(P.real_p, tau)
+    return (sign, logabs), ((tau - _as(real, tau)) * sign, real)
 
 
 def _slogdet_vjp(cts, primals, outputs):
-    (a,), (_, ct_logabs) = primals, cts
+    (a,), (sign, _), (ct_sign, ct_logabs) = primals, outputs, cts
+    ct_tau = ct_logabs
+    if a._np_dtype in COMPLEX:  # the transpose of tau -> (i Im(tau) sign, Re(tau))
+        ct_tau = _as(ct_logabs, a) - 1j * _as(bind(P.real_p, 1j * sign * ct_sign), a)
     inv_t = _mT(bind(inv_p, a))
-    return (inv_t * bind(P.reshape_p, ct_logabs, shape=ct_logabs.shape + (1, 1)),)
+    return (inv_t * bind(P.reshape_p, ct_tau, shape=ct_tau.shape + (1, 1)),)
 
 
 slogdet_p = Primitive(
@@ -210,11 +246,12 @@ det_p.batch = _batch_front(det_p)
 
 
 def _lower_part(t: Tensor) -> Tensor:
-    """The symmetric matrix NumPy's eigh reads from ``t``: its lower triangle, mirrored."""
+    """The symmetric (Hermitian) matrix NumPy's eigh reads from ``t``: its lower triangle,
+    mirrored (conjugated), the real part of its diagonal."""
     n = t.shape[-1]
     low = Tensor._from_array(np.tri(n, dtype=t._np_dtype))
     strict = Tensor._from_array(np.tri(n, k=-1, dtype=t._np_dtype))
-    return t * low + _mT(t * strict)
+    return t * low + _mH(t * strict) - _imag_diagonal(t)
 
 
 def _lower_part_transpose(g: Tensor) -> Tensor:
@@ -222,7 +259,7 @@ def _lower_part_transpose(g: Tensor) -> Tensor:
     n = g.shape[-1]
     low = Tensor._from_array(np.tri(n, dtype=g._np_dtype))
     strict = Tensor._from_array(np.tri(n, k=-1, dtype=g._np_dtype))
-    return g * low + _mT(g) * strict
+    return g * low + _mH(g) * strict - _imag_diagonal(g)
 
 
 def _phi(x: Tensor) -> Tensor:
@@ -238,18 +275,18 @@ def _cholesky_aval(a, *, upper):
 
 
 def _lower(l_or_u, upper):
-    return _mT(l_or_u) if upper else l_or_u
+    return _mH(l_or_u) if upper else l_or_u
 
 
 def _cholesky_jvp(primals, tangents, *, upper):
-    # a = L L^T: dL = L phi(L^-1 da L^-T), da the symmetric matrix NumPy reads (the lower
+    # a = L L^H: dL = L phi(L^-1 da L^-H), da the Hermitian matrix NumPy reads (the lower
     # triangle of the tangent, mirrored)
     (a,), (t,) = primals, tangents
     out = bind(cholesky_p, a, upper=upper)
     low = _lower(out, upper)
     low_inv = bind(inv_p, low)
     sym = _lower_part(_lower(t, upper))  # upper=True reads the upper triangle
-    dlow = _mm(low, _phi(_mm(_mm(low_inv, sym), _mT(low_inv))))
+    dlow = _mm(low, _phi(_mm(_mm(low_inv, sym), _mH(low_inv))))
     return out, _lower(dlow, upper)
 
 
@@ -257,7 +294,8 @@ def _cholesky_vjp(ct, primals, outputs, *, upper):
     (out,) = outputs
     low, g = _lower(out, upper), _lower(ct, upper)
     low_inv = bind(inv_p, low)
-    ga = _lower_part_transpose(_mm(_mm(_mT(low_inv), _phi(_mm(_mT(low), g))), low_inv))
+    ga = _mm(_mm(_mT(low_inv), _phi(_mm(_mT(low), g))), _conj(low_inv))
+    ga = _lower_part_transpose(ga)
     return (_lower(ga, upper),)
 
 
@@ -293,14 +331,16 @@ def _gaps(w: Tensor) -> Tensor:
 def _eigh_jvp(primals, tangents):
     (a,), (t,) = primals, tangents
     w, v = bind(eigh_p, a)
-    inner = _mm(_mm(_mT(v), _lower_part(t)), v)
-    return (w, v), (_diagonal(inner), _mm(v, _gaps(w) * inner))
+    inner = _mm(_mm(_mH(v), _lower_part(t)), v)
+    dw = _diagonal(inner)
+    dw = bind(P.real_p, dw) if dw._np_dtype in COMPLEX else dw
+    return (w, v), (dw, _mm(v, _as(_gaps(w), v) * inner))
 
 
 def _eigh_vjp(cts, primals, outputs):
     (w, v), (gw, gv) = outputs, cts
     inner = _diag_embed(gw) + _gaps(w) * _mm(_mT(v), gv)
-    return (_lower_part_transpose(_mm(_mm(v, inner), _mT(v))),)
+    return (_lower_part_transpose(_mm(_mm(_conj(v), inner), _mT(v))),)
 
 
 eigh_p = Primitive(
@@ -330,35 +370,6 @@ def _svd_aval(a, *, full_matrices):
         ShapedArray(batch + (k,), real),
         ShapedArray(batch + (v_rows, n), a.dtype),
     ]
-
-
-def _conj(x: Tensor) -> Tensor:
-    return bind(P.conj_p, x) if x._np_dtype in COMPLEX else x
-
-
-def _mH(x: Tensor) -> Tensor:
-    return _conj(_mT(x))
-
-
-def _as(x: Tensor, like: Tensor) -> Tensor:
-    return bind(P.convert_p, x, dtype=like._np_dtype) if x._np_dtype != like._np_dtype else x
-
-
-def _row(v: Tensor) -> Tensor:
-    return bind(P.reshape_p, v, shape=v.shape[:-1] + (1, v.shape[-1]))
-
-
-def _col(v: Tensor) -> Tensor:
-    return bind(P.reshape_p, v, shape=v.shape + (1,))
-
-
-def _imag_diagonal(x: Tensor) -> Tensor:
-    """``i Im(diag(x))`` as a diagonal matrix: the phase of complex singular vectors or
-    of a QR's columns, zero for a real ``x``."""
-    if x._np_dtype not in COMPLEX:
-        return P.zeros(x.shape, x._np_dtype)
-    d = _diagonal(x)
-    return _diag_embed(d - _as(bind(P.real_p, d), d))
 
 
 def _svd_thin(name, a, full_matrices):

@@ -1418,9 +1418,23 @@ right_shift_p = binary(
 # a vjp its transpose for the real inner product Re(sum(a * b)), never conjugated: real's
 # takes ct as a complex number, imag's gives -1j * ct, conj is its own transpose.
 _COMPLEX_ONLY = (COMPLEX, "a complex")
-real_p = unary("real", "real", lambda x, y: constant(1, x._np_dtype), None, _COMPLEX_ONLY, real_for)
+# (NumPy's real and imag are views into the complex array: copied, so that compiled code
+# reusing the result's buffer does not write into the input)
+real_p = unary(
+    "real",
+    lambda xp, x: xp.real(x).copy(),
+    lambda x, y: constant(1, x._np_dtype),
+    None,
+    _COMPLEX_ONLY,
+    real_for,
+)
 imag_p = unary(
-    "imag", "imag", lambda x, y: constant(-1j, x._np_dtype), None, _COMPLEX_ONLY, real_for
+    "imag",
+    lambda xp, x: xp.imag(x).copy(),
+    lambda x, y: constant(-1j, x._np_dtype),
+    None,
+    _COMPLEX_ONLY,
+    real_for,
 )
 _conj_impl, _conj_emit = ufunc_rules("conjugate")
 conj_p = Primitive(
