@@ -33,7 +33,7 @@ def child(workload: str) -> None:
     """One sample, in this process: the first call of the step, as JSON on stdout."""
     import workloads
 
-    from fluxion.compiler import toolchain
+    from fluxion.compiler.native import toolchain
 
     built = {"ms": 0.0, "kernels": 0}
     build = toolchain.build

@@ -1,4 +1,4 @@
-/* fluxion's thread pool (fluxion/compiler/_call.c) against OpenMP (libgomp) on one loop of
+/* fluxion's thread pool (fluxion/compiler/native/_call.c) against OpenMP (libgomp) on one loop of
    y = 2x + 1 cut in two: the cost of handing out work and waiting for it. Which to use was
    chosen by this; see bench/README.md ("Native kernels").
 
@@ -10,7 +10,7 @@
        OMP_WAIT_POLICY=$policy LD_LIBRARY_PATH="$LIB" /tmp/pool_openmp 262144 2000
    done
 */
-#include "../fluxion/compiler/_call.c"
+#include "../fluxion/compiler/native/_call.c"
 
 #include <omp.h>
 #include <stdio.h>

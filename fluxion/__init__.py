@@ -11,6 +11,26 @@ __version__ = "0.1.0"
 __array_api_version__ = "2024.12"
 
 from fluxion import data, distributed, errors, fft, lax, linalg, models, nn, optim, utils
+from fluxion.array_api import (
+    broadcast_shapes,
+    concat,
+    count_nonzero,
+    cumulative_prod,
+    cumulative_sum,
+    diff,
+    isin,
+    matrix_transpose,
+    meshgrid,
+    permute_dims,
+    roll,
+    searchsorted,
+    unique_all,
+    unique_counts,
+    unique_inverse,
+    unique_values,
+    unstack,
+    vecdot,
+)
 from fluxion.backends import host_memory  # noqa: F401  (keeps freed memory, see its docstring)
 from fluxion.backends.threads import get_num_threads, num_threads, set_num_threads
 from fluxion.core.dtypes import (
@@ -34,27 +54,6 @@ from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad
 from fluxion.distributed import pmap
 from fluxion.ops import amp, random
 from fluxion.ops.amp import autocast, get_autocast_dtype, is_autocast_enabled
-from fluxion.ops.array_api import (
-    broadcast_shapes,
-    concat,
-    count_nonzero,
-    cumulative_prod,
-    cumulative_sum,
-    diff,
-    isin,
-    matrix_transpose,
-    meshgrid,
-    permute_dims,
-    roll,
-    searchsorted,
-    unique_all,
-    unique_counts,
-    unique_inverse,
-    unique_values,
-    unstack,
-    vecdot,
-)
-from fluxion.ops.control import cond, fori_loop, scan, while_loop
 from fluxion.ops.creation import (
     arange,
     asarray,
@@ -261,6 +260,7 @@ from fluxion.transforms.autodiff import (
     vjp,
 )
 from fluxion.transforms.batching import vmap
+from fluxion.transforms.control import cond, fori_loop, scan, while_loop
 from fluxion.transforms.jit import compile, jit, make_graph, xpr
 
 for _name in (

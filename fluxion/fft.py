@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from fluxion.array_api import roll
 from fluxion.core import dtypes
 from fluxion.core.checks import check_dtype
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
 from fluxion.errors import InvalidArgumentError
 from fluxion.ops import primitives as P
-from fluxion.ops.array_api import roll
 from fluxion.ops.elementwise import astype
 from fluxion.ops.fourier import fft_p
 from fluxion.ops.inspection import check_device

@@ -18,13 +18,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fluxion.array_api import matrix_transpose, vecdot
 from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.core.trace import bind
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops import decompositions as D
 from fluxion.ops import primitives as P
-from fluxion.ops.array_api import matrix_transpose, vecdot
 from fluxion.ops.elementwise import _floating, abs, astype, sqrt, stop_gradient, where
 from fluxion.ops.indexing import take
 from fluxion.ops.linalg import matmul, tensordot

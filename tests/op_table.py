@@ -1115,6 +1115,28 @@ def _index_put_samples(rng):
     ]
 
 
+def np_at(ufunc):
+    """NumPy's unbuffered ``ufunc.at``: the oracle of ``x.at[index].<update>(values)``."""
+
+    def update(x, values, index):
+        out = np.array(x, copy=True)
+        ufunc.at(out, index, values)
+        return out
+
+    return update
+
+
+def _at_samples(rng):
+    return [  # repeated positions: each update applies once per mention
+        Sample((rng.normal(size=(3, 4)), rng.normal(size=(3, 4))), {"index": np.array([2, 0, 2])}),
+        Sample((rng.normal(size=(3, 4)), rng.normal(size=())), {"index": (slice(None), 1)}),
+        Sample((rng.normal(size=(5,)), rng.normal(size=(4,))), {"index": np.array([4, 1, 4, 4])}),
+        Sample(
+            (rng.normal(size=(4, 3)).T, rng.normal(size=(2,))), {"index": (1, np.array([0, 3]))}
+        ),
+    ]
+
+
 def _scatter_samples(rng):
     specs = [  # distinct targets: PyTorch leaves repeated ones undefined
         ((3, 4), (3, 2), 1, np.array([[0, 1], [3, 1], [2, 0]])),
@@ -1739,6 +1761,15 @@ OPS: list[OpCase] = [
         ),
         np_index_put,
         _index_put_samples,
+    ),
+    *(
+        OpCase(
+            f"index_put_at_{mode}",
+            lambda x, v, index, mode=mode: getattr(x.at[index], mode)(v),
+            np_at(ufunc),
+            _at_samples,
+        )
+        for mode, ufunc in (("multiply", np.multiply), ("min", np.minimum), ("max", np.maximum))
     ),
     OpCase(
         "scatter",

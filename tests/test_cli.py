@@ -16,7 +16,7 @@ import pytest
 
 import fluxion
 from fluxion.cli.main import COMMANDS, EXTRAS, TASK_NAMES, main
-from fluxion.compiler import toolchain
+from fluxion.compiler.native import toolchain
 from fluxion.tasks import TASKS, TrainConfig
 from fluxion.tasks.addition import Addition
 from fluxion.tasks.classify import Classify

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.compiler.ir import (
+from fluxion.core.ir import (
     Eqn,
     Graph,
     IRTypeError,
@@ -28,7 +28,7 @@ from fluxion.compiler.ir import (
 from fluxion.core.primitive import ShapedArray
 from fluxion.errors import FluxionError
 from fluxion.ops import primitives as P
-from fluxion.ops.control import cond_p
+from fluxion.transforms.control import cond_p
 
 F32 = np.dtype("float32")
 

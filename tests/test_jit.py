@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.compiler import toolchain
+from fluxion.compiler.native import toolchain
 from fluxion.errors import FluxionError, InvalidArgumentError, TracerError
 from fluxion.transforms.jit import explain_key_change
 

@@ -1,4 +1,4 @@
-"""The native kernels of fused groups (compiler/native.py) against NumPy: every primitive
+"""The native kernels of fused groups (compiler/native/) against NumPy: every primitive
 with a C rule in every dtype it takes, exactly or (exp, log...) within a few ulps; loop
 layouts and views against eager; the disk cache; and the fallback to NumPy."""
 
@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 
 import fluxion as fx
-from fluxion.compiler import native, toolchain
+from fluxion.compiler import native
 from fluxion.compiler.fusion import fused_p
-from fluxion.compiler.ir import Eqn, Graph, Var
+from fluxion.compiler.native import emit, rewrites, toolchain
+from fluxion.core.ir import Eqn, Graph, Var
 from fluxion.core.primitive import PRIMITIVES, ShapedArray
 from fluxion.errors import FluxionError
 
 # glibc's vector exp, log... and NumPy's own are each within a few ulps of the true value
 TRANSCENDENTAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh"}
-DTYPES = [np.dtype(d) for d in native.C_TYPES]
+DTYPES = [np.dtype(d) for d in emit.C_TYPES]
 FLOAT_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, 1.5, 2.5, -2.5, 3.7, -1e30, 1e-40, 0.3]
 PARAMS = {"convert": [{"dtype": d} for d in DTYPES], "broadcast_to": [{"shape": (40,)}]}
 
@@ -268,7 +269,7 @@ def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype, transposed
 )
 def test_other_matmuls_stay_on_blas(a_shape, b_shape):
     a, b = ShapedArray(a_shape, np.dtype(np.float32)), ShapedArray(b_shape, np.dtype(np.float32))
-    assert not native.small_matmul(a, b)
+    assert not emit.small_matmul(a, b)
 
 
 def _attention(qkv):
@@ -350,7 +351,7 @@ def test_sums_in_a_group_match_numpy(shape, axes, dtype):
     (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
     summed = "reduce_sum" in [e.prim.name for e in group.eqns]
     assert summed == (axes != (1,))
-    assert ("static void" in group.compiled.source) == (native.group_source(group, "k") is not None)
+    assert ("static void" in group.compiled.source) == (emit.kernel(group) is not None)
 
 
 def test_a_group_summing_a_middle_axis_stays_on_numpy():
@@ -365,7 +366,7 @@ def test_a_group_summing_a_middle_axis_stays_on_numpy():
         ],
         [e, s],
     )
-    assert native.supported(group) and native.group_source(group, "k") is None
+    assert emit.supported(group) and emit.kernel(group) is None
 
 
 def test_a_broadcast_enters_a_group_as_its_source():
@@ -397,9 +398,9 @@ def test_a_group_recomputes_what_it_would_read_back(monkeypatch):
     args = [rng.normal(size=shape).astype(np.float32) for shape in [(64, 128), (128,), (128, 32)]]
     args = [fx.tensor(a) for a in args]
     want = fx.grad(loss, argnums=(0, 1))(*args)
-    written, default = {}, native.RECOMPUTED_OPS
+    written, default = {}, rewrites.RECOMPUTED_OPS
     for ops in [default, 0]:  # 0: nothing recomputed
-        monkeypatch.setattr(native, "RECOMPUTED_OPS", ops)
+        monkeypatch.setattr(rewrites, "RECOMPUTED_OPS", ops)
         compiled = fx.jit(fx.grad(loss, argnums=(0, 1)))
         for got, w in zip(compiled(*args), want):
             np.testing.assert_allclose(got.numpy(), w.numpy(), rtol=2e-5, atol=1e-5)
@@ -446,7 +447,7 @@ def test_max_gradient_is_kept_where_its_input_is_recomputed(kernels):
 
 
 def test_a_value_compared_in_a_group_is_recomputed_only_exactly():
-    """The rule of _recomputing: a value that reaches an op whose result jumps (here a
+    """The rule of rewrites._recomputing: a value that reaches an op whose result jumps (here a
     comparison) is recomputed only from correctly rounded ops; other values still are."""
     from fluxion.compiler.fusion import _fused_eqn
     from fluxion.ops import primitives as P
@@ -466,12 +467,12 @@ def test_a_value_compared_in_a_group_is_recomputed_only_exactly():
             [out],
         )
         graph = Graph([a, c], [first, second], [out])
-        rewritten = native._recompute_residuals(graph).eqns[-1]  # the first pruned if unread
+        rewritten = rewrites.recompute_residuals(graph).eqns[-1]  # the first pruned if unread
         made = [e.prim.name for e in rewritten.params["graph"].eqns]
         assert (make.name in made) == exact, made
         reads_a = Eqn(P.mul_p, [t, a], {}, [out])
         graph = Graph([a], [first, _fused_eqn([smooth, reads_a], [out])], [out])
-        (rewritten,) = native._recompute_residuals(graph).eqns  # h no longer written
+        (rewritten,) = rewrites.recompute_residuals(graph).eqns  # h no longer written
         assert make.name in [e.prim.name for e in rewritten.params["graph"].eqns]
 
 
@@ -515,19 +516,19 @@ def test_a_sum_of_a_sum_in_one_group_compiles(kernels):
     np.testing.assert_allclose(float(fx.jit(nested)(x)), 30.0)
 
 
-@pytest.mark.parametrize("rewrite", ["_recompute_residuals", "_read_through_views"])
+@pytest.mark.parametrize("rewrite", ["groups_of_one", "recompute_residuals", "read_through_views"])
 def test_each_native_rewrite_is_type_checked(monkeypatch, rewrite):
-    """A rewrite of native.py that breaks the graph (here: gives it another output, of
+    """A rewrite (rewrites.py) that breaks the graph (here: gives it another output, of
     another shape) is caught by the typecheck that follows it, never compiled."""
-    from fluxion.compiler.ir import IRTypeError
+    from fluxion.core.ir import IRTypeError
 
-    real = getattr(native, rewrite)
+    real = getattr(rewrites, rewrite)
 
     def broken(graph):
         graph = real(graph)
         return Graph(graph.invars, graph.eqns, [graph.eqns[0].inputs[0]] + graph.outvars[1:])
 
-    monkeypatch.setattr(native, rewrite, broken)
+    monkeypatch.setattr(rewrites, rewrite, broken)
     x = fx.tensor(np.linspace(-1, 1, 5000).reshape(50, 100))
     with pytest.raises(IRTypeError, match="a rewrite changed the graph's outputs"):
         fx.jit(lambda x: fx.sum(fx.tanh(x) * 2.0, axis=1))(x)

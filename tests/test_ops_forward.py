@@ -342,7 +342,7 @@ NOT_OP_MODULES = (
     "fluxion.core.trace",  # grad-mode context managers, debug_nans
     "fluxion.ops.random",  # random draws
     "fluxion.ops.creation",  # tensors from data or shapes (tril/triu have cases anyway)
-    "fluxion.ops.control",  # cond/while_loop/scan take functions: higher-order, like transforms
+    "fluxion.transforms.control",  # cond/while_loop/scan take functions: higher-order, like transforms
     "fluxion.serialization",  # save/load: files, not tensor ops
     "fluxion.backends",  # thread counts: settings, not tensor ops
     "fluxion.distributed",  # pmap: a transform over processes (tests/distributed)

@@ -17,8 +17,8 @@ import pytest
 
 import fluxion as fx
 from fluxion.backends import threads
-from fluxion.compiler import toolchain
 from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.native import toolchain
 
 pytestmark = pytest.mark.skipif(
     toolchain.usable_compiler() is None, reason="no C compiler: no native kernels"
@@ -205,7 +205,7 @@ def test_a_forked_child_starts_its_own_pool():
 
 CHILD = """
 import threading, numpy as np, fluxion as fx
-from fluxion.compiler import toolchain
+from fluxion.compiler.native import toolchain
 x = fx.tensor(np.ones((512, 1024), np.float32))
 compiled = fx.jit(lambda x: fx.tanh(x) * x)
 compiled(x)
@@ -232,10 +232,10 @@ def test_an_installed_call_of_another_calling_convention_is_not_used(monkeypatch
     alone, and ``_call.c`` built into the cache instead."""
     import types
 
-    stale = types.ModuleType("fluxion.compiler._call")
+    stale = types.ModuleType("fluxion.compiler.native._call")
     stale.call, stale.ABI = (lambda *args: None), toolchain._call_abi() - 1
-    monkeypatch.setitem(sys.modules, "fluxion.compiler._call", stale)
-    monkeypatch.setattr(fx.compiler, "_call", stale, raising=False)  # where pip built one
+    monkeypatch.setitem(sys.modules, "fluxion.compiler.native._call", stale)
+    monkeypatch.setattr(fx.compiler.native, "_call", stale, raising=False)  # where pip built one
     assert toolchain._installed_call() is None
     stale.ABI += 1
     assert toolchain._installed_call() is stale

@@ -17,7 +17,7 @@ import pytest
 
 import fluxion as fx
 from fluxion.compiler import codegen, fusion, passes
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph, typecheck
+from fluxion.core.ir import Eqn, Graph, Literal, Var, eval_graph, typecheck
 from fluxion.core.primitive import ShapedArray
 from fluxion.ops import primitives as P
 
@@ -851,7 +851,7 @@ def test_a_sum_over_no_axis_is_dropped():
 def test_each_pass_keeps_the_graphs_signature(monkeypatch):
     """optimize checks after every pass that the graph still takes and returns what the
     traced one did: a pass returning another output shape raises IRTypeError."""
-    from fluxion.compiler.ir import IRTypeError
+    from fluxion.core.ir import IRTypeError
 
     def wrong_output(graph):
         return Graph(graph.invars, graph.eqns, [graph.invars[0]])

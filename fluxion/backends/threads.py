@@ -103,7 +103,7 @@ def _blas_controllers() -> list:
     return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
-setting = _Threads()  # read by every native kernel call (toolchain.caller)
+setting = _Threads()  # read by every native kernel call (native.caller)
 
 
 def get_num_threads() -> int:

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from fluxion.compiler import toolchain
+from fluxion.compiler.native import toolchain
 
 SHOWN = 20  # entries listed without --all: the most recently used
 

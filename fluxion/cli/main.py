@@ -121,7 +121,7 @@ def _native_kernels() -> str:
     import subprocess
     import warnings
 
-    from fluxion.compiler import toolchain
+    from fluxion.compiler.native import toolchain
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -138,7 +138,7 @@ def _native_kernels() -> str:
 
 
 def _cache() -> str:
-    from fluxion.compiler import toolchain
+    from fluxion.compiler.native import toolchain
 
     folder = toolchain.cache_dir()
     try:

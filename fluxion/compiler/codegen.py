@@ -6,7 +6,7 @@
   there (``xp.exp(v3, out=v3)``) when that buffer was allocated by this function, has the
   output's shape and dtype, and was never handed to an op that might return a view of it;
   values are deleted after their last use, so the allocator can reuse their memory.
-* Equations given a kernel of their own (``kernels``: the C loops of ``native.py``) call it.
+* Equations given a kernel of their own (``kernels``: the C loops of ``native/``) call it.
 * A ``fused`` group of elementwise ops (``fusion.py``) without one, over a large shape, runs
   as a loop over blocks of rows that fit in the cache (``compile_blocked``): every op of the
   group touches a block while it is still in L2, instead of streaming whole arrays through
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fluxion.compiler.ir import Graph, Literal
+from fluxion.core.ir import Graph, Literal
 from fluxion.core.trace import backend
 
 # Bytes of the widest value per block of a blocked loop: on a gelu-like chain of 10 ops

@@ -28,8 +28,8 @@ import math
 from functools import partial
 
 from fluxion.compiler.codegen import subgraph_kernel
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, eval_graph
 from fluxion.core.dtypes import is_float
+from fluxion.core.ir import Eqn, Graph, Literal, Var, eval_graph
 from fluxion.core.primitive import Primitive
 from fluxion.errors import ShapeError
 
@@ -93,7 +93,7 @@ fused_p = Primitive(
 
 def _fusible(eqn: Eqn) -> bool:
     # a broadcast_to joins too, so its group sees the array it repeats (a native kernel
-    # reads that at stride 0; native.py would also take it in as a view of the input)
+    # reads that at stride 0; native/rewrites.py would also take it in as a view of the input)
     shape = eqn.outputs[0].aval.shape
     joins = eqn.prim.elementwise or eqn.prim.name == "broadcast_to"
     return joins and len(shape) > 0 and math.prod(shape) > 0

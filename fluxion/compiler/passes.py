@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from fluxion.compiler.fusion import fuse_elementwise
-from fluxion.compiler.ir import Eqn, Graph, Literal, Var, typecheck
+from fluxion.core.ir import Eqn, Graph, Literal, Var, typecheck
 from fluxion.core.primitive import ShapedArray
 from fluxion.core.trace import backend
 from fluxion.ops import primitives as P

@@ -28,6 +28,7 @@ from fluxion.core import dtypes
 from fluxion.errors import (
     AllocationError,
     ArgumentTypeError,
+    AxisError,
     DTypeError,
     FluxionError,
     InvalidArgumentError,
@@ -164,7 +165,7 @@ def check_number(
 
     Python and NumPy numbers come back as a float, a concrete 0-d tensor too; a tensor of
     several values is checked value by value and comes back as it is, and a traced one
-    (inside ``fx.grad``/``fx.jit``...) is not checked: its values are not known yet.
+    (inside a transform) is not checked: its values are not known yet.
     """
     from fluxion.core.tensor import Tensor, Tracer
 
@@ -281,3 +282,45 @@ def check_output_path(op: str, name: str, value) -> str:
             "the folder first (os.makedirs)"
         )
     return path
+
+
+def _axis_int(op: str, axis, name: str) -> int:
+    try:
+        return operator.index(axis)
+    except TypeError:
+        raise ArgumentTypeError(f"{op}: {name} must be an int, got {axis!r}") from None
+
+
+def check_axes(op: str, axes, ndim: int, name: str = "axis") -> tuple:
+    """Normalise ``axes`` (int, tuple or None=all) to a sorted tuple of non-negative ints.
+
+    On a 0-d tensor, axis 0 or -1 names no axis at all (NumPy's reductions and PyTorch
+    accept it), so it normalises to ``()``.
+    """
+    if axes is None:
+        return tuple(range(ndim))
+    axes = tuple(axes) if isinstance(axes, tuple | list) else (axes,)
+    out = []
+    for a in map(lambda a: _axis_int(op, a, name), axes):
+        if ndim == 0 and a in (0, -1):
+            continue
+        if not -ndim <= a < ndim:
+            raise AxisError(
+                f"{op}: {name} {a} is out of range for a tensor of {ndim} dimension(s); "
+                f"use an axis in [{-ndim}, {ndim})"
+            )
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise AxisError(f"{op}: {name} repeated in {axes}; name each axis once")
+    return tuple(sorted(out))
+
+
+def check_axis(op: str, axis, ndim: int, name: str = "axis") -> int:
+    """One axis that must exist (so never an axis of a 0-d tensor), as a non-negative int."""
+    a = _axis_int(op, axis, name)
+    if not -ndim <= a < ndim:
+        raise AxisError(
+            f"{op}: {name} {a} is out of range for a tensor of {ndim} dimension(s)"
+            + (f"; use an axis in [{-ndim}, {ndim})" if ndim else "; it has no axes")
+        )
+    return a % ndim

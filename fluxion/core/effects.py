@@ -8,7 +8,10 @@ writes; ``write_to_originals`` moves them to the caller's modules, where the tra
 them as it settles any other write (grad and jvp keep the primal, vmap refuses a batched
 value); jit instead writes them into the arguments of each call.
 
-Holders of state register here (nn's Module does), saying which holders they contain.
+Holders of state register here (nn's Module does), saying which holders they contain; so do
+kinds of leaves that a compiled function's results keep (an nn.Parameter in, updated, comes
+back a Parameter) and what a call's result depends on beyond its leaves' shapes and dtypes (a
+module's train/eval mode). jit reads this registry and knows nothing of nn.
 """
 
 from __future__ import annotations
@@ -19,10 +22,32 @@ from fluxion.core.pytree import tree_leaves
 from fluxion.core.trace import ABSENT, note_write, set_state
 
 _HOLDERS: dict[type, Callable] = {}  # holder base class -> nested(holder): holders inside it
+_KEPT_KINDS: dict[type, Callable] = {}  # leaf type -> kept(leaf): whether results keep it
+_CALL_KEYS: list[Callable] = []  # call_key parts: fn(in_tree) -> a hashable
 
 
 def register_holder(cls: type, nested: Callable) -> None:
     _HOLDERS[cls] = nested
+
+
+def register_kept_kind(cls: type, kept: Callable) -> None:
+    _KEPT_KINDS[cls] = kept
+
+
+def kept_kind(leaf) -> type | None:
+    """The type a staged function's result leaf computed from ``leaf`` comes back as, if any."""
+    kept = _KEPT_KINDS.get(type(leaf))
+    return type(leaf) if kept is not None and kept(leaf) else None
+
+
+def register_call_key(part: Callable) -> None:
+    _CALL_KEYS.append(part)
+
+
+def call_key(in_tree) -> tuple:
+    """What a compiled function's graph depends on in its arguments' structure, beyond what
+    the structure compares (``Module.train()``/``eval()`` keep the structure, change the code)."""
+    return tuple(part(in_tree) for part in _CALL_KEYS)
 
 
 def holders(tree) -> list:

@@ -14,7 +14,7 @@ A primitive is declared once, with every rule beside it (STYLE.md point 1):
   it, codegen calls ``impl`` with the params bound.
 * ``c_expr`` (optional, elementwise ops): the op as a C expression over its inputs ``{0}``,
   ``{1}``... (names of C values of the inputs' dtype) and its params, for the native kernels
-  of fused groups (``compiler/native.py``); a group with an op lacking it runs on NumPy.
+  of fused groups (``compiler/native/emit.py``); a group with an op lacking it runs on NumPy.
 * ``elementwise``: each output element depends only on the inputs' elements at the same
   (broadcast) position, so the op can run on any slice of its operands (the fusion pass
   groups such ops and runs them a cache-sized block at a time).

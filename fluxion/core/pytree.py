@@ -49,7 +49,7 @@ register_pytree_node(dict, _dict_flatten, lambda keys, c: dict(zip(keys, c)))
 
 
 def _node_type(x) -> _NodeType | None:
-    # Decided once per type: flattening is on every jit call's path.
+    # Decided once per type: flattening is on every compiled call's path.
     cls = type(x)
     try:
         return _KINDS[cls]
@@ -102,7 +102,7 @@ class PyTreeDef:
         return self._key() == other._key()
 
     def __hash__(self) -> int:
-        if self._hash is None:  # computed once: jit hashes argument structures on every call
+        if self._hash is None:  # computed once: compiled calls hash argument structures
             self._hash = hash(self._key())
         return self._hash
 

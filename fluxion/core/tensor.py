@@ -14,13 +14,12 @@ import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core import trace as _trace
+from fluxion.core.checks import check_axis
 from fluxion.core.trace import ctx
 from fluxion.errors import (
     ArgumentTypeError,
-    DTypeError,
     GradError,
     InvalidArgumentError,
-    ShapeError,
     TracerError,
 )
 
@@ -132,8 +131,6 @@ class _SizeOrCount(int):
     def __call__(self, dim=None):
         if dim is None:
             return Size(self.shape)
-        from fluxion.ops.primitives import check_axis
-
         return self.shape[check_axis("size", dim, len(self.shape), "dim")]
 
 
@@ -148,22 +145,20 @@ class Tensor:
 
     __slots__ = ("_value", "requires_grad", "_grad", "_node", "_out_index", "__weakref__")
     _trace = None
-    _weak = False  # True for jit's tracers of Python-scalar arguments (see ops._promoted)
+    _weak = False  # True for staged tracers of Python-scalar arguments (see ops._promoted)
     __array_ufunc__ = None  # NumPy defers to our reflected operators: np_array * tensor -> Tensor
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self._value = _to_array(data, dtype, copy=True)
         self.requires_grad, self._grad, self._node, self._out_index = False, None, None, 0
-        if ctx.dynamic is not None:
-            ctx.dynamic.born.add(id(self))
+        _trace.note_made(self)
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
     def _from_array(cls, array: np.ndarray) -> Tensor:
         t = Tensor._wrap(array)
-        if ctx.dynamic is not None:
-            ctx.dynamic.born.add(id(t))  # made while tracing: a constant of the graph
+        _trace.note_made(t)
         return t
 
     @staticmethod
@@ -175,20 +170,12 @@ class Tensor:
     @property
     def grad(self):
         """What ``backward()`` accumulated into this leaf, or None."""
-        trace = ctx.dynamic
-        if trace is not None and id(self) not in trace.grads_set:
-            # a function being compiled looks at the .grad it was called with: the graph
-            # holds for calls where .grad is None (or not) as it is now, and reads .grad
-            # afresh at each call (backward() sets a new tensor there)
-            trace.grad_guards.setdefault(id(self), (self, self._grad is None))
-            if self._grad is not None:
-                trace.read_from.setdefault(id(self._grad), (self, "grad"))
+        _trace.note_grad_read(self)
         return self._grad
 
     @grad.setter
     def grad(self, value):
-        if ctx.dynamic is not None:
-            ctx.dynamic.grads_set.add(id(self))
+        _trace.note_grad_set(self)
         if ctx.noting:
             _trace.note_write(self, "grad", self._grad)
         self._grad = value
@@ -333,380 +320,12 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
-    def detach(self) -> Tensor:
-        """The same value, cut from the graph (and from any enclosing differentiation)."""
-        out = _ops.stop_gradient(self)
-        # stop_gradient, like floor, is recorded as a zero-gradient op; detach is a new leaf
-        out._node, out.requires_grad = None, False
-        return out
-
-    def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False):
-        from fluxion.transforms.autodiff import tensor_backward
-
-        tensor_backward(self, gradient, retain_graph, create_graph)
-
-    @property
-    def data(self) -> Tensor:
-        return self._alias()
-
-    @data.setter
-    def data(self, value):
-        self._assign(to_tensor(value), "data", check_grad=False)
-
-    # ------------------------------------------------------------------ in place
-    def _assign(self, result: Tensor, op: str, check_grad: bool = True) -> Tensor:
-        """Write ``result`` into this tensor (``x[...] = v``, ``x += v``, ``p.data = v``)."""
-        if self._trace is not None:
-            raise TracerError(
-                f"{op}: in-place update of a traced tensor; use the out-of-place form "
-                "(x = x.at[idx].set(v), or x = x + v)"
-            )
-        if check_grad and ctx.grad_enabled and (self.requires_grad or result.requires_grad):
-            raise GradError(
-                f"{op}: in-place update of a tensor that requires grad would lose its "
-                "gradient; use x.at[idx].set(v) (out of place) or wrap it in fx.no_grad()"
-            )
-        if result._trace is not None:
-            if result._trace is not ctx.dynamic:
-                raise TracerError(f"{op}: cannot store a traced value into a concrete tensor here")
-            # Inside jit: the compiled function writes the value back after each call.
-            ctx.dynamic.write(self, _ops.astype(result, self._np_dtype))
-            return self
-        self._value = np.asarray(result._value, dtype=self._np_dtype)
-        return self
-
-    def __setitem__(self, index, value):
-        self._assign(self.at[index].set(value), "__setitem__")
-
-    def __iadd__(self, other):
-        return self._in_place(_ops.add, other, "+=")
-
-    def __isub__(self, other):
-        return self._in_place(_ops.subtract, other, "-=")
-
-    def __imul__(self, other):
-        return self._in_place(_ops.multiply, other, "*=")
-
-    def __itruediv__(self, other):
-        return self._in_place(_ops.divide, other, "/=")
-
-    def _in_place(self, fn, other, op):
-        result = fn(self, other)
-        # As NumPy and PyTorch: x += v may not change x's kind (int x /= 2, int x += 0.5),
-        # or the update would be truncated silently; checked on both paths so that eager
-        # and traced code agree.
-        if dtypes.kind(result._np_dtype) > dtypes.kind(self._np_dtype):
-            raise DTypeError(
-                f"{op}: the result is {result.dtype} but the tensor is {self.dtype}; an in-place "
-                f"update cannot change its kind. Write x = x {op[:-1]} v (out of place) or cast "
-                "first with x = x.astype(...)"
-            )
-        # Tracers and tensors in the graph get the functional form; plain data is updated.
-        if self._trace is not None or (ctx.grad_enabled and self._node is not None):
-            return result
-        self._assign(result, op)
-        # inside jit the write is replayed after each call; the name takes the traced value
-        return result if result._trace is not None else self
-
-    @property
-    def at(self):
-        """Out-of-place indexed updates: ``x.at[idx].set(v)``, ``.add(v)``, ``.get()``."""
-        return _AtIndexer(self)
-
-    # ------------------------------------------------------------------ operators
-    def __getitem__(self, index):
-        return _ops.getitem(self, index)
-
-    def __add__(self, other):
-        return _ops.add(self, other)
-
-    def __radd__(self, other):
-        return _ops.add(other, self)
-
-    def __sub__(self, other):
-        return _ops.subtract(self, other)
-
-    def __rsub__(self, other):
-        return _ops.subtract(other, self)
-
-    def __mul__(self, other):
-        return _ops.multiply(self, other)
-
-    def __rmul__(self, other):
-        return _ops.multiply(other, self)
-
-    def __truediv__(self, other):
-        return _ops.divide(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.divide(other, self)
-
-    def __floordiv__(self, other):
-        return _ops.floor_divide(self, other)
-
-    def __rfloordiv__(self, other):
-        return _ops.floor_divide(other, self)
-
-    def __mod__(self, other):
-        return _ops.remainder(self, other)
-
-    def __rmod__(self, other):
-        return _ops.remainder(other, self)
-
-    def __pow__(self, other):
-        return _ops.power(self, other)
-
-    def __rpow__(self, other):
-        return _ops.power(other, self)
-
-    def __matmul__(self, other):
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
-
-    def __neg__(self):
-        return _ops.negative(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return _ops.abs(self)
-
-    def __invert__(self):
-        return _ops.invert(self)
-
-    def __and__(self, other):
-        return _ops.bitwise_and(self, other)
-
-    def __rand__(self, other):
-        return _ops.bitwise_and(other, self)
-
-    def __or__(self, other):
-        return _ops.bitwise_or(self, other)
-
-    def __ror__(self, other):
-        return _ops.bitwise_or(other, self)
-
-    def __xor__(self, other):
-        return _ops.bitwise_xor(self, other)
-
-    def __rxor__(self, other):
-        return _ops.bitwise_xor(other, self)
-
-    def __eq__(self, other):
-        if other is None:  # x == None is False (as PyTorch), so `x in [None, ...]` works
-            return NotImplemented
-        return _ops.equal(self, other)
-
-    def __ne__(self, other):
-        if other is None:
-            return NotImplemented
-        return _ops.not_equal(self, other)
-
-    def __lt__(self, other):
-        return _ops.less(self, other)
-
-    def __le__(self, other):
-        return _ops.less_equal(self, other)
-
-    def __gt__(self, other):
-        return _ops.greater(self, other)
-
-    def __ge__(self, other):
-        return _ops.greater_equal(self, other)
-
-    # ------------------------------------------------------------------ methods
-    def astype(self, dtype) -> Tensor:
-        return _ops.astype(self, dtype)
-
-    def to(self, *args, dtype=None, device=None, non_blocking: bool = False, copy: bool = False):
-        """PyTorch's ``to``: a dtype (``x.to(fx.int64)``), a device (``x.to("cpu")``), both, or
-        another tensor's dtype (``x.to(y)``); the same tensor when nothing changes (a new one
-        with ``copy=True``)."""
-        dtype = to_arguments("to", args, dtype, device)
-        out = self if dtype is None else _ops.astype(self, dtype)
-        return _ops.clone(out) if copy and out is self else out
-
-    def type_as(self, other) -> Tensor:
-        return _ops.astype(self, other.dtype)
-
-    def clone(self) -> Tensor:
-        """A copy, differentiable (the gradient passes through unchanged)."""
-        return _ops.clone(self)
-
-    def nonzero(self, *, as_tuple: bool = False):
-        """PyTorch's ``x.nonzero()``: one row of indices per non-zero element, (n, ndim);
-        ``fx.nonzero(x)`` is NumPy's and the array API's, one index tensor per axis."""
-        return _ops.nonzero(self, as_tuple=as_tuple)
-
-    def half(self) -> Tensor:
-        return _ops.astype(self, np.float16)
-
-    def bool(self) -> Tensor:
-        return _ops.astype(self, np.bool_)
-
-    def float(self) -> Tensor:
-        return _ops.astype(self, dtypes.DEFAULT_FLOAT)
-
-    def double(self) -> Tensor:
-        return _ops.astype(self, np.float64)
-
-    def long(self) -> Tensor:
-        return _ops.astype(self, np.int64)
-
-    def int(self) -> Tensor:
-        return _ops.astype(self, np.int32)
-
-    def reshape(self, *shape) -> Tensor:
-        return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    view = reshape
-
-    def view_as(self, other) -> Tensor:
-        return _ops.reshape(self, other.shape)
-
-    def expand(self, *sizes) -> Tensor:
-        """PyTorch's expand: broadcast to ``sizes``, where -1 keeps a dimension."""
-        sizes = tuple(sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes)
-        lead = len(sizes) - self.ndim
-        shape = tuple(
-            self.shape[i - lead] if d == -1 and i >= lead else d for i, d in enumerate(sizes)
-        )
-        return _ops.broadcast_to(self, shape)
-
-    def expand_as(self, other) -> Tensor:
-        return _ops.broadcast_to(self, other.shape)
-
-    def transpose(self, *axes) -> Tensor:
-        """Two ints swap those two dims (PyTorch's ``transpose(dim0, dim1)``); otherwise
-        NumPy's: no axes reverses them, a permutation (a tuple, or n ints) reorders them."""
-        if len(axes) == 2 and all(isinstance(a, int) for a in axes):
-            return _ops.transpose(self, *axes)
-        return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-
-    def permute(self, *dims) -> Tensor:
-        return _ops.transpose(self, dims[0] if len(dims) == 1 else dims)
-
-    def repeat(self, *sizes) -> Tensor:
-        """PyTorch's repeat: the whole tensor tiled ``sizes`` times (``fx.tile``); NumPy's
-        element-wise repeat is ``repeat_interleave``."""
-        return _ops.tile(
-            self, sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
-        )
-
-    # ------------------------------------------------------------------ PyTorch's fills
-    def _new(self, size, fill_value, dtype) -> Tensor:
-        from fluxion.ops.shape import _star_shape
-
-        dtype = self._np_dtype if dtype is None else dtype
-        return _ops.full(_star_shape(size), fill_value, dtype=dtype)
-
-    def new_zeros(self, *size, dtype=None) -> Tensor:
-        return self._new(size, 0, dtype)
-
-    def new_ones(self, *size, dtype=None) -> Tensor:
-        return self._new(size, 1, dtype)
-
-    def new_full(self, size, fill_value, dtype=None) -> Tensor:
-        return self._new((size,), fill_value, dtype)
-
-    def new_empty(self, *size, dtype=None) -> Tensor:
-        return self._new(size, 0, dtype)
-
-    def new_tensor(self, data, dtype=None) -> Tensor:
-        return Tensor(data, dtype=self._np_dtype if dtype is None else dtype)
-
-    def fill_(self, value) -> Tensor:
-        """Set every element to ``value``, in place."""
-        return self._assign(_ops.full_like(self, value), "fill_")
-
-    def zero_(self) -> Tensor:
-        return self.fill_(0)
-
-    def index_put_(self, indices, values, accumulate: bool = False) -> Tensor:
-        """``x[indices] = values`` (``+=`` with ``accumulate``), in place."""
-        return self._assign(_ops.index_put(self, indices, values, accumulate), "index_put_")
-
-    def masked_fill_(self, mask, value) -> Tensor:
-        result = _ops.masked_fill(self, mask, value)
-        if result.shape != self.shape:
-            raise ShapeError(
-                f"masked_fill_: mask of shape {mask.shape} broadcasts the tensor of shape "
-                f"{self.shape} to {result.shape}; in place the shape cannot change (use "
-                "x = x.masked_fill(mask, value))"
-            )
-        return self._assign(result, "masked_fill_")
-
-    @property
-    def T(self) -> Tensor:
-        return _ops.transpose(self)
-
-    @property
-    def mT(self) -> Tensor:
-        return _ops.swapaxes(self, -1, -2)
-
-    def size_of(self, axis: int) -> int:
-        return self.shape[axis]
-
-    def unsqueeze(self, axis=None, *, dim=None) -> Tensor:
-        return _ops.expand_dims(self, axis, dim=dim)
-
-    def clamp(self, min=None, max=None) -> Tensor:
-        return _ops.clip(self, min, max)
-
-    # ------------------------------------------------------------------ array API
-    def __array_namespace__(self, *, api_version=None):
-        import fluxion
-
-        if api_version not in (None, "2021.12", "2022.12", "2023.12", "2024.12"):
-            raise InvalidArgumentError(
-                f"__array_namespace__: api_version {api_version!r} is not supported; fluxion "
-                f"implements {fluxion.__array_api_version__}"
-            )
-        return fluxion
-
-    def to_device(self, device, /, *, stream=None) -> Tensor:
-        from fluxion.ops.inspection import check_device
-
-        check_device("to_device", device)
+    def block_until_ready(self) -> Tensor:
+        """JAX's: the value is computed once the call returns (NumPy runs eagerly), so ``self``."""
         return self
 
     def __complex__(self) -> complex:
         return complex(self._data("complex()"))
-
-    def __lshift__(self, other):
-        return _ops.bitwise_left_shift(self, other)
-
-    def __rlshift__(self, other):
-        return _ops.bitwise_left_shift(other, self)
-
-    def __rshift__(self, other):
-        return _ops.bitwise_right_shift(self, other)
-
-    def __rrshift__(self, other):
-        return _ops.bitwise_right_shift(other, self)
-
-
-def _method(name):
-    def method(self, *args, **kwargs):
-        return getattr(_ops, name)(self, *args, **kwargs)
-
-    method.__name__ = name
-    method.__doc__ = f"Same as ``fx.{name}(self, ...)``."
-    return method
-
-
-for _name in (
-    "sum mean var std max min amax amin prod argmax argmin all any cumsum logsumexp exp log "
-    "sqrt abs tanh sigmoid relu sin cos square clip flatten squeeze expand_dims broadcast_to "
-    "swapaxes moveaxis flip split chunk matmul dot softmax log_softmax round floor ceil sign "
-    "sort argsort topk median mode norm masked_fill index_put scatter scatter_add gather "
-    "repeat_interleave maximum minimum pow rsqrt reciprocal log1p expm1 erf tril "
-    "triu bincount multinomial"
-).split():
-    setattr(Tensor, _name, _method(_name))
 
 
 class Tracer(Tensor):
@@ -761,7 +380,7 @@ class Tracer(Tensor):
         raise TracerError(
             f"a traced value ({_type_string(self.shape, self._np_dtype)}, under {self._trace}) was "
             "used where a concrete value is needed (Python if/while, .item(), .numpy(), bool()); "
-            "inside jit/vmap use fx.where/fx.cond/fx.while_loop, or mark the argument static "
+            "inside a transformed function use fx.where/fx.cond/fx.while_loop, or mark the argument static "
             "(static_argnums)"
         )
 
@@ -769,32 +388,6 @@ class Tracer(Tensor):
         return f"Traced<{_type_string(self.shape, self._np_dtype)}>with<{self._trace}>"
 
     __str__ = __repr__
-
-
-class _AtIndexer:
-    __slots__ = ("tensor",)
-
-    def __init__(self, tensor):
-        self.tensor = tensor
-
-    def __getitem__(self, index):
-        return _AtUpdate(self.tensor, index)
-
-
-class _AtUpdate:
-    __slots__ = ("tensor", "index")
-
-    def __init__(self, tensor, index):
-        self.tensor, self.index = tensor, index
-
-    def get(self) -> Tensor:
-        return self.tensor[self.index]
-
-    def set(self, value) -> Tensor:
-        return _ops.index_update(self.tensor, self.index, value, mode="set")
-
-    def add(self, value) -> Tensor:
-        return _ops.index_update(self.tensor, self.index, value, mode="add")
 
 
 def _type_string(shape, np_dtype) -> str:
@@ -902,5 +495,3 @@ _trace.from_array, _trace.wrap = Tensor._from_array, Tensor._wrap
 _DTYPE_NAMES = frozenset(
     d.name for d in dtypes.DType.__dict__.values() if isinstance(d, dtypes.DType)
 )
-
-from fluxion import ops as _ops  # noqa: E402  (ops import Tensor; operators need ops)

@@ -6,7 +6,7 @@ Every op ends in ``bind(prim, *tensors, **params)``:
   backend kernel runs on the arrays and the result is wrapped (no shape rule runs;
   if the kernel fails, the shape rule runs to turn the failure into a clear error).
 * Otherwise the trace of the highest level among the inputs processes it (JVP,
-  reverse mode, vmap, jit): each transform is a ``Trace`` subclass with one hook,
+  reverse mode, vmap, staging): each transform is a ``Trace`` subclass with one hook,
   ``process_primitive``. Traces are kept apart by levels, so nested transforms
   never confuse their perturbations.
 * When an input requires grad (PyTorch style), a ``Node`` is recorded on the
@@ -35,7 +35,7 @@ class _Context(threading.local):
 
     def __init__(self):
         self.stack: list[Trace] = []
-        # The jit trace being built, if any: every op inside jit is staged into it, even
+        # The graph being staged (core/staging.py), if any: every op is staged into it, even
         # one on concrete tensors only (so closures' tensors become inputs, not constants).
         self.dynamic: Trace | None = None
         self.grad_enabled = True
@@ -89,6 +89,65 @@ class Trace:
         return f"{type(self).__name__}(level={self.level})"
 
 
+# ----------------------------------------------------------------------------- staging
+# While a function is staged, ``ctx.dynamic`` is its GraphTrace (core/staging.py): every op
+# is staged into the graph, and what the function makes, reads and writes reaches the graph
+# through these hooks. Nothing else looks at ``ctx.dynamic``.
+
+
+def staging() -> bool:
+    """Whether a function is being staged into a graph (a compiled function, or a control-flow body)."""
+    return ctx.dynamic is not None
+
+
+def is_staged(x) -> bool:
+    """Whether ``x`` is a value of the graph being staged."""
+    return ctx.dynamic is not None and getattr(x, "_trace", None) is ctx.dynamic
+
+
+def note_made(tensor) -> None:
+    """A concrete tensor made while staging: a constant of the graph."""
+    if ctx.dynamic is not None:
+        ctx.dynamic.born.add(id(tensor))
+
+
+def note_grad_read(tensor) -> None:
+    """A staged function reads ``tensor.grad``: the graph holds for calls where .grad is None
+    (or not) as it is now, and reads .grad afresh at each call (backward() sets a new tensor)."""
+    trace = ctx.dynamic
+    if trace is not None and id(tensor) not in trace.grads_set:
+        trace.grad_guards.setdefault(id(tensor), (tensor, tensor._grad is None))
+        if tensor._grad is not None:
+            trace.read_from.setdefault(id(tensor._grad), (tensor, "grad"))
+
+
+def note_grad_set(tensor) -> None:
+    if ctx.dynamic is not None:
+        ctx.dynamic.grads_set.add(id(tensor))
+
+
+def note_differentiates() -> None:
+    """The staged function takes gradients itself (grad, vjp, backward() inside): its results
+    are values, not a node on the caller's tape."""
+    if ctx.dynamic is not None:
+        ctx.dynamic.differentiates = True
+
+
+def stage_write(op: str, target, value) -> None:
+    """``target`` (a concrete tensor) updated in place with a staged value: the compiled
+    function writes it back after each call."""
+    if not is_staged(value):
+        raise TracerError(f"{op}: cannot store a traced value into a concrete tensor here")
+    ctx.dynamic.write(target, value)
+
+
+def carry_kind(old, new) -> None:
+    """``new`` replaces ``old`` in a staged function's result (an optimizer's update): it comes
+    back of ``old``'s kind (see core/effects.register_kept_kind)."""
+    if ctx.dynamic is not None and id(old) in ctx.dynamic.kinds:
+        ctx.dynamic.kinds[id(new)] = ctx.dynamic.kinds[id(old)]
+
+
 # ----------------------------------------------------------------------------- state
 
 
@@ -96,8 +155,8 @@ def note_write(holder, name: str, previous) -> None:
     """Called by whoever owns a piece of state (a module's buffers, the global random key,
     a tensor's .grad) just before it sets ``holder.name`` while a transform is active. When
     the innermost trace ends, the slot keeps what the trace makes of the value written
-    (``Trace.lower_state``: the primal under grad and jvp; jit makes it an output of the
-    compiled function) and passes to the enclosing trace; if the function raises, the slot
+    (``Trace.lower_state``: the primal under grad and jvp; staging makes it an output of
+    the graph) and passes to the enclosing trace; if the function raises, the slot
     gets back what it held before."""
     if ctx.settling:
         return
@@ -257,8 +316,8 @@ def bind(prim, *args, **params):
     else:
         out = trace.process_primitive(prim, args, params)
     if ctx.grad_enabled:
-        # The tape records at the level its tensors live on; jit stages concrete tensors
-        # (a closure's parameters) into its graph, so they record at jit's level.
+        # The tape records at the level its tensors live on; staging takes concrete tensors
+        # (a closure's parameters) into its graph, so they record at the staging level.
         level = 0 if trace is None else trace.level
         staged = trace is not None and trace is ctx.dynamic
         if any(a.requires_grad and (staged or level_of(a) == level) for a in args):
@@ -287,7 +346,7 @@ def _run_impl(prim, arrays, params):
 
 
 # Set by fluxion.core.tensor: Tensor needs bind for its operators, bind makes Tensors.
-# ``wrap`` makes a kernel's result a tensor (no jit trace is being built where kernels run).
+# ``wrap`` makes a kernel's result a tensor (no graph is being staged where kernels run).
 from_array = wrap = None
 
 

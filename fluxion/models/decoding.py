@@ -26,7 +26,7 @@ from fluxion.core.trace import no_grad
 from fluxion.errors import ArgumentTypeError, IndexOutOfRangeError, ShapeError
 from fluxion.models.gpt import GPT, KVCache
 from fluxion.models.layers import check_length, check_token, check_tokens
-from fluxion.ops.control import fori_loop
+from fluxion.transforms.control import fori_loop
 from fluxion.transforms.jit import jit
 
 # ----------------------------------------------------------------------------- sampling

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fluxion.core import dtypes
-from fluxion.core.effects import register_holder
+from fluxion.core.effects import register_call_key, register_holder, register_kept_kind
 from fluxion.core.pytree import register_pytree_node, tree_flatten, tree_leaves
 from fluxion.core.tensor import Tensor, Tracer, _to_array, to_arguments
 from fluxion.core.trace import ABSENT, ctx, note_write
@@ -793,6 +793,11 @@ def structure_training_flags(treedef) -> tuple[bool, ...]:
 
     visit(treedef)
     return tuple(flags)
+
+
+register_call_key(structure_training_flags)  # train()/eval() change what jit compiles
+# a trainable Parameter passed to a compiled step comes back a Parameter (optimizer updates)
+register_kept_kind(Parameter, lambda p: p.requires_grad)
 
 
 def trainable_mask(tree: Any) -> list[bool]:

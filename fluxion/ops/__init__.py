@@ -1,6 +1,9 @@
 """The public ops: NumPy names over fluxion's primitives (see ``primitives.py``)."""
 
-from fluxion.ops import random
+from fluxion.ops import (
+    methods,  # noqa: E402, F401  (installs Tensor's operators and methods)
+    random,
+)
 from fluxion.ops.creation import *
 from fluxion.ops.elementwise import *
 from fluxion.ops.elementwise import abs, pow, round

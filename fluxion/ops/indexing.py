@@ -21,7 +21,7 @@ from fluxion.errors import (
     TracerError,
 )
 from fluxion.ops import primitives as P
-from fluxion.ops.elementwise import astype, equal, where
+from fluxion.ops.elementwise import astype, equal, maximum, minimum, multiply, where
 from fluxion.ops.shape import broadcast_to, expand_dims, reshape, transpose
 
 
@@ -364,24 +364,33 @@ def one_hot(indices, num_classes: int, dtype=dtypes.DEFAULT_FLOAT) -> Tensor:
     )
 
 
-def index_update(x, index, value, mode: str) -> Tensor:
-    """``x.at[index].set(value)`` / ``.add(value)``: a new tensor, differentiable in x and value.
+_COMBINE = {  # how .at[] writes a new value over the old one
+    "set": lambda old, new: new,
+    "multiply": multiply,
+    "min": minimum,
+    "max": maximum,
+}
 
-    The index must be concrete; repeated positions accumulate for ``add`` and the last
-    write wins for ``set``, as in NumPy.
+
+def index_update(x, index, value, mode: str) -> Tensor:
+    """``x.at[index].set(value)`` (``add``, ``multiply``, ``min``, ``max``): a new tensor,
+    differentiable in x and value.
+
+    Repeated positions accumulate for ``add``/``multiply``/``min``/``max`` and the last
+    write wins for ``set``, as in NumPy. A traced index (inside jit, scan or vmap) works
+    too; there a position named twice by ``set`` gets the sum of its values (JAX leaves
+    which write wins unspecified).
     """
     x = to_tensor(x)
-    if (
-        isinstance(index, Tensor)
-        or isinstance(index, tuple)
-        and any(isinstance(i, Tensor) for i in index)
-    ):
-        parts = index if isinstance(index, tuple) else (index,)
+    parts = index if isinstance(index, tuple) else (index,)
+    traced = any(isinstance(i, Tensor) and i._trace is not None for i in parts)
+    if not traced and any(isinstance(i, Tensor) for i in parts):
         index = tuple(_concrete_index("at[]", i) if isinstance(i, Tensor) else i for i in parts)
         index = index if len(index) > 1 else index[0]
     positions = np.arange(x.size).reshape(x.shape)
-    try:
-        selected = np.asarray(positions[index])
+    try:  # a traced index selects the positions with fluxion ops, a concrete one with NumPy's
+        selected = getitem(P.constant(positions, dtypes.DEFAULT_INT), index) if traced else None
+        selected = np.asarray(positions[index]) if selected is None else selected
     except IndexError as e:
         raise IndexOutOfRangeError(f"at[]: {e} (tensor of shape {x.shape})") from None
     if isinstance(value, complex) and x._np_dtype not in dtypes.COMPLEX:
@@ -398,25 +407,75 @@ def index_update(x, index, value, mode: str) -> Tensor:
     if extra > 0 and all(n == 1 for n in value.shape[:extra]):
         value = reshape(value, value.shape[extra:])
     value = broadcast_to(astype(value, x._np_dtype), selected.shape)
-    linear, values = selected.reshape(-1), reshape(value, (-1,))
-    flat = reshape(x, (-1,))
+    linear = reshape(selected, (-1,)) if traced else selected.reshape(-1)
+    values, flat = reshape(value, (-1,)), reshape(x, (-1,))
     if mode == "add":
-        out = bind(P.scatter_add_p, flat, P.constant(linear, dtypes.DEFAULT_INT), values, axis=0)
-    else:
-        last_of_each = len(linear) - 1 - np.unique(linear[::-1], return_index=True)[1]
-        keep = P.constant(last_of_each, dtypes.DEFAULT_INT)
-        kept = P.constant(linear[last_of_each], dtypes.DEFAULT_INT)
-        written = bind(
+        out = bind(P.scatter_add_p, flat, to_tensor(linear), values, axis=0)
+    elif traced and mode == "set":
+        hit = bind(
             P.scatter_add_p,
-            P.zeros(flat.shape, x._np_dtype),
-            kept,
-            bind(P.gather_p, values, keep, axis=0),
+            P.zeros(flat.shape, np.int8),
+            linear,
+            P.zeros(linear.shape, np.int8) + 1,
             axis=0,
         )
-        mask = np.zeros(flat.shape, bool)
-        mask[linear] = True
-        out = where(P.constant(mask, bool), written, flat)
+        out = where(
+            hit > 0,
+            bind(P.scatter_add_p, P.zeros(flat.shape, x._np_dtype), linear, values, axis=0),
+            flat,
+        )
+    elif traced:  # each position against each update: multiply/min/max accumulate repeats
+        hits = equal(reshape(linear, (-1, 1)), P.constant(np.arange(x.size), dtypes.DEFAULT_INT))
+        neutral = {
+            "multiply": 1,
+            "min": _extreme(x._np_dtype, 1),
+            "max": _extreme(x._np_dtype, -1),
+        }[mode]
+        reduce = {"multiply": P.reduce_prod_p, "min": P.reduce_min_p, "max": P.reduce_max_p}[mode]
+        spread = where(hits, reshape(values, (-1, 1)), P.constant(neutral, x._np_dtype))
+        out = _COMBINE[mode](flat, bind(reduce, spread, axes=(0,)))
+    else:
+        out = _write_in_rounds(flat, linear, values, _COMBINE[mode], last_only=mode == "set")
     return reshape(out, x.shape)
+
+
+def _extreme(np_dtype, sign: int):
+    """The largest (sign 1) or smallest (-1) value of a dtype: min's and max's identity."""
+    if dtypes.is_float(np_dtype):
+        return sign * np.inf
+    if np_dtype == dtypes.BOOL:
+        return sign > 0
+    info = np.iinfo(np_dtype)
+    return info.max if sign > 0 else info.min
+
+
+def _write_in_rounds(flat, linear: np.ndarray, values, combine, last_only: bool):
+    """``combine(old, new)`` at the concrete positions ``linear``; a position named k times
+    takes k rounds, each writing every position at most once (only the last, for set)."""
+    if last_only:
+        keep = len(linear) - 1 - np.unique(linear[::-1], return_index=True)[1]
+        linear, values = (
+            linear[keep],
+            bind(P.gather_p, values, P.constant(keep, dtypes.DEFAULT_INT), axis=0),
+        )
+    order = np.argsort(linear, kind="stable")
+    firsts = np.searchsorted(linear[order], linear[order], side="left")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order)) - firsts  # how many earlier writes name the same position
+    out = flat
+    for r in range(int(rank.max(initial=-1)) + 1):
+        picked = np.nonzero(rank == r)[0]
+        mask = np.zeros(flat.shape, bool)
+        mask[linear[picked]] = True
+        new = bind(
+            P.scatter_add_p,
+            P.zeros(flat.shape, flat._np_dtype),
+            P.constant(linear[picked], dtypes.DEFAULT_INT),
+            bind(P.gather_p, values, P.constant(picked, dtypes.DEFAULT_INT), axis=0),
+            axis=0,
+        )
+        out = where(P.constant(mask, bool), combine(out, new), out)
+    return out
 
 
 def masked_fill(x, mask, value) -> Tensor:

@@ -10,11 +10,11 @@ again, batched and traced. ``xp`` is the backend's array module (NumPy's API).
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 
 from fluxion.backends import cpu, threads
+from fluxion.core.checks import check_axes, check_axis
 from fluxion.core.dtypes import (
     BOOL,
     COMPLEX,
@@ -29,7 +29,6 @@ from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, Sh
 from fluxion.core.tensor import Tensor
 from fluxion.core.trace import bind
 from fluxion.errors import (
-    ArgumentTypeError,
     AxisError,
     DTypeError,
     IndexOutOfRangeError,
@@ -616,48 +615,6 @@ stop_gradient_p = Primitive(
 # ----------------------------------------------------------------------------- reductions
 
 
-def _axis_int(op: str, axis, name: str) -> int:
-    try:
-        return operator.index(axis)
-    except TypeError:
-        raise ArgumentTypeError(f"{op}: {name} must be an int, got {axis!r}") from None
-
-
-def check_axes(op: str, axes, ndim: int, name: str = "axis") -> tuple:
-    """Normalise ``axes`` (int, tuple or None=all) to a sorted tuple of non-negative ints.
-
-    On a 0-d tensor, axis 0 or -1 names no axis at all (NumPy's reductions and PyTorch
-    accept it), so it normalises to ``()``.
-    """
-    if axes is None:
-        return tuple(range(ndim))
-    axes = tuple(axes) if isinstance(axes, tuple | list) else (axes,)
-    out = []
-    for a in map(lambda a: _axis_int(op, a, name), axes):
-        if ndim == 0 and a in (0, -1):
-            continue
-        if not -ndim <= a < ndim:
-            raise AxisError(
-                f"{op}: {name} {a} is out of range for a tensor of {ndim} dimension(s); "
-                f"use an axis in [{-ndim}, {ndim})"
-            )
-        out.append(a % ndim)
-    if len(set(out)) != len(out):
-        raise AxisError(f"{op}: {name} repeated in {axes}; name each axis once")
-    return tuple(sorted(out))
-
-
-def check_axis(op: str, axis, ndim: int, name: str = "axis") -> int:
-    """One axis that must exist (so never an axis of a 0-d tensor), as a non-negative int."""
-    a = _axis_int(op, axis, name)
-    if not -ndim <= a < ndim:
-        raise AxisError(
-            f"{op}: {name} {a} is out of range for a tensor of {ndim} dimension(s)"
-            + (f"; use an axis in [{-ndim}, {ndim})" if ndim else "; it has no axes")
-        )
-    return a % ndim
-
-
 def _reduce_aval(op, has_identity=True):
     def rule(x, *, axes):
         check_axes(op, axes, x.ndim)
@@ -1017,7 +974,7 @@ broadcast_to_p = Primitive(
     vjp=lambda ct, primals, outputs, *, shape: (unbroadcast(ct, primals[0].shape),),
     batch=_broadcast_to_batch,
     # of a scalar in a group's loop: that value; of an array, a native kernel reads the
-    # array itself, at stride 0 where it repeats (native.py's views)
+    # array itself, at stride 0 where it repeats (native/emit.py's views)
     c_expr="{0}",
 )
 

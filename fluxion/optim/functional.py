@@ -37,7 +37,7 @@ from fluxion.core import dtypes
 from fluxion.core.checks import check_nonnegative, check_number
 from fluxion.core.pytree import tree_flatten, tree_unflatten
 from fluxion.core.tensor import Tensor, Tracer
-from fluxion.core.trace import ctx, no_grad
+from fluxion.core.trace import carry_kind, no_grad
 from fluxion.errors import ArgumentTypeError, InvalidArgumentError, ShapeError
 from fluxion.ops.elementwise import astype, maximum, power, sqrt, where
 from fluxion.ops.primitives import constant, zeros
@@ -153,8 +153,8 @@ def _rebuild(treedef, old_leaves, new_leaves):
         for old, new in zip(old_leaves, new_leaves):
             if new is not old and type(old) is param_type and not isinstance(new, Tracer):
                 new = param_type(new, requires_grad=old.requires_grad)
-            elif new is not old and ctx.dynamic is not None and id(old) in ctx.dynamic.parameters:
-                ctx.dynamic.parameters.add(id(new))  # traced by jit: returned as a Parameter
+            elif new is not old:
+                carry_kind(old, new)  # traced by jit: returned as a Parameter
             rebuilt.append(new)
         new_leaves = rebuilt
     return tree_unflatten(treedef, new_leaves)
@@ -187,10 +187,15 @@ def through_master(leaf_rule, p, master, *args, **kwargs):
     return (new, None, *rest) if master is None else (astype(new, p._np_dtype), new, *rest)
 
 
+def concrete_count(step):
+    """A count of updates done as a Python int, unless it is traced."""
+    return step if is_traced(step) else int(step)
+
+
 def _resolve_lr(op, lr, step):
     """``lr`` as a number or traced tensor; a schedule is called with the count of updates done."""
     if callable(lr) and not isinstance(lr, Tensor):
-        step = step if is_traced(step) else int(step)
+        step = concrete_count(step)
         lr = lr(step)
         check_nonnegative(op, f"lr (the schedule's value at step {step})", lr)
     return scalar(lr)
@@ -211,28 +216,45 @@ class SGDState(NamedTuple):
     master: list | None = None  # float32 copies of low-precision parameters (see above)
 
 
+def momentum_leaf(g, buf, first, *, momentum, dampening=0.0, nesterov=False):
+    """The momentum of SGD on one tensor: ``(g, buffer) -> (direction, buffer)`` (optax's
+    ``trace`` with ``dampening=0``). ``first`` says that this is the parameter's first step (a
+    bool, or a traced bool tensor): the buffer then starts as the gradient itself, as in PyTorch.
+    """
+    if first is True:
+        buf = g
+    else:
+        step = buf * momentum + (1 - dampening) * g
+        buf = step if first is False else where(first, g, step)
+    return (g + momentum * buf if nesterov else buf), buf
+
+
+def scale_leaf(u, coef, p):
+    """``coef * u``, with a traced ``coef`` cast to ``p``'s dtype (optax's ``scale``)."""
+    return like(coef, p) * u
+
+
+def decay_leaf(u, p, weight_decay):
+    """``u + weight_decay * p`` (optax's ``add_decayed_weights``)."""
+    return u + weight_decay * p
+
+
 def sgd_leaf(
     p, g, buf, first, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
     maximize=False,
 ):  # fmt: skip
-    """One SGD step on one tensor: ``(p, g, momentum buffer) -> (p, buffer)``.
-
-    ``first`` says that this is the parameter's first step (a bool, or a traced bool tensor):
-    the buffer then starts as the gradient itself, as in PyTorch.
-    """
+    """One SGD step on one tensor: ``(p, g, momentum buffer) -> (p, buffer)``, as the chain
+    (weight decay, momentum, ``-lr``) that ``fluxion.optax.sgd`` runs, then ``p + update``."""
     g = astype(g, p.dtype)  # the update runs in the parameter's dtype (a no-op when equal)
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * p
+        g = decay_leaf(g, p, weight_decay)
     if momentum != 0:
-        if first is True:
-            buf = g
-        else:
-            step = buf * momentum + (1 - dampening) * g
-            buf = step if first is False else where(first, g, step)
-        g = g + momentum * buf if nesterov else buf
-    return p - like(lr, p) * g, buf
+        g, buf = momentum_leaf(
+            g, buf, first, momentum=momentum, dampening=dampening, nesterov=nesterov
+        )
+    return p + scale_leaf(g, -lr, p), buf
 
 
 def sgd_init(params, momentum: float = 0.0) -> SGDState:
@@ -332,45 +354,59 @@ class AdamState(NamedTuple):
 
 class AdamScalars(NamedTuple):
     """The per-step scalars of Adam, computed once per step in double precision (as PyTorch
-    does with Python floats): ``-lr / (1 - beta1**t)``, ``sqrt(1 - beta2**t)``, ``1 - lr*wd``."""
+    does with Python floats): ``1 - beta1**t`` and ``sqrt(1 - beta2**t)``."""
 
-    neg_step_size: Any
+    bias_correction1: Any
     bias_correction2_sqrt: Any
-    decay: Any
 
 
-def adam_scalars(step, lr, beta1: float, beta2: float, weight_decay: float) -> AdamScalars:
+def adam_scalars(step, beta1: float, beta2: float) -> AdamScalars:
     """``step`` is the 1-based number of the step being taken (an int, or a traced tensor)."""
     if is_traced(step):
         t = _as_f64(step)
-        bc1, bc2_sqrt = 1 - power(beta1, t), sqrt(1 - power(beta2, t))
-    else:
-        t = float(step)
-        bc1, bc2_sqrt = 1 - beta1**t, (1 - beta2**t) ** 0.5
-    lr = _as_f64(lr)
-    return AdamScalars(-(lr / bc1), bc2_sqrt, 1 - lr * weight_decay)
+        return AdamScalars(1 - power(beta1, t), sqrt(1 - power(beta2, t)))
+    t = float(step)
+    return AdamScalars(1 - beta1**t, (1 - beta2**t) ** 0.5)
 
 
-def adam_leaf(
-    p, g, m, v, vmax, c: AdamScalars, *, beta1, beta2, eps, weight_decay=0.0, decoupled=False,
-    amsgrad=False, maximize=False,
-):  # fmt: skip
-    """One Adam(W) step on one tensor: ``-> (p, exp_avg, exp_avg_sq, max_exp_avg_sq)``."""
-    g = astype(g, p.dtype)  # the update runs in the parameter's dtype (a no-op when equal)
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        if decoupled:
-            p = p * like(c.decay, p)
-        else:
-            g = g + weight_decay * p
+def adam_step_scalars(count, beta1: float, beta2: float) -> AdamScalars:
+    """The scalars of the step after ``count`` updates done (an int32 tensor, maybe traced)."""
+    return adam_scalars(concrete_count(count) + 1, beta1, beta2)
+
+
+def adam_moments(g, m, v, vmax, *, beta1, beta2, amsgrad=False):
+    """The moments of Adam after gradient ``g``: ``-> (exp_avg, exp_avg_sq, max_exp_avg_sq)``."""
     w = 1 - beta1  # m.lerp_(g, w), with the two branches of PyTorch's lerp
     m = m + w * (g - m) if w < 0.5 else g - (g - m) * (1 - w)
     v = v * beta2 + (1 - beta2) * g * g
     if amsgrad:
         vmax = maximum(vmax, v)
-    denom = sqrt(vmax if amsgrad else v) / like(c.bias_correction2_sqrt, p) + eps
-    return p + like(c.neg_step_size, p) * m / denom, m, v, vmax
+    return m, v, vmax
+
+
+def adam_direction(m, v, c: AdamScalars, *, eps):
+    """The bias-corrected Adam direction ``m_hat / (sqrt(v_hat) + eps)`` (optax's
+    ``scale_by_adam``), with PyTorch's order of operations."""
+    return (m / like(c.bias_correction1, m)) / (sqrt(v) / like(c.bias_correction2_sqrt, m) + eps)
+
+
+def adam_leaf(
+    p, g, m, v, vmax, c: AdamScalars, *, lr, beta1, beta2, eps, weight_decay=0.0,
+    decoupled=False, amsgrad=False, maximize=False,
+):  # fmt: skip
+    """One Adam(W) step on one tensor: ``-> (p, exp_avg, exp_avg_sq, max_exp_avg_sq)``, as
+    the chain that ``fluxion.optax.adamw`` runs (``scale_by_adam``, ``add_decayed_weights``,
+    ``scale_by_learning_rate``), then ``p + update``."""
+    g = astype(g, p.dtype)  # the update runs in the parameter's dtype (a no-op when equal)
+    if maximize:
+        g = -g
+    if weight_decay != 0 and not decoupled:
+        g = decay_leaf(g, p, weight_decay)
+    m, v, vmax = adam_moments(g, m, v, vmax, beta1=beta1, beta2=beta2, amsgrad=amsgrad)
+    u = adam_direction(m, vmax if amsgrad else v, c, eps=eps)
+    if weight_decay != 0 and decoupled:
+        u = decay_leaf(u, p, weight_decay)
+    return p + scale_leaf(u, -lr, p), m, v, vmax
 
 
 def adam_init(params, amsgrad: bool = False) -> AdamState:
@@ -413,8 +449,8 @@ def _adam_update(
          "master": state.master},
     )  # fmt: skip
     step = state.step
-    lr = _resolve_lr(op, lr, step)
-    c = adam_scalars(step + 1 if is_traced(step) else int(step) + 1, lr, beta1, beta2, weight_decay)
+    lr = _as_f64(_resolve_lr(op, lr, step))
+    c = adam_step_scalars(step, beta1, beta2)
     new_leaves = list(leaves)
     ms, vs = list(state.exp_avg), list(state.exp_avg_sq)
     new_vmaxes = None if state.max_exp_avg_sq is None else list(state.max_exp_avg_sq)
@@ -426,7 +462,7 @@ def _adam_update(
             master = None if new_masters is None else new_masters[i]
             new_leaves[i], master, ms[i], vs[i], vmax = through_master(
                 adam_leaf, p, master, g, ms[i], vs[i], None if vmaxes is None else vmaxes[i],
-                c, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                c, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                 decoupled=decoupled, amsgrad=amsgrad, maximize=maximize,
             )  # fmt: skip
             if new_masters is not None:

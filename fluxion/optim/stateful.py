@@ -26,8 +26,9 @@ import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core.checks import check_nonnegative
+from fluxion.core.staging import outlive_trace
 from fluxion.core.tensor import Tensor, Tracer
-from fluxion.core.trace import ctx, enable_grad, no_grad
+from fluxion.core.trace import enable_grad, is_staged, no_grad, staging
 from fluxion.errors import ArgumentTypeError, InvalidArgumentError, ShapeError, TracerError
 from fluxion.ops.primitives import zeros
 from fluxion.optim.functional import (
@@ -157,7 +158,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        staged = self._stage_state() if ctx.dynamic is not None else None
+        staged = self._stage_state() if staging() else None
         with no_grad():
             for group in self.param_groups:
                 lr = self._group_lr(group)
@@ -171,8 +172,6 @@ class Optimizer:
     def _stage_state(self) -> dict:
         """Before a step traced by jit: every piece of state becomes a tensor that outlives
         the trace (an input of the compiled function), created now if missing."""
-        from fluxion.transforms.jit import outlive_trace
-
         for group in self.param_groups:
             for i, p, _ in self._grads(group):
                 state = self.state.setdefault(i, {})
@@ -223,7 +222,7 @@ class Optimizer:
             g = p.grad
             if g is None:
                 continue
-            staged = isinstance(g, Tracer) and g._trace is ctx.dynamic  # inside jit: see step()
+            staged = is_staged(g)  # inside jit: see step()
             if isinstance(p, Tracer) or isinstance(g, Tracer) and not staged:
                 raise TracerError(
                     f"{type(self).__name__}.step: a parameter or its gradient is a traced value; "
@@ -482,10 +481,10 @@ class Adam(Optimizer):
             state["step"] += 1
             t = state["step"]
             if t not in scalars:
-                scalars[t] = adam_scalars(t, lr, beta1, beta2, wd)
+                scalars[t] = adam_scalars(t, beta1, beta2)
             state["exp_avg"], state["exp_avg_sq"], vmax = self._update(
                 state, p, adam_leaf, g, state["exp_avg"], state["exp_avg_sq"],
-                state.get("max_exp_avg_sq"), scalars[t], beta1=beta1, beta2=beta2,
+                state.get("max_exp_avg_sq"), scalars[t], lr=lr, beta1=beta1, beta2=beta2,
                 eps=group["eps"], weight_decay=wd, decoupled=self._decoupled, amsgrad=amsgrad,
                 maximize=group["maximize"],
             )  # fmt: skip

@@ -29,6 +29,7 @@ from fluxion.core.trace import (
     ctx,
     new_trace,
     no_grad,
+    note_differentiates,
     recording_writes,
     set_grad_enabled,
     set_state,
@@ -139,10 +140,11 @@ def _seed(name, what, ct, out) -> Tensor:
     return ct
 
 
-def tensor_backward(t: Tensor, gradient, retain_graph: bool, create_graph: bool) -> None:
+def tensor_backward(
+    t: Tensor, gradient=None, retain_graph: bool = False, create_graph: bool = False
+) -> None:
     """``t.backward()``: accumulate d(t)/d(leaf) into every leaf's ``.grad``."""
-    if ctx.dynamic is not None:  # see vjp
-        ctx.dynamic.differentiates = True
+    note_differentiates()
     if not t.requires_grad:
         raise GradError(
             "backward: this tensor does not require grad and has no grad_fn; create the inputs "
@@ -162,6 +164,9 @@ def tensor_backward(t: Tensor, gradient, retain_graph: bool, create_graph: bool)
         )
         for leaf, ct in leaves.values():
             leaf.grad = ct if leaf.grad is None else leaf.grad + ct
+
+
+Tensor.backward = tensor_backward  # the tape lives here, above the tensor it records
 
 
 def autograd_grad(
@@ -282,8 +287,7 @@ def vjp(f, *primals, has_aux: bool = False):
     """
     primals = _as_tensors(primals)
     in_leaves, in_tree = tree_flatten(primals)
-    if ctx.dynamic is not None:  # a function being compiled takes its own gradients
-        ctx.dynamic.differentiates = True
+    note_differentiates()
     with new_trace(VJPTrace) as trace:
         # Aliases: differentiating w.r.t. an argument records nothing on the imperative tape,
         # even when the argument requires grad (a Parameter).

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import fluxion as fx
-from fluxion.compiler import toolchain
+from fluxion.compiler.native import toolchain
 from tests.fuzz.program import (
     Program,
     compiled,

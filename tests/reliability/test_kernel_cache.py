@@ -26,8 +26,8 @@ import pytest
 
 import fluxion as fx
 from fluxion.cli.main import main
-from fluxion.compiler import toolchain
 from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.native import toolchain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOBODY = 65534
@@ -393,7 +393,7 @@ CHILD = """
 import json, os, resource, sys, warnings
 import numpy as np
 import fluxion as fx
-from fluxion.compiler import toolchain
+from fluxion.compiler.native import toolchain
 from fluxion.compiler.fusion import fused_p
 {setup}
 x = np.linspace(-3, 3, 5000, dtype=np.float32)
@@ -457,7 +457,7 @@ def test_a_file_size_limit_falls_back(tmp_path, numpy_path):
     """A file size limit between the sources and the libraries: the compiler's output (and
     an entry) cannot be written, the sources can: ``_call.c`` (11.5 KB; written where pip did
     not build ``_call``) and a kernel's C. A kernel library is ~15 KB, ``_call``'s more."""
-    source = os.path.getsize(os.path.join(ROOT, "fluxion", "compiler", "_call.c"))
+    source = os.path.getsize(os.path.join(ROOT, "fluxion", "compiler", "native", "_call.c"))
     limit = f"resource.setrlimit(resource.RLIMIT_FSIZE, ({source + 1024}, resource.RLIM_INFINITY))"
     got = child(tmp_path / "cache", before=limit)
     assert not assert_fine(*got, numpy_path, warning="File size limit exceeded")

@@ -1,4 +1,4 @@
-"""The toolchain of native kernels (``native.py`` writes their C): the C compiler and its
+"""The toolchain of native kernels (``emit.py`` writes their C): the C compiler and its
 flags, the kernel cache on disk, and loading kernels into the process.
 
 A compiled function's kernels become one shared library: their C is split into one part per
@@ -43,7 +43,6 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import itertools
-import math
 import os
 import re
 import secrets
@@ -60,17 +59,13 @@ import warnings
 import weakref
 from typing import NamedTuple
 
-import numpy as np
-
-from fluxion.backends import threads
-from fluxion.compiler import codegen
 from fluxion.errors import InvalidArgumentError
 
 # -O1 -ftree-vectorize: as fast as -O2 on these loops (GELU's forward and backward, a masked
 # softmax, a layer norm's: within 1%) and 20-25% faster to compile (gcc takes 4-6 ms a loop);
 # -ffp-contract=off: no fused multiply-adds, so + - * / round exactly as NumPy's do;
 # -fwrapv: signed integers wrap on overflow, as NumPy's do; -fopenmp-simd: honour the
-# "declare simd" of native.py's prelude, which points the vectorizer at libmvec.
+# "declare simd" of emit.py's prelude, which points the vectorizer at libmvec.
 FLAGS = [
     "-O1",
     "-ftree-vectorize",
@@ -177,7 +172,7 @@ class _Unsafe(Exception):
 class Library:
     """The kernels of one loaded shared library: ``call`` (``_call.c``'s, which runs one) and
     each kernel's ``(address, length, parts)`` by name: where it runs and how it splits
-    (its ``_split``, see native.py). The library is unloaded once nothing holds this."""
+    (its ``_split``, see emit.py). The library is unloaded once nothing holds this."""
 
     def __init__(self, call, handle: int, kernels: dict):
         self.call, self.kernels = call, kernels
@@ -263,7 +258,7 @@ def _installed_call():
     """The ``_call`` module pip built, None where it did not build it or built an older
     ``_call.c`` (``pip install`` again after editing it)."""
     try:
-        from fluxion.compiler import _call
+        from fluxion.compiler.native import _call
     except ImportError:
         return None
     return _call if getattr(_call, "ABI", None) == _call_abi() else None
@@ -619,33 +614,3 @@ def _run(commands) -> None:
             failures.append(errors or status)
     if failures:
         raise ToolchainError(f"the C compiler failed on native kernels:\n{failures[0]}")
-
-
-def caller(library: Library, name: str, eqn, c_source: str):
-    """A Python function that allocates an equation's outputs and runs kernel ``name`` of
-    ``library`` into them (and holds the library loaded)."""
-    sizes = [math.prod(v.aval.shape) * v.aval.dtype.itemsize for v in eqn.inputs + eqn.outputs]
-    address, length, parts = library.kernels[name]
-    kernel = np.array([address, len(eqn.inputs), length, parts, *sizes], np.int64).tobytes()
-    namespace = {
-        "empty": np.empty,
-        "call": library.call,
-        "kernel": kernel,
-        "library": library,
-        "threads": threads.setting,
-    }
-    params = [f"in{i}" for i in range(len(eqn.inputs))]
-    outs = [f"o{j}" for j in range(len(eqn.outputs))]
-    body = [
-        f"    {o} = empty({tuple(v.aval.shape)!r}, {codegen.param_source(namespace, np.dtype(v.aval.dtype))})"
-        for o, v in zip(outs, eqn.outputs)
-    ]
-    results = f"[{', '.join(outs)}]" if eqn.prim.multiple_results else outs[0]
-    # the thread count read at each call: fx.num_threads(1) around a compiled call holds
-    body += [
-        f"    call(kernel, threads.count, {', '.join(params + outs)})",
-        f"    return {results}",
-    ]
-    run = codegen.python_function(eqn.prim.name, params, body, namespace)
-    run.source += "\n" + c_source
-    return run

@@ -19,7 +19,6 @@ from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
 from fluxion.ops.amp import autocast_op
-from fluxion.ops.control import scan
 from fluxion.ops.elementwise import astype, conj, multiply, not_equal, stop_gradient
 from fluxion.ops.indexing import take
 from fluxion.ops.reduction import accumulator_dtype, sum
@@ -33,6 +32,7 @@ from fluxion.ops.shape import (
     swapaxes,
     transpose,
 )
+from fluxion.transforms.control import scan
 
 
 def concat(arrays, /, *, axis=0) -> Tensor:

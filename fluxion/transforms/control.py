@@ -14,18 +14,21 @@ import functools
 import numpy as np
 
 from fluxion.compiler import codegen
-from fluxion.compiler.ir import Graph, Var, eval_graph
 from fluxion.core import dtypes
 from fluxion.core.checks import check_int, check_size
+from fluxion.core.ir import Graph, Var, eval_graph
 from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
+from fluxion.core.staging import trace_subgraph
 from fluxion.core.tensor import Tensor, to_tensor
-from fluxion.core.trace import bind, ctx
+from fluxion.core.trace import bind, staging
 from fluxion.errors import GradError, InvalidArgumentError, ShapeError, TracerError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, where
 from fluxion.ops.reduction import any as any_
 from fluxion.ops.shape import reshape, stack
+from fluxion.transforms.autodiff import jvp, vjp
+from fluxion.transforms.batching import vmap
 
 
 def _run(graph: Graph, *arrays):
@@ -33,8 +36,6 @@ def _run(graph: Graph, *arrays):
 
 
 def _subgraph(fn, avals, name):
-    from fluxion.transforms.jit import trace_subgraph
-
     return trace_subgraph(fn, avals, name)
 
 
@@ -64,8 +65,6 @@ def _memoized(derive):
 @_memoized
 def jvp_graph(graph: Graph) -> Graph:
     """(args, tangents) -> (outs, tangent outs)."""
-    from fluxion.transforms.autodiff import jvp
-
     n = len(graph.invars)
 
     def f(*pt):
@@ -78,8 +77,6 @@ def jvp_graph(graph: Graph) -> Graph:
 @_memoized
 def vjp_graph(graph: Graph) -> Graph:
     """(args, output cotangents) -> argument cotangents."""
-    from fluxion.transforms.autodiff import vjp
-
     n = len(graph.invars)
 
     def f(*args_cts):
@@ -92,8 +89,6 @@ def vjp_graph(graph: Graph) -> Graph:
 @_memoized
 def batch_graph(graph: Graph, dims: tuple, size: int) -> Graph:
     """The graph vmapped over ``dims`` (every output batched at 0)."""
-    from fluxion.transforms.batching import vmap
-
     avals = [
         a if d is None else ShapedArray(a.shape[:d] + (size,) + a.shape[d:], a.dtype)
         for a, d in zip(graph.in_avals, dims)
@@ -177,8 +172,6 @@ def _cond_batch(args, dims, *, branches):
 
 
 def _run_batched(graph, ops, dims, size):
-    from fluxion.transforms.batching import vmap
-
     return vmap(lambda *a: eval_graph(graph, *a), in_axes=tuple(dims), axis_size=size)(*ops)
 
 
@@ -361,7 +354,7 @@ def while_loop(cond_fun, body_fun, init_val):
     >>> fx.while_loop(lambda v: v < 10, lambda v: v * 2, fx.tensor(1))
     16:i64[]:cpu(0)
     """
-    if ctx.dynamic is None:
+    if not staging():
         val, running = init_val, _concrete_bool(to_tensor(cond_fun(init_val)))
         if running is not None:  # eager: a Python loop, seen op by op by any transform
             check = _carry_checker("while_loop", "the body's output and the loop carry", val)
@@ -603,7 +596,7 @@ def scan(f, init, xs=None, length: int | None = None, reverse: bool = False):
         raise InvalidArgumentError(
             f"scan: length={length} but xs have leading axes {sorted(lengths)}"
         )
-    if ctx.dynamic is None and length > 0:  # eager: a Python loop, seen op by op by any transform
+    if not staging() and length > 0:  # eager: a Python loop, seen op by op by any transform
         carry, ys = init, [None] * length
         check = _carry_checker("scan", "the body's carry output and the carry", init)
         for i in _steps(length, reverse):

@@ -59,7 +59,7 @@ class Graph:
         self.invars, self.eqns, self.outvars = list(invars), list(eqns), list(outvars)
         self.compiled = None  # the generated function, made on first run (control-flow bodies)
         # graphs derived from this one by a transform's rule (its jvp, vjp, a vmap), made once:
-        # a body or a jitted function called again in a loop is not traced again
+        # a body or a compiled call met again in a loop is not traced again
         self.derived: dict = {}
 
     @property

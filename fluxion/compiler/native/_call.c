@@ -1,13 +1,13 @@
 /* fluxion's one C extension: call(kernel, threads, *arrays) runs a native kernel
-   (compiler/native.py) on NumPy arrays. The kernels themselves are plain C in shared
+   (compiler/native/) on NumPy arrays. The kernels themselves are plain C in shared
    libraries, built per program without Python's headers (gcc would take longer to read them
    than the loops); this module is the same for every kernel, so it is built once: by pip at
    install, or, where that was not done, by toolchain.py into its cache. ``kernel`` is the
-   bytes of an fx_kernel (toolchain.caller makes them). A non-contiguous input is first copied
+   bytes of an fx_kernel (native.caller makes them). A non-contiguous input is first copied
    by its own copy() (NumPy's, fast for every layout). Sizes are checked, so a wrong call
    raises instead of reading past an array.
 
-   A kernel runs the range [begin, end) of one of its loops (native.py picks one whose
+   A kernel runs the range [begin, end) of one of its loops (emit.py picks one whose
    iterations write apart: never across a sum). With ``threads`` > 1, call() cuts the loop
    into at most min(FX_RANGES * threads, kernel->parts) equal ranges, which the caller's
    thread and threads - 1 of fluxion's pool take one at a time as they come: a thread that
@@ -36,7 +36,7 @@ typedef struct {
     int64_t run;      /* the address of its void run(void *const *data, begin, end) */
     int64_t n_in;     /* how many of its arrays are inputs (the first ones) */
     int64_t length;   /* the blocks of the loop it cuts (1: it runs whole) */
-    int64_t parts;    /* the most ranges its work gains from (its grain, native.py) */
+    int64_t parts;    /* the most ranges its work gains from (its grain, emit.py) */
     int64_t bytes[];  /* the size of each array, inputs then outputs */
 } fx_kernel;
 
