@@ -337,3 +337,14 @@ def test_every_policy_entry_is_an_op_that_applies_it():
     assert set(public) == set(fx.amp.POLICY)
     for name, fn in public.items():
         assert fn.autocast_rule == fx.amp.POLICY[name], name
+
+
+def test_widening_bfloat16_bits_is_ml_dtypes_cast():
+    from fluxion.backends import cpu
+
+    values = np.array([0.0, -0.0, 1.5, np.inf, -np.inf, np.nan, 1e-40, -3e38], np.float32)
+    special = values.astype(ml_dtypes.bfloat16)
+    strided = _bf16(5, 6)[:, ::2]  # a view: the bits are read through its strides
+    for a in (special, strided, values[:6].astype(np.float16)):
+        np.testing.assert_array_equal(cpu.widen(a), a.astype(np.float32))
+        assert cpu.widen(a).dtype == np.float32

@@ -872,7 +872,7 @@ def _matmul_impl(xp, a, b):
     low = a.dtype if a.dtype in LOW_FLOATS else None
     if low is not None:  # float32 BLAS, float32 accumulation (backends/cpu.py)
         cpu.note_low_precision_matmul()
-        a, b = a.astype(np.float32), b.astype(np.float32)
+        a, b = cpu.widen(a), cpu.widen(b)
     if a.ndim > 2 and b.ndim == 2:
         # a stack times one matrix is one matrix product: NumPy would loop over the stack
         out = xp.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(
