@@ -15,7 +15,7 @@ import torch.nn.functional as TF
 
 import fluxion as fx
 import fluxion.nn.functional as F
-from fluxion.errors import DTypeError, InvalidArgumentError
+from fluxion.errors import ArgumentTypeError, DTypeError, InvalidArgumentError
 from fluxion.transforms.jit import explain_key_change
 
 pytestmark = pytest.mark.torch
@@ -325,6 +325,10 @@ def test_bad_arguments_say_what_to_write():
         fx.autocast(fx.bfloat16)
     with pytest.raises(DTypeError, match="bfloat16 or float16, got float32"):
         fx.autocast(dtype=fx.float32)
+    with pytest.raises(DTypeError, match="autocast: dtype 'float33' is not supported"):
+        fx.autocast(dtype="float33")
+    with pytest.raises(ArgumentTypeError, match="autocast: enabled must be True or False, got 1"):
+        fx.autocast(enabled=1)
 
 
 def test_every_policy_entry_is_an_op_that_applies_it():
