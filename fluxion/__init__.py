@@ -66,7 +66,8 @@ from fluxion.core.tensor import Device, Size, Tensor, cuda, devices
 from fluxion.core.tensor import Device as device
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fluxion.distributed import pmap
-from fluxion.ops import random
+from fluxion.ops import amp, random
+from fluxion.ops.amp import autocast, get_autocast_dtype, is_autocast_enabled
 from fluxion.ops.creation import (
     arange,
     asarray,

@@ -348,6 +348,7 @@ NOT_OP_MODULES = (
     "fluxion.distributed",  # pmap: a transform over processes (tests/distributed)
     "fluxion.ops.inspection",  # dtypes and devices (finfo, can_cast...): tests/test_array_api.py
     "fluxion.placement",  # device_put/device_get and device counts: tests/jax_face
+    "fluxion.ops.amp",  # autocast and its settings: tests/test_autocast.py
 )
 DATA_DEPENDENT = "data-dependent output shape: eager only (as NumPy)"
 CONCRETE = "computed by NumPy from concrete values: eager only"
