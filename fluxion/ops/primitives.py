@@ -22,7 +22,7 @@ from fluxion.core.dtypes import (
     FLOATS,
     INTEGERS,
     LOW_FLOATS,
-    is_float,
+    is_inexact,
     real_for,
 )
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, ShapedArray
@@ -187,7 +187,9 @@ def unary(name, kernel, deriv, c_expr, takes=_INEXACT, out_dtype=None):
     def jvp(primals, tangents):
         (x,), (t,) = primals, tangents
         y = bind(PRIMITIVES[name], x)
-        return y, t * deriv(x, y)
+        dy = t * deriv(x, y)
+        # from complex to real (abs, real, imag): the real part, JAX's R-linear tangent
+        return y, bind(real_p, dy) if dy._np_dtype in COMPLEX and y._np_dtype not in COMPLEX else dy
 
     def vjp(ct, primals, outputs):
         (x,), (y,) = primals, outputs
@@ -287,10 +289,21 @@ erf_p = unary(
     "fx_erf({0})",  # the same fit, in the native kernels' prelude
     takes=_FLOATING,
 )
+
+
+def _abs_deriv(x, y):
+    if x._np_dtype not in COMPLEX:
+        return bind(sign_p, x)
+    # d|x| = Re(conj(x) dx) / |x|: smooth away from 0 (so not conj(sign(x)), whose
+    # derivative is 0); 0 at 0, as JAX
+    safe = bind(select_p, y == 0, constant(1, y._np_dtype), y)
+    return bind(conj_p, x) / bind(convert_p, safe, dtype=x._np_dtype)
+
+
 abs_p = unary(
     "abs",
     "abs",
-    lambda x, y: bind(sign_p, x),
+    lambda x, y: _abs_deriv(x, y),
     "_Generic({0}, float: fabsf({0}), double: fabs({0}), default: {0} < 0 ? -{0} : {0})",
     takes=_ANY,
     out_dtype=real_for,  # |z| of a complex z is real
@@ -381,6 +394,8 @@ def _pow_partials(x, y, out):
     # is formed, so that no warning fires for the values chosen.
     dtype = x._np_dtype
     dx = bind(select_p, y == 0, constant(0, dtype), y * bind(pow_p, x, y - 1.0))
+    if dtype in COMPLEX:  # log's principal branch; 0 where x == 0, as JAX
+        return dx, out * bind(log_p, bind(select_p, x == 0, constant(1, dtype), x))
     positive = x > 0
     at_zero = bind(select_p, y >= 0, constant(0, dtype), constant(-np.inf, dtype))
     log_x = bind(
@@ -555,14 +570,18 @@ select_p = Primitive(
 def _convert_jvp(primals, tangents, *, dtype):
     (x,), (t,) = primals, tangents
     out = bind(convert_p, x, dtype=dtype)
-    if not is_float(dtype):
+    if not is_inexact(dtype):
         return out, None
     return out, bind(convert_p, t, dtype=dtype) if t is not None else zeros(x.shape, dtype)
 
 
 def _convert_vjp(ct, primals, outputs, *, dtype):
     (x,) = primals
-    return (bind(convert_p, ct, dtype=x._np_dtype) if is_float(x._np_dtype) else None,)
+    if not is_inexact(x._np_dtype):
+        return (None,)
+    if ct._np_dtype in COMPLEX and x._np_dtype not in COMPLEX:  # JAX's transpose: the real part
+        ct = bind(real_p, ct)
+    return (bind(convert_p, ct, dtype=x._np_dtype),)
 
 
 convert_p = Primitive(
@@ -815,7 +834,7 @@ def _matmul_impl(xp, a, b):
     low = a.dtype if a.dtype in LOW_FLOATS else None
     if low is not None:  # float32 BLAS, float32 accumulation (backends/cpu.py)
         cpu.note_low_precision_matmul()
-        a, b = a.astype(np.float32), b.astype(np.float32)
+        a, b = cpu.widen(a), cpu.widen(b)
     return xp.matmul(a, b).astype(low or a.dtype, copy=False)
 
 
@@ -1323,9 +1342,36 @@ right_shift_p = binary(
     "right_shift", "right_shift", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, takes=_INTEGER
 )
 
-# the parts of a complex number. Gradients through complex values are refused (see
-# dtypes.refuse_complex_gradient), so these never meet a tangent.
+# the parts of a complex number. Derivatives follow JAX: a jvp is R-linear in the tangent,
+# a vjp its transpose for the real inner product Re(sum(a * b)), never conjugated: real's
+# takes ct as a complex number, imag's gives -1j * ct, conj is its own transpose.
 _COMPLEX_ONLY = (COMPLEX, "a complex")
-real_p = unary("real", "real", None, None, takes=_COMPLEX_ONLY, out_dtype=real_for)
-imag_p = unary("imag", "imag", None, None, takes=_COMPLEX_ONLY, out_dtype=real_for)
-conj_p = unary("conj", "conjugate", None, None, takes=_COMPLEX_ONLY)
+# (NumPy's real and imag are views into the complex array: copied, so that compiled code
+# reusing the result's buffer does not write into the input)
+real_p = unary(
+    "real",
+    lambda xp, x: xp.real(x).copy(),
+    lambda x, y: constant(1, x._np_dtype),
+    None,
+    _COMPLEX_ONLY,
+    real_for,
+)
+imag_p = unary(
+    "imag",
+    lambda xp, x: xp.imag(x).copy(),
+    lambda x, y: constant(-1j, x._np_dtype),
+    None,
+    _COMPLEX_ONLY,
+    real_for,
+)
+_conj_impl, _conj_emit = ufunc_rules("conjugate")
+conj_p = Primitive(
+    "conj",
+    impl=_conj_impl,
+    emit=_conj_emit,
+    abstract=_unary_aval("conj", _COMPLEX_ONLY),
+    jvp=_linear_jvp("conj"),
+    vjp=lambda ct, primals, outputs: (bind(conj_p, ct),),
+    batch=_batch_broadcasting("conj"),
+    elementwise=True,
+)

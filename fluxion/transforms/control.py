@@ -155,7 +155,7 @@ def _cond_jvp(primals, tangents, *, branches):
 def _cond_vjp(cts, primals, outputs, *, branches):
     pred, *args = primals
     in_cts = bind(cond_p, pred, *args, *cts, branches=tuple(vjp_graph(g) for g in branches))
-    return (None, *[c if dtypes.is_float(a._np_dtype) else None for c, a in zip(in_cts, args)])
+    return (None, *[c if dtypes.is_inexact(a._np_dtype) else None for c, a in zip(in_cts, args)])
 
 
 def _cond_batch(args, dims, *, branches):
@@ -526,7 +526,7 @@ def _scan_vjp(cts, primals, outputs, *, body, n_carry, n_xs, length, reverse):
     )  # fmt: skip
     d_carry, d_consts, d_xs = outs[:nc], outs[nc : nc + nk], outs[nc + nk :]
     grads = list(d_carry) + list(d_xs) + list(d_consts)
-    return tuple(g if dtypes.is_float(p._np_dtype) else None for g, p in zip(grads, primals))
+    return tuple(g if dtypes.is_inexact(p._np_dtype) else None for g, p in zip(grads, primals))
 
 
 def _scan_batch(args, dims, *, body, n_carry, n_xs, length, reverse):

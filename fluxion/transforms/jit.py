@@ -466,7 +466,7 @@ def _jit_jvp(primals, tangents, *, graph, fn):
 
 def _jit_vjp(cts, primals, outputs, *, graph, fn):
     in_cts = bind(jit_p, *primals, *cts, graph=vjp_graph(graph), fn=fn)
-    return tuple(c if dtypes.is_float(x._np_dtype) else None for c, x in zip(in_cts, primals))
+    return tuple(c if dtypes.is_inexact(x._np_dtype) else None for c, x in zip(in_cts, primals))
 
 
 def _jit_batch(args, dims, *, graph, fn):
@@ -519,7 +519,7 @@ def _pullback(graph: Graph):
     """``(inputs, cotangents) -> input cotangents`` of ``graph`` (None for non-float inputs)."""
     from fluxion.transforms.autodiff import vjp
 
-    floats = [i for i, v in enumerate(graph.invars) if dtypes.is_float(np.dtype(v.aval.dtype))]
+    floats = [i for i, v in enumerate(graph.invars) if dtypes.is_inexact(np.dtype(v.aval.dtype))]
 
     def pullback(inputs, cts):
         def f(*wrt):
