@@ -56,6 +56,12 @@ class Variable(_FxModule):
     def __call__(self):
         return self.value
 
+    def get_value(self):
+        return self.value
+
+    def set_value(self, value) -> None:
+        self.value = value
+
     shape = property(lambda self: self.value.shape)
     dtype = property(lambda self: self.value.dtype)
     ndim = property(lambda self: self.value.ndim)

@@ -250,6 +250,7 @@ def test_variable_access_as_flax():
     p = nnx.Param(fx.ones((2, 3)))
     assert p.shape == (2, 3) and p[...].shape == (2, 3) and (p + 1).sum().item() == 12
     p[...] = fx.zeros((2, 3))
+    p.set_value(p.get_value() * 2)
     assert isinstance(p.value, fx.nn.Parameter) and p.value.sum().item() == 0
     with pytest.raises(fx.errors.InvalidArgumentError, match=r"\.at\[index\]"):
         p[0] = fx.ones(3)
