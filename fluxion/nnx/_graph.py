@@ -273,8 +273,8 @@ class GraphDef:
 
 
 def split(module, *filters):
-    """``(graphdef, state)``, or ``(graphdef, state_1, ..., rest)`` with filters (each
-    variable goes to the first filter that takes it, the rest to the last state)."""
+    """``(graphdef, state)``, or ``(graphdef, state_1, ..., state_n)`` with n filters: each
+    variable goes to the first filter that takes it (end with ``...`` for the rest)."""
     leaves, treedef = tree_flatten(module)
     found = variables(module)
     paths = [p for p, _ in found]
@@ -293,7 +293,13 @@ def split(module, *filters):
         for name in path[:-1]:
             node = node.setdefault(_key(name), State())
         node[_key(path[-1])] = var.value
-    return (GraphDef(treedef, paths), *(groups if filters[-1] is ... else groups[:-1]))
+    if groups[-1]:
+        left = ".".join(map(str, groups[-1].flat_state()[0][0]))
+        raise InvalidArgumentError(
+            f"nnx.split: no filter takes the variable at {left}; add ... as the last filter "
+            "for the rest"
+        )
+    return (GraphDef(treedef, paths), *groups[:-1])
 
 
 def merge(graphdef: GraphDef, *states):

@@ -226,6 +226,10 @@ def test_split_merge_state_update_round_trip():
     np.testing.assert_array_equal(
         model.linear.kernel.value.numpy(), 2 * twin.linear.kernel.value.numpy()
     )
+    with pytest.raises(fx.errors.InvalidArgumentError, match="no filter takes .*bn.mean"):
+        nnx.split(model, nnx.Param)
+    _, only_params, rest = nnx.split(model, nnx.Param, ...)
+    assert set(rest["bn"]) == {"mean", "var"}
     with pytest.raises(fx.errors.InvalidArgumentError, match="no variable"):
         nnx.update(model, {"nope": fx.ones(1)})
 
