@@ -227,15 +227,18 @@ def _key(name: str):
 
 
 def state(module, *filters) -> State:
-    """The values of ``module``'s variables (all, or those of the filters) as a ``State``.
+    """The values of ``module``'s variables (all, or those a filter takes) as a ``State``;
+    one ``State`` per filter when given several (as Flax).
 
     >>> import fluxion.nnx as nnx
     >>> lin = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
     >>> {k: v.shape for k, v in nnx.state(lin, nnx.Param).items()}
     {'kernel': (2, 3), 'bias': (3,)}
     """
+    if len(filters) > 1:
+        return tuple(state(module, f) for f in filters)
     out = State()
-    for path, var in variables(module, filters if len(filters) > 1 else (filters or (...,))[0]):
+    for path, var in variables(module, filters[0] if filters else ...):
         node = out
         for name in path[:-1]:
             node = node.setdefault(_key(name), State())

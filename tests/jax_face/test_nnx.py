@@ -230,6 +230,8 @@ def test_split_merge_state_update_round_trip():
         nnx.split(model, nnx.Param)
     _, only_params, rest = nnx.split(model, nnx.Param, ...)
     assert set(rest["bn"]) == {"mean", "var"}
+    p_state, s_state = nnx.state(model, nnx.Param, nnx.BatchStat)
+    assert set(s_state) == {"bn"} and set(p_state["bn"]) == {"scale", "bias"}
     with pytest.raises(fx.errors.InvalidArgumentError, match="no variable"):
         nnx.update(model, {"nope": fx.ones(1)})
 
