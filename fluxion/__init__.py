@@ -10,7 +10,21 @@ import math
 __version__ = "0.1.0"
 __array_api_version__ = "2024.12"
 
-from fluxion import data, distributed, errors, fft, lax, linalg, models, nn, optim, utils
+from fluxion import (
+    data,
+    distributed,
+    errors,
+    fft,
+    lax,
+    linalg,
+    models,
+    nn,
+    numpy,  # noqa: F401  (jax.numpy's names: import fluxion.numpy as jnp)
+    optim,
+    tree,
+    tree_util,
+    utils,
+)
 from fluxion.array_api import (
     broadcast_shapes,
     concat,
@@ -52,7 +66,8 @@ from fluxion.core.tensor import Device, Size, Tensor, cuda, devices
 from fluxion.core.tensor import Device as device
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fluxion.distributed import pmap
-from fluxion.ops import random
+from fluxion.ops import amp, random
+from fluxion.ops.amp import autocast, get_autocast_dtype, is_autocast_enabled
 from fluxion.ops.creation import (
     arange,
     asarray,
@@ -242,6 +257,14 @@ from fluxion.ops.shape import (
     tile,
     transpose,
     unsqueeze,
+)
+from fluxion.placement import (
+    default_backend,
+    device_count,
+    device_get,
+    device_put,
+    local_device_count,
+    local_devices,
 )
 from fluxion.serialization import load, save
 from fluxion.transforms import autodiff as _autodiff

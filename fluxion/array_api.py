@@ -18,6 +18,7 @@ from fluxion.core import dtypes
 from fluxion.core.tensor import Tensor, to_tensor
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops import primitives as P
+from fluxion.ops.amp import autocast_op
 from fluxion.ops.elementwise import astype, conj, multiply, not_equal, stop_gradient
 from fluxion.ops.indexing import take
 from fluxion.ops.reduction import accumulator_dtype, sum
@@ -62,6 +63,7 @@ def unstack(x, /, *, axis=0) -> tuple[Tensor, ...]:
     return tuple(moved[i] for i in range(moved.shape[0]))
 
 
+@autocast_op
 def vecdot(x1, x2, /, *, axis=-1) -> Tensor:
     """The dot product of vectors along ``axis`` (broadcasting the others); the first
     argument is conjugated, as the array API asks."""

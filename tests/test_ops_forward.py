@@ -348,6 +348,8 @@ NOT_OP_MODULES = (
     "fluxion.backends",  # thread counts: settings, not tensor ops
     "fluxion.distributed",  # pmap: a transform over processes (tests/distributed)
     "fluxion.ops.inspection",  # dtypes and devices (finfo, can_cast...): tests/test_array_api.py
+    "fluxion.ops.amp",  # autocast and its settings: tests/test_autocast.py
+    "fluxion.placement",  # device_put/device_get and device counts: tests/jax_face
 )
 DATA_DEPENDENT = "data-dependent output shape: eager only (as NumPy)"
 CONCRETE = "computed by NumPy from concrete values: eager only"

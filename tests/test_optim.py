@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 import torch
 
 import fluxion as fx
+from fluxion.core.dtypes import to_np
 from fluxion.errors import InvalidArgumentError, ShapeError, TracerError
 from fluxion.nn.module import Module, Parameter
 
@@ -809,28 +811,64 @@ def test_buffers_of_nn_layers_get_no_state():
     assert len(opt.param_groups[0]["params"]) == 2  # weight, bias: no buffer
 
 
+def _low_precision_runs(dtype, opt_cls, kw, grads, w0):
+    """A low-precision parameter through fluxion's optimizer (stateful and functional) and
+    a float32 one through torch's, on the same float32 gradients."""
+    w = fx.tensor(w0).astype(dtype).requires_grad_()
+    tw = torch.tensor(w0.astype(to_np(dtype)).astype(np.float32)).requires_grad_()
+    opt = getattr(fx.optim, opt_cls)([w], **kw)
+    topt = getattr(torch.optim, opt_cls)([tw], **kw)
+    kind = "adam" if opt_cls == "AdamW" else "sgd"
+    init, update, init_kw = functional_pair(kind, kw)
+    params = {"w": fx.tensor(w0).astype(dtype)}
+    state = init(params, **init_kw)
+    for g in grads:
+        w.grad = fx.tensor(g)
+        tw.grad = torch.tensor(g)
+        opt.step(), topt.step()
+        params, state = (update if kind == "sgd" else fx.optim.adamw_update)(
+            params, {"w": fx.tensor(g)}, state, **kw
+        )
+    return w, opt.state[0], tw, params["w"], state
+
+
 @pytest.mark.torch
+@pytest.mark.parametrize(
+    "opt_cls, kw", [("AdamW", dict(lr=0.01, amsgrad=True)), ("SGD", dict(lr=0.05, momentum=0.9))]
+)
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_low_precision_parameters_keep_their_dtype(dtype):
+def test_low_precision_parameters_train_through_a_float32_master(dtype, opt_cls, kw):
     rng = np.random.default_rng(5)
     w0 = rng.standard_normal((4, 3)).astype(np.float32)
     grads = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(5)]
-    w = fx.tensor(w0).astype(dtype).requires_grad_()
-    tw = torch.tensor(w0).to(getattr(torch, dtype)).requires_grad_()
-    opt = fx.optim.AdamW([w], lr=0.01, amsgrad=True)
-    topt = torch.optim.AdamW([tw], lr=0.01, amsgrad=True)
+    w, state, tw, fw, fstate = _low_precision_runs(dtype, opt_cls, kw, grads, w0)
+    assert w.dtype == fw.dtype == dtype
+    assert all(v.dtype == fx.float32 for k, v in state.items() if k != "step")
+    # the master follows torch's float32 trajectory; the parameter is the master rounded
+    master = state["master"].numpy()
+    np.testing.assert_allclose(master, tw.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(w.numpy(), master.astype(to_np(dtype)))
+    # one rule, two styles: bitwise
+    np.testing.assert_array_equal(fstate.master[0].numpy(), master)
+    np.testing.assert_array_equal(fw.numpy(), w.numpy())
+
+
+@pytest.mark.torch
+def test_updates_below_a_bfloat16_step_accumulate_in_the_master():
+    w0 = np.ones((2, 2), np.float32)
+    grads = [np.full((2, 2), 1.0, np.float32)] * 20
+    w, state, tw, _, _ = _low_precision_runs("bfloat16", "SGD", dict(lr=1e-3), grads, w0)
+    # each step (1e-3) is below half a bfloat16 step at 1 (2**-8): torch's bfloat16
+    # parameter would stay 1.0; the master moves by 0.02, and the parameter with it
+    np.testing.assert_allclose(state["master"].numpy(), tw.detach().numpy(), rtol=1e-6)
+    t_bf16 = torch.ones(2, 2, dtype=torch.bfloat16, requires_grad=True)
+    t_opt = torch.optim.SGD([t_bf16], lr=1e-3)
     for g in grads:
-        w.grad = fx.tensor(g)  # a float32 gradient: the update still runs in the param's dtype
-        tw.grad = torch.tensor(g).to(tw.dtype)
-        opt.step(), topt.step()
-    assert w.dtype == dtype and all(
-        v.dtype == dtype for k, v in opt.state[0].items() if k != "step"
-    )
-    np.testing.assert_allclose(
-        w.astype(fx.float32).numpy(), tw.float().detach().numpy(), rtol=1e-2, atol=1e-2
-    )
-    p, s = fx.optim.adam_update({"w": w}, {"w": fx.tensor(grads[0])}, fx.optim.adam_init({"w": w}))
-    assert p["w"].dtype == dtype and s.exp_avg[0].dtype == dtype
+        t_bf16.grad = torch.tensor(g).bfloat16()
+        t_opt.step()
+    assert (t_bf16.float() == 1.0).all()
+    np.testing.assert_array_equal(w.numpy(), tw.detach().numpy().astype(ml_dtypes.bfloat16))
+    assert (w.astype(fx.float32).numpy() < 1.0).all()
 
 
 def test_sgd_momentum_buffer_does_not_alias_the_gradient():

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxion import __version__
+from fluxion.backends import backend_name, cpu
 
 Handler = Callable[[argparse.Namespace], int]
 ArgSpec = tuple[tuple[str, ...], dict[str, Any]]
@@ -74,18 +75,6 @@ def command(
 
 
 # ------------------------------------------------------------------ commands
-
-
-def _backend_name() -> str:
-    # Imported lazily: backends may pull in optional libraries (cupy, ...).
-    try:
-        import fluxion.backends as backends
-    except ModuleNotFoundError as e:
-        if e.name != "fluxion.backends":
-            raise  # a broken backend should fail loudly, not read as "numpy"
-        return "numpy"
-    get = getattr(backends, "backend_name", None)
-    return get() if callable(get) else "numpy"
 
 
 def _devices() -> str:
@@ -189,9 +178,10 @@ def info(args: argparse.Namespace) -> int:
         ("threads", _threads()),
         ("BLAS", _blas()),
         ("ml_dtypes", ml_dtypes.__version__),
-        ("backend", _backend_name()),
+        ("backend", backend_name()),
         ("devices", _devices()),
         ("native kernels", _native_kernels()),
+        ("bf16 matmuls", cpu.describe_bf16()),
         ("kernel cache", _cache()),
         ("MPI", launch.describe()),
         *_extras(),
@@ -302,6 +292,12 @@ _TRAIN_OPTIONS = [
         metavar="FILE",
     ),
     _option("--context", "gpt: characters the model reads at once", type=_positive, metavar="N"),
+    _option(
+        "--precision",
+        "bf16: the training step under fx.autocast (weights, optimizer state, checkpoints "
+        "stay float32)",
+        choices=("fp32", "bf16"),
+    ),
 ]
 
 

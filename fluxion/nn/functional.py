@@ -39,6 +39,7 @@ from fluxion.errors import (
     TracerError,
 )
 from fluxion.ops import primitives as P
+from fluxion.ops.amp import autocast_op
 from fluxion.ops.random import check_key, rand, uniform
 from fluxion.ops.reduction import widened
 
@@ -85,6 +86,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 # ----------------------------------------------------------------------------- layers
 
 
+@autocast_op
 def linear(input, weight, bias=None) -> Tensor:
     """``input @ weight.T + bias`` with PyTorch's (out_features, in_features) weight."""
     out = ops.matmul(input, ops.swapaxes(weight, -1, -2) if weight.ndim >= 2 else weight)
@@ -434,6 +436,7 @@ def _attend(q, k, v, bias, dropout_p: float, scale, dropout_key=None):
     return ops.matmul(weights, v), weights
 
 
+@autocast_op
 def scaled_dot_product_attention(
     query,
     key,
@@ -542,6 +545,7 @@ def _nll_terms(logp: Tensor, target: Tensor, cdim: int, weight, ignore_index: in
     return -picked * w, w, lp, valid
 
 
+@autocast_op
 @widened
 def nll_loss(
     input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"
@@ -562,6 +566,7 @@ def nll_loss(
     return _reduce(loss, reduction)
 
 
+@autocast_op
 @widened
 def cross_entropy(
     input,
@@ -621,6 +626,7 @@ def _same_shape(op: str, x: Tensor, y: Tensor) -> None:
         )
 
 
+@autocast_op
 @widened
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     """Mean (or sum) of squared differences."""
@@ -631,6 +637,7 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     return _reduce(d * d, reduction)
 
 
+@autocast_op
 @widened
 def l1_loss(input, target, reduction: str = "mean") -> Tensor:
     """Mean (or sum) of absolute differences."""
@@ -640,6 +647,7 @@ def l1_loss(input, target, reduction: str = "mean") -> Tensor:
     return _reduce(ops.abs(x - y), reduction)
 
 
+@autocast_op
 @widened
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
     """-(t log p + (1 - t) log(1 - p)) for probabilities ``input``; logs clamp at -100 as
@@ -662,6 +670,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     return _reduce(loss, reduction)
 
 
+@autocast_op
 @widened
 def binary_cross_entropy_with_logits(
     input, target, weight=None, reduction: str = "mean", pos_weight=None
@@ -679,6 +688,7 @@ def binary_cross_entropy_with_logits(
     return _reduce(loss, reduction)
 
 
+@autocast_op
 @widened
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``, for d = input - target."""
@@ -690,6 +700,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Te
     return _reduce(ops.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), reduction)
 
 
+@autocast_op
 @widened
 def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (the L1 loss at

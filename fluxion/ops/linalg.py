@@ -18,11 +18,13 @@ from fluxion.errors import (
     ShapeError,
 )
 from fluxion.ops import primitives as P
+from fluxion.ops.amp import autocast_op
 from fluxion.ops.elementwise import _promoted, astype, multiply
 from fluxion.ops.reduction import sum
 from fluxion.ops.shape import expand_dims, reshape, squeeze, transpose
 
 
+@autocast_op
 def matmul(x, y) -> Tensor:
     """Matrix product with NumPy's rules: batch dims broadcast, 1-d operands are vectors.
 
@@ -71,6 +73,7 @@ def outer(x, y) -> Tensor:
     return reshape(x, (-1, 1)) * reshape(y, (1, -1))
 
 
+@autocast_op
 def tensordot(x, y, axes=2) -> Tensor:
     """Sum products over ``axes`` (an int: the last n of x with the first n of y; or two lists)."""
     x, y = _promoted(x, y)
@@ -109,6 +112,7 @@ def tensordot(x, y, axes=2) -> Tensor:
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+@autocast_op
 def einsum(subscripts: str, *operands) -> Tensor:
     """Einstein summation over one or more operands (``"bij,bjk->bik"``), as in NumPy and
     PyTorch: ``...`` stands for an operand's leading unnamed axes (broadcast against the

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from fluxion.backends import threads
+from fluxion.backends import cpu
 from fluxion.core.checks import check_axes, check_axis
 from fluxion.core.dtypes import (
     BOOL,
@@ -552,34 +552,9 @@ def _select_vjp(ct, primals, outputs):
     )
 
 
-_BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def _select_impl(xp, c, x, y):
-    # np.where branches on every element: on a mask with no pattern (relu, dropout) that
-    # is ~10x slower than blending the bits, which is exact for every dtype (bits move,
-    # values are never computed). Small arrays keep np.where: one call is cheaper there.
-    if xp is not np or max(c.size, x.size, y.size) < 4096 or x.dtype.itemsize not in _BITS:
-        return xp.where(c, x, y)
-    shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
-    bits = _BITS[x.dtype.itemsize]
-    mask = np.broadcast_to(c, shape).astype(bits)  # 1 where c
-    if y.ndim == 0 and not y.view(bits):  # where(c, x, +0): a relu or a masked gradient
-        np.negative(mask, out=mask)  # all ones where c
-        return (np.broadcast_to(x, shape).view(bits) & mask).view(x.dtype)
-    if x.ndim == 0 and not x.view(bits):
-        np.subtract(mask, 1, out=mask)  # all ones where not c
-        return (np.broadcast_to(y, shape).view(bits) & mask).view(x.dtype)
-    np.negative(mask, out=mask)
-    out = np.broadcast_to(x, shape).view(bits) & mask
-    np.invert(mask, out=mask)
-    out |= np.broadcast_to(y, shape).view(bits) & mask
-    return out.view(x.dtype)
-
-
 select_p = Primitive(
     "select",
-    impl=_select_impl,
+    impl=lambda xp, c, x, y: xp.where(c, x, y),
     abstract=_select_aval,
     jvp=lambda primals, tangents: (
         bind(select_p, *primals),
@@ -652,9 +627,6 @@ def expand_reduced(ct: Tensor, shape: tuple, axes: tuple) -> Tensor:
     return bind(broadcast_to_p, bind(reshape_p, ct, shape=kept), shape=shape)
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
 def _wide(x) -> np.dtype:
     """The dtype a reduction of ``x`` accumulates in: float32 for float16/bfloat16 (whose
     running sums would round at every step: 1000 bfloat16 ones summed to 256)."""
@@ -662,22 +634,7 @@ def _wide(x) -> np.dtype:
 
 
 def _reduce_sum_impl(xp, x, *, axes):
-    if x.dtype in LOW_FLOATS:
-        return xp.sum(x, axis=axes, dtype=np.float32).astype(x.dtype)
-    if xp is not np or x.dtype.kind != "f":
-        return xp.sum(x, axis=axes, dtype=x.dtype)
-    if x.ndim - 1 in axes and x.shape[-1] <= 1024:
-        # NumPy's sum over a short innermost axis runs one tiny pairwise loop per output
-        # element; einsum's vectorized loop is 2.5-3x faster (same error for axes this short)
-        kept = "".join(_LETTERS[i] for i in range(x.ndim) if i not in axes)
-        return np.einsum(f"{_LETTERS[: x.ndim]}->{kept}", x)
-    if axes == tuple(range(len(axes))) and x.dtype in (np.float32, np.float64) and x.size:
-        # the leading axes (a bias gradient): ones @ rows is one BLAS matrix-vector product,
-        # 2.5-7x faster than np.sum and no less accurate
-        rows = math.prod(x.shape[: len(axes)])
-        flat = x.reshape(rows, x.size // rows)
-        return (np.ones(rows, x.dtype) @ flat).reshape(x.shape[len(axes) :])
-    return xp.sum(x, axis=axes, dtype=x.dtype)
+    return xp.sum(x, axis=axes, dtype=_wide(x)).astype(x.dtype, copy=False)
 
 
 reduce_sum_p = Primitive(
@@ -719,21 +676,8 @@ def reduce_extremum(name, impl):
     )
 
 
-def _extremum_impl(ufunc_name):
-    def impl(xp, x, *, axes):
-        ufunc = getattr(xp, ufunc_name)
-        if xp is np and axes == (x.ndim - 1,) and x.shape[-1] <= 32 and x.size >= 64 * x.shape[-1]:
-            # NumPy reduces a short innermost axis with one tiny loop per result (attention
-            # scores over 8 keys: 0.2 ms); moved outermost by one copy, it is a few
-            # vectorized passes (3-10x faster)
-            return ufunc.reduce(np.ascontiguousarray(np.moveaxis(x, -1, 0)), axis=0)
-        return ufunc.reduce(x, axis=axes)
-
-    return impl
-
-
-reduce_max_p = reduce_extremum("reduce_max", _extremum_impl("maximum"))
-reduce_min_p = reduce_extremum("reduce_min", _extremum_impl("minimum"))
+reduce_max_p = reduce_extremum("reduce_max", lambda xp, x, *, axes: xp.maximum.reduce(x, axis=axes))
+reduce_min_p = reduce_extremum("reduce_min", lambda xp, x, *, axes: xp.minimum.reduce(x, axis=axes))
 
 
 def _slice_last(x, start, stop, step=1):
@@ -887,15 +831,11 @@ def _mT(x):
 
 
 def _matmul_impl(xp, a, b):
-    threads.for_matmul(math.prod(a.shape) * b.shape[-1])  # a small product: one thread
-    if a.ndim > 2 and b.ndim == 2:
-        # a stack times one matrix is one matrix product: NumPy would loop over the stack
-        out = xp.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(
-            a.shape[:-1] + b.shape[-1:]
-        )
-    else:
-        out = xp.matmul(a, b)
-    return out.astype(a.dtype, copy=False)  # bf16 @ bf16 gives f32
+    low = a.dtype if a.dtype in LOW_FLOATS else None
+    if low is not None:  # float32 BLAS, float32 accumulation (backends/cpu.py)
+        cpu.note_low_precision_matmul()
+        a, b = a.astype(np.float32), b.astype(np.float32)
+    return xp.matmul(a, b).astype(low or a.dtype, copy=False)
 
 
 def _matmul_vjp(ct, primals, outputs):
@@ -1259,18 +1199,6 @@ def _scatter_add_aval(x, idx, updates, *, axis):
 
 
 def _scatter_add_impl(xp, x, idx, updates, *, axis):
-    rows, flat = x.shape[0], idx.reshape(-1)
-    if (
-        xp is np
-        and axis == 0
-        and x.dtype.kind == "f"
-        and 0 < flat.size * rows <= 1 << 22
-        and -rows <= flat.min()
-        and flat.max() < rows  # out of range: add.at below raises the IndexError
-    ):
-        # an embedding's gradient: a one-hot matrix product is ~10x faster than ufunc.add.at
-        one_hot = (np.arange(rows)[:, None] == flat % rows).astype(x.dtype)
-        return x + (one_hot @ updates.reshape(flat.size, -1)).reshape(x.shape)
     out = x.copy()
     xp.add.at(out, (slice(None),) * axis + (idx,), updates)
     return out

@@ -15,6 +15,12 @@ moment tensor per parameter leaf, in ``fx.tree_leaves(params)`` order (``None`` 
 leaves that are not trained). Its structure depends only on the number of leaves, so it does
 not change when a Module switches between train and eval.
 
+Parameters of a low precision (a model cast with ``model.to(fx.bfloat16)``) are updated
+through float32: the state holds a float32 master copy of each (``master``) and float32
+moments, the update runs on the master, and the parameter gets the master rounded to its
+dtype; small updates accumulate in the master instead of rounding away (PyTorch updates
+such parameters in their own dtype). Float32 parameters have no master copy.
+
 The updates follow PyTorch's equations (``torch.optim``'s single-tensor path) and run with
 fluxion ops only, under ``fx.no_grad()``: updated parameters carry no autograd graph, yet the
 update can be traced by ``fx.grad``, ``fx.vmap`` and ``fx.jit`` (``lr`` and ``step`` may be
@@ -126,8 +132,8 @@ def _flatten_update(op, params, grads, state_lists):
                 f"shape {tuple(p.shape)}"
             )
         for name, lst in state_lists.items():
-            if lst is None:
-                continue
+            if lst is None or (name == "master" and p._np_dtype not in dtypes.LOW_FLOATS):
+                continue  # float32 leaves have no master copy
             if lst[i] is None or tuple(lst[i].shape) != tuple(p.shape):
                 got = "no entry" if lst[i] is None else f"shape {tuple(lst[i].shape)}"
                 raise ShapeError(
@@ -154,8 +160,31 @@ def _rebuild(treedef, old_leaves, new_leaves):
     return tree_unflatten(treedef, new_leaves)
 
 
+def state_dtype(np_dtype):
+    """The dtype of a parameter's optimizer state: float32 for float16/bfloat16 parameters
+    (see ``masters``), else the parameter's."""
+    return dtypes.DEFAULT_FLOAT if np_dtype in dtypes.LOW_FLOATS else np_dtype
+
+
 def _moments(leaves, mask) -> list:
-    return [zeros(p.shape, p._np_dtype) if m else None for p, m in zip(leaves, mask)]
+    return [zeros(p.shape, state_dtype(p._np_dtype)) if m else None for p, m in zip(leaves, mask)]
+
+
+def masters(leaves, mask) -> list | None:
+    """Float32 copies of the trained low-precision leaves (None for the others); None when
+    there are none, so a float32 model's state has no master field to carry."""
+    copies = [
+        astype(p, dtypes.DEFAULT_FLOAT) if m and p._np_dtype in dtypes.LOW_FLOATS else None
+        for p, m in zip(leaves, mask)
+    ]
+    return copies if any(c is not None for c in copies) else None
+
+
+def through_master(leaf_rule, p, master, *args, **kwargs):
+    """``leaf_rule`` on the float32 master of ``p`` where it has one: ``(new p, new master,
+    rest of the rule's outputs)``."""
+    new, *rest = leaf_rule(p if master is None else master, *args, **kwargs)
+    return (new, None, *rest) if master is None else (astype(new, p._np_dtype), new, *rest)
 
 
 def concrete_count(step):
@@ -184,6 +213,7 @@ class SGDState(NamedTuple):
 
     step: Tensor
     momentum_buffer: list | None
+    master: list | None = None  # float32 copies of low-precision parameters (see above)
 
 
 def momentum_leaf(g, buf, first, *, momentum, dampening=0.0, nesterov=False):
@@ -240,7 +270,7 @@ def sgd_init(params, momentum: float = 0.0) -> SGDState:
     leaves, _ = tree_flatten(params)
     mask = _trainable_mask(params, leaves)
     bufs = _moments(leaves, mask) if momentum != 0 else None
-    return SGDState(constant(0, dtypes.to_np("int32")), bufs)
+    return SGDState(constant(0, dtypes.to_np("int32")), bufs, masters(leaves, mask))
 
 
 def sgd_update(
@@ -281,26 +311,31 @@ def sgd_update(
         )
     bufs_in = state.momentum_buffer if momentum != 0 else None
     leaves, treedef, g_leaves, mask = _flatten_update(
-        "sgd_update", params, grads, {"momentum_buffer": bufs_in}
+        "sgd_update", params, grads, {"momentum_buffer": bufs_in, "master": state.master}
     )
     step = state.step
     lr = _as_f64(_resolve_lr("sgd_update", lr, step))
     first = (step == 0) if is_traced(step) else int(step) == 0
     new_leaves = list(leaves)
     new_bufs = None if state.momentum_buffer is None else list(state.momentum_buffer)
+    new_masters = None if state.master is None else list(state.master)
     with no_grad():
         for i, (p, g, m) in enumerate(zip(leaves, g_leaves, mask)):
             if not m or g is None:
                 continue
             buf = None if bufs_in is None else bufs_in[i]
-            new_leaves[i], buf = sgd_leaf(
-                p, g, buf, first, lr=lr, momentum=momentum, dampening=dampening,
-                weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+            master = None if new_masters is None else new_masters[i]
+            new_leaves[i], master, buf = through_master(
+                sgd_leaf, p, master, g, buf, first, lr=lr, momentum=momentum,
+                dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+                maximize=maximize,
             )  # fmt: skip
+            if new_masters is not None:
+                new_masters[i] = master
             if bufs_in is not None:
                 new_bufs[i] = buf
         new_step = step + 1
-    return _rebuild(treedef, leaves, new_leaves), SGDState(new_step, new_bufs)
+    return _rebuild(treedef, leaves, new_leaves), SGDState(new_step, new_bufs, new_masters)
 
 
 # ----------------------------------------------------------------------------- Adam / AdamW
@@ -314,6 +349,7 @@ class AdamState(NamedTuple):
     exp_avg: list
     exp_avg_sq: list
     max_exp_avg_sq: list | None
+    master: list | None = None  # float32 copies of low-precision parameters (see above)
 
 
 class AdamScalars(NamedTuple):
@@ -389,6 +425,7 @@ def adam_init(params, amsgrad: bool = False) -> AdamState:
         _moments(leaves, mask),
         _moments(leaves, mask),
         _moments(leaves, mask) if amsgrad else None,
+        masters(leaves, mask),
     )
 
 
@@ -408,7 +445,8 @@ def _adam_update(
     vmaxes = state.max_exp_avg_sq if amsgrad else None
     leaves, treedef, g_leaves, mask = _flatten_update(
         op, params, grads,
-        {"exp_avg": state.exp_avg, "exp_avg_sq": state.exp_avg_sq, "max_exp_avg_sq": vmaxes},
+        {"exp_avg": state.exp_avg, "exp_avg_sq": state.exp_avg_sq, "max_exp_avg_sq": vmaxes,
+         "master": state.master},
     )  # fmt: skip
     step = state.step
     lr = _as_f64(_resolve_lr(op, lr, step))
@@ -416,19 +454,24 @@ def _adam_update(
     new_leaves = list(leaves)
     ms, vs = list(state.exp_avg), list(state.exp_avg_sq)
     new_vmaxes = None if state.max_exp_avg_sq is None else list(state.max_exp_avg_sq)
+    new_masters = None if state.master is None else list(state.master)
     with no_grad():
         for i, (p, g, keep) in enumerate(zip(leaves, g_leaves, mask)):
             if not keep or g is None:
                 continue
-            new_leaves[i], ms[i], vs[i], vmax = adam_leaf(
-                p, g, ms[i], vs[i], None if vmaxes is None else vmaxes[i], c, lr=lr,
-                beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+            master = None if new_masters is None else new_masters[i]
+            new_leaves[i], master, ms[i], vs[i], vmax = through_master(
+                adam_leaf, p, master, g, ms[i], vs[i], None if vmaxes is None else vmaxes[i],
+                c, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                 decoupled=decoupled, amsgrad=amsgrad, maximize=maximize,
             )  # fmt: skip
+            if new_masters is not None:
+                new_masters[i] = master
             if amsgrad:
                 new_vmaxes[i] = vmax
         new_step = step + 1
-    return _rebuild(treedef, leaves, new_leaves), AdamState(new_step, ms, vs, new_vmaxes)
+    state = AdamState(new_step, ms, vs, new_vmaxes, new_masters)
+    return _rebuild(treedef, leaves, new_leaves), state
 
 
 def adam_update(

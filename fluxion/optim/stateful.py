@@ -12,6 +12,9 @@ the new value into the same parameter object. It returns the model when the opti
 built from a Module, else None, so ``model = optimizer.step()`` and ``optimizer.step()`` both
 work. ``lr`` may be a number or a schedule ``step -> lr`` (``fluxion.optim.schedules``), called
 with the number of ``step()`` calls made so far.
+
+A float16/bfloat16 parameter is updated through a float32 master copy (``state[i]["master"]``)
+with float32 moments, as in the functional core; the parameter gets the master rounded.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from fluxion.core.tensor import Tensor, Tracer
 from fluxion.core.trace import enable_grad, is_staged, no_grad, staging
 from fluxion.errors import ArgumentTypeError, InvalidArgumentError, ShapeError, TracerError
 from fluxion.ops.primitives import zeros
-from fluxion.optim.functional import adam_leaf, adam_scalars, check_hyperparameters, sgd_leaf
+from fluxion.optim.functional import (
+    adam_leaf,
+    adam_scalars,
+    check_hyperparameters,
+    sgd_leaf,
+    state_dtype,
+    through_master,
+)
 
 
 def is_module(obj) -> bool:
@@ -192,8 +202,19 @@ class Optimizer:
                 self.state[where[0]][where[1]] = old
 
     def _init_state(self, state: dict, p: Tensor, group: dict) -> None:
-        """Create the state a step of ``p`` reads (the eager step creates it lazily)."""
-        raise NotImplementedError
+        """Create the state a step of ``p`` reads (the eager step creates it lazily): the
+        float32 master of a low-precision ``p`` here, the rest in the subclass."""
+        if p._np_dtype != state_dtype(p._np_dtype) and "master" not in state:
+            state["master"] = _copy(p, state_dtype(p._np_dtype))
+
+    def _update(self, state: dict, p: Tensor, leaf_rule, *args, **kwargs) -> tuple:
+        """``leaf_rule`` on ``p`` (through its master, which it updates): writes the new
+        value into ``p`` and returns the rule's other outputs."""
+        new, master, *rest = through_master(leaf_rule, p, state.get("master"), *args, **kwargs)
+        if master is not None:
+            state["master"] = master
+        write(p, new)
+        return rest
 
     def _grads(self, group):
         """``(index, parameter, gradient)`` for the parameters of ``group`` that have one."""
@@ -272,7 +293,7 @@ class Optimizer:
                             f"{name}.load_state_dict: state '{k}' of parameter {i} has shape "
                             f"{v.shape} but the parameter has shape {p.shape}"
                         )
-                    v = _copy(v, p.dtype)
+                    v = _copy(v, state_dtype(p._np_dtype))
                 elif k == "step":
                     v = int(v)
                 restored[k] = v
@@ -388,24 +409,25 @@ class SGD(Optimizer):
     def _init_state(self, state: dict, p: Tensor, group: dict) -> None:
         # A zero buffer, where the eager first step takes the gradient itself: the same
         # update unless dampening != 0 (then the first step is damped too).
+        super()._init_state(state, p, group)
         if group["momentum"] != 0 and "momentum_buffer" not in state:
-            state["momentum_buffer"] = zeros(p.shape, p._np_dtype)
+            state["momentum_buffer"] = zeros(p.shape, state_dtype(p._np_dtype))
 
     def _step_group(self, group: dict, lr: float) -> None:
         momentum = group["momentum"]
         for i, p, g in self._grads(group):
             state = self.state.setdefault(i, {})
+            super()._init_state(state, p, group)
             buf = state.get("momentum_buffer")
-            new_p, buf = sgd_leaf(
-                p, g, buf, buf is None, lr=lr, momentum=momentum, dampening=group["dampening"],
-                weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                maximize=group["maximize"],
+            (buf,) = self._update(
+                state, p, sgd_leaf, g, buf, buf is None, lr=lr, momentum=momentum,
+                dampening=group["dampening"], weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"], maximize=group["maximize"],
             )  # fmt: skip
             if momentum != 0:
                 # the first buffer is the gradient itself: copy it, as clip_grad_norm_ or a
                 # user may still change that gradient in place
                 state["momentum_buffer"] = _copy(buf, buf.dtype) if buf is g else buf
-            write(p, new_p)
 
 
 class Adam(Optimizer):
@@ -442,12 +464,12 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, state: dict, p: Tensor, group: dict) -> None:
+        super()._init_state(state, p, group)
+        dtype = state_dtype(p._np_dtype)
         if "exp_avg" not in state:
-            state.update(
-                step=0, exp_avg=zeros(p.shape, p._np_dtype), exp_avg_sq=zeros(p.shape, p._np_dtype)
-            )
+            state.update(step=0, exp_avg=zeros(p.shape, dtype), exp_avg_sq=zeros(p.shape, dtype))
         if group["amsgrad"] and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = zeros(p.shape, p._np_dtype)
+            state["max_exp_avg_sq"] = zeros(p.shape, dtype)
 
     def _step_group(self, group: dict, lr: float) -> None:
         beta1, beta2 = (float(b) for b in group["betas"])
@@ -460,14 +482,14 @@ class Adam(Optimizer):
             t = state["step"]
             if t not in scalars:
                 scalars[t] = adam_scalars(t, beta1, beta2)
-            new_p, state["exp_avg"], state["exp_avg_sq"], vmax = adam_leaf(
-                p, g, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                scalars[t], lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=wd,
-                decoupled=self._decoupled, amsgrad=amsgrad, maximize=group["maximize"],
+            state["exp_avg"], state["exp_avg_sq"], vmax = self._update(
+                state, p, adam_leaf, g, state["exp_avg"], state["exp_avg_sq"],
+                state.get("max_exp_avg_sq"), scalars[t], lr=lr, beta1=beta1, beta2=beta2,
+                eps=group["eps"], weight_decay=wd, decoupled=self._decoupled, amsgrad=amsgrad,
+                maximize=group["maximize"],
             )  # fmt: skip
             if amsgrad:
                 state["max_exp_avg_sq"] = vmax
-            write(p, new_p)
 
 
 class AdamW(Adam):

@@ -33,6 +33,7 @@ from fluxion.errors import FluxionError
 
 POSITIONS = ("learned", "sinusoidal", "rope")
 SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
 
 
 class TaskError(FluxionError, ValueError):
@@ -46,7 +47,9 @@ class TrainConfig:
 
     ``ff`` is the feed-forward width (0: four times ``d_model``); ``warmup`` counts the
     linear warm-up steps of either schedule; ``clip`` is the global gradient-norm limit
-    (0: none); ``context`` is the sequence length of the ``gpt`` task.
+    (0: none); ``context`` is the sequence length of the ``gpt`` task; ``precision`` "bf16"
+    runs the training step under ``fx.autocast(dtype=fx.bfloat16)`` (the weights, the
+    optimizer's moments and the checkpoints stay float32; evaluation runs in float32).
     """
 
     task: str
@@ -67,6 +70,7 @@ class TrainConfig:
     eval_every: int = 100
     text: str | None = None
     context: int = 64
+    precision: str = "fp32"
 
     @property
     def dim_feedforward(self) -> int:
@@ -119,6 +123,10 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             problems.append(
                 f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if self.precision not in PRECISIONS:
+            problems.append(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if self.text is not None and self.task != "gpt":
             problems.append("--text is the corpus of the gpt task; the other tasks make their data")

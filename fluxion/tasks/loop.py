@@ -41,6 +41,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import fluxion as fx
+from fluxion.backends import cpu
 from fluxion.core import dtypes
 from fluxion.errors import PathError
 from fluxion.optim import schedules
@@ -77,6 +78,12 @@ def lr_schedule(config: TrainConfig) -> Callable[[int], float]:
 # ------------------------------------------------------------------ the two step styles
 
 
+def autocast(config: TrainConfig) -> fx.autocast:
+    """The precision of the training step's forward pass (and so of its backward pass);
+    the parameters and their gradients stay float32."""
+    return fx.autocast(dtype=fx.bfloat16, enabled=config.precision == "bf16")
+
+
 class CompiledRunner:
     """The functional step under ``fx.jit``: one trace per batch shape, then cached."""
 
@@ -89,7 +96,7 @@ class CompiledRunner:
             if saved_optimizer is not None
             else fx.optim.adamw_init(model)
         )
-        loss_fn, clip, wd = task.loss, config.clip, config.weight_decay
+        loss_fn, clip, wd = autocast(config)(task.loss), config.clip, config.weight_decay
         parallel = fx.distributed.world_size() > 1
 
         def train_step(model, state, lr, *batch):
@@ -125,7 +132,7 @@ class EagerRunner:
     stats = None
 
     def __init__(self, task: Task, model, config: TrainConfig, saved_optimizer=None):
-        self.task, self.model, self.clip = task, model, config.clip
+        self.loss, self.model, self.clip = autocast(config)(task.loss), model, config.clip
         # data parallel: backward() averages the gradients over the processes (checkpoints
         # keep the bare model)
         self.parallel = fx.distributed.world_size() > 1
@@ -139,7 +146,7 @@ class EagerRunner:
     def step(self, batch, lr: float) -> tuple[float, float]:
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss, acc = self.task.loss(self.forward_model, *batch)
+        loss, acc = self.loss(self.forward_model, *batch)
         loss.backward()
         if self.clip > 0:
             fx.optim.clip_grad_norm_(self.model.parameters(), self.clip)
@@ -304,6 +311,8 @@ def _train(config, out, resume, eager, progress, tensorboard, echo, received, sa
         f", batch {config.batch_size}, lr {config.lr:g} ({config.schedule}, warmup {config.warmup})"
         f" -> {out}"
     )
+    if config.precision == "bf16":
+        echo(f"precision bf16: fx.autocast; bfloat16 matmuls run in {cpu.describe_bf16()}")
 
     def check(step: int) -> None:
         """Before a row and a checkpoint: nothing NaN or inf is saved over a good one."""

@@ -493,6 +493,8 @@ def _scan_vjp(cts, primals, outputs, *, body, n_carry, n_xs, length, reverse):
             length=length,
             reverse=reverse,
         )[nc:]
+        if nc  # with no carry there is nothing to keep (and no loop of no outputs to run)
+        else []
     )
     # 2. backward, in the opposite order: carry (ct_c, ct_consts), xs (c_i, x_i, ct_y_i)
     body_vjp = vjp_graph(body)  # (c, x, k, ct_c', ct_y) -> (ct_c, ct_x, ct_k)

@@ -33,7 +33,7 @@ import numpy as np
 
 from fluxion.compiler import codegen, fusion, native, passes
 from fluxion.core import dtypes
-from fluxion.core.effects import call_key, holders
+from fluxion.core.effects import call_key, explain_call_key, holders
 from fluxion.core.ir import Graph, eval_graph, pp_graph
 from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
@@ -202,15 +202,14 @@ class Compiled:
         nums, static, (dyn_args, dyn_kwargs), leaves, in_tree, weak = self._leaves(args, kwargs)
         # static values compare with their types: 2 == 2.0 == True, yet x * 2 and x * 2.0
         # give different dtypes
-        # train()/eval() leave a Module's structure alone (optimizer state survives the
-        # switch) but change what it computes (dropout): the modes are part of the key
-        modes = call_key(in_tree)
         key = (
             in_tree,
             tuple((x.shape, x._np_dtype, w) for x, w in zip(leaves, weak)),
             static,
             _typed(static),
-            modes,
+            # what the graph depends on beyond the arguments' structure (core/effects.py):
+            # a Module's train/eval mode (dropout), fx.autocast's dtype (the casts it holds)
+            call_key(in_tree),
             ctx.debug_nans,  # the compiled code checks every value it computes, or none
         )
         with self._lock:  # threads calling it for the first time at once compile it once
@@ -548,11 +547,11 @@ def explain_key_change(previous, key, fn=None) -> str:
     (by name when ``fn``'s signature gives one) changed from what shape/dtype to what."""
     if previous is None:
         return "first call"
-    (old_tree, old_avals, old_static, old_types, old_modes, old_nans) = previous
-    (tree, avals, static, types, modes, nans) = key
+    (old_tree, old_avals, old_static, old_types, old_calls, old_nans) = previous
+    (tree, avals, static, types, calls, nans) = key
     names = _argument_names(fn, static)
-    if old_modes != modes:
-        return "a module argument switched between train() and eval()"
+    if old_calls != calls:
+        return explain_call_key(old_calls, calls)
     if old_nans != nans:
         return f"fx.debug_nans was switched {'on' if nans else 'off'}"
     if old_tree != tree:
