@@ -64,7 +64,7 @@ NOBODY = 65534
 def run_functions() -> dict:
     """Each function compiled and run here: whether it was right, the warnings, and
     whether its fused group ran natively."""
-    from fluxion.compiler.fusion import fused_p
+    from fluxion.compiler.fusion import FUSED
 
     right, native = [], []
     with warnings.catch_warnings(record=True) as caught:
@@ -74,7 +74,7 @@ def run_functions() -> dict:
             got = compiled(*map(fx.tensor, args)).numpy()
             right.append(got.tobytes() == expected.tobytes())
             (entry,) = compiled.cache.values()
-            groups = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+            groups = [e.params["graph"] for e in entry.optimized.eqns if e.prim is FUSED]
             native.append(all("static void" in g.compiled.source for g in groups))
     jit_warning = "was traced"  # not the cache's
     messages = [str(w.message) for w in caught if jit_warning not in str(w.message)]

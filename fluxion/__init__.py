@@ -10,7 +10,21 @@ import math
 __version__ = "0.1.0"
 __array_api_version__ = "2024.12"
 
-from fluxion import data, distributed, errors, fft, lax, linalg, models, nn, optim, utils
+from fluxion import (
+    data,
+    distributed,
+    errors,
+    fft,
+    lax,
+    linalg,
+    models,
+    nn,
+    numpy,  # noqa: F401  (jax.numpy's names: import fluxion.numpy as jnp)
+    optim,
+    tree,
+    tree_util,
+    utils,
+)
 from fluxion.array_api import (
     broadcast_shapes,
     concat,
@@ -243,6 +257,14 @@ from fluxion.ops.shape import (
     tile,
     transpose,
     unsqueeze,
+)
+from fluxion.placement import (
+    default_backend,
+    device_count,
+    device_get,
+    device_put,
+    local_device_count,
+    local_devices,
 )
 from fluxion.serialization import load, save
 from fluxion.transforms import autodiff as _autodiff

@@ -1,9 +1,8 @@
 """``fx.linalg``: the array API's linear-algebra extension, NumPy's ``np.linalg`` names.
 
 Decompositions and solves are primitives (``fluxion/ops/decompositions.py``) with their
-derivatives (``svd`` and ``qr`` have none yet: their gradients raise ``GradError``, and
-``svdvals``'s are first order only);
-everything else here is a composite of them and of fluxion's ops.
+derivatives, for real and complex matrices (JAX's convention); everything else here is a
+composite of them and of fluxion's ops.
 
 >>> a = fx.tensor([[4.0, 1.0], [1.0, 3.0]])
 >>> fx.linalg.det(a)
@@ -25,7 +24,7 @@ from fluxion.core.trace import bind
 from fluxion.errors import InvalidArgumentError, ShapeError
 from fluxion.ops import decompositions as D
 from fluxion.ops import primitives as P
-from fluxion.ops.elementwise import _floating, abs, astype, sqrt, stop_gradient, where
+from fluxion.ops.elementwise import _floating, abs, astype, conj, sqrt, stop_gradient, where
 from fluxion.ops.indexing import take
 from fluxion.ops.linalg import matmul, tensordot
 from fluxion.ops.reduction import max, min, sum
@@ -129,7 +128,8 @@ def eigvalsh(x, /) -> Tensor:
 
 
 def svd(x, /, *, full_matrices: bool = True) -> SVDResult:
-    """``U, S, Vh`` with ``x = U @ diag(S) @ Vh``; no gradient yet (GradError)."""
+    """``U, S, Vh`` with ``x = U @ diag(S) @ Vh``; differentiable with ``full_matrices=False``
+    (or a square ``x``) where the singular values are distinct and nonzero."""
     return SVDResult(*bind(D.svd_p, _floating(x), full_matrices=bool(full_matrices)))
 
 
@@ -139,7 +139,8 @@ def svdvals(x, /) -> Tensor:
 
 
 def qr(x, /, *, mode: str = "reduced") -> QRResult:
-    """``Q, R`` with ``x = Q @ R``; no gradient yet (GradError)."""
+    """``Q, R`` with ``x = Q @ R``; differentiable for a matrix with at least as many rows as
+    columns (mode ``"reduced"``), as in JAX."""
     if mode not in ("reduced", "complete"):
         raise InvalidArgumentError(f"qr: mode must be 'reduced' or 'complete', got {mode!r}")
     return QRResult(*bind(D.qr_p, _floating(x), mode=mode))
@@ -280,5 +281,5 @@ def pinv(x, /, *, rtol=None) -> Tensor:
     u, s, vh = svd(x, full_matrices=False)
     kept = s > _tolerance(x, s, rtol)
     s_inv = astype(where(kept, 1.0 / where(kept, s, 1.0), 0.0), x._np_dtype)
-    scaled = matrix_transpose(vh) * reshape(s_inv, s_inv.shape[:-1] + (1, s_inv.shape[-1]))
-    return matmul(scaled, matrix_transpose(u))
+    scaled = conj(matrix_transpose(vh)) * reshape(s_inv, s_inv.shape[:-1] + (1, s_inv.shape[-1]))
+    return matmul(scaled, conj(matrix_transpose(u)))

@@ -2049,6 +2049,10 @@ def _rect_samples(rng):
     return [Sample((rng.normal(size=s),)) for s in [(3, 3), (4, 2), (2, 5, 3), (2, 4)]]
 
 
+def _tall_samples(rng):
+    return [Sample((rng.normal(size=s),)) for s in [(3, 3), (4, 2), (2, 5, 3), (0, 3, 2)]]
+
+
 def _solve_samples(rng):
     return [
         Sample((_well_conditioned(rng, (3, 3)), rng.normal(size=(3, 2)))),
@@ -2099,18 +2103,31 @@ OPS += [
     ),
     OpCase("linalg_eigh", fx.linalg.eigh, lambda a: tuple(np.linalg.eigh(a)), _matrix_samples(_spd)),
     OpCase("linalg_eigvalsh", fx.linalg.eigvalsh, np.linalg.eigvalsh, _matrix_samples(_spd)),
-    # no derivatives yet (their rules raise GradError): forward, vmap and jit
     OpCase(
         "linalg_svd",
         lambda a: fx.linalg.svd(a, full_matrices=False),
         lambda a: tuple(np.linalg.svd(a, full_matrices=False)),
         _rect_samples,
+    ),
+    # a full SVD of a non-square matrix: its extra vectors are arbitrary, no derivative
+    OpCase(
+        "linalg_svd_full",
+        fx.linalg.svd,
+        lambda a: tuple(np.linalg.svd(a)),
+        lambda rng: [Sample((rng.normal(size=s),)) for s in [(4, 2), (2, 2, 3)]],
         **NO_GRADIENT_YET,
     ),
-    # first order only: its rules take the singular vectors from svd, which has none
-    OpCase("linalg_svdvals", fx.linalg.svdvals, np.linalg.svdvals, _rect_samples, second_order=False),
-    OpCase("linalg_qr", fx.linalg.qr, lambda a: tuple(np.linalg.qr(a)), _rect_samples, **NO_GRADIENT_YET),
-    OpCase("linalg_pinv", fx.linalg.pinv, np.linalg.pinv, _rect_samples, **NO_GRADIENT_YET),
+    OpCase("linalg_svdvals", fx.linalg.svdvals, np.linalg.svdvals, _rect_samples),
+    OpCase("linalg_qr", fx.linalg.qr, lambda a: tuple(np.linalg.qr(a)), _tall_samples),
+    # as JAX: derivatives of the QR of a wide matrix are not implemented
+    OpCase(
+        "linalg_qr_wide",
+        fx.linalg.qr,
+        lambda a: tuple(np.linalg.qr(a)),
+        lambda rng: [Sample((rng.normal(size=s),)) for s in [(2, 4), (3, 2, 3)]],
+        **NO_GRADIENT_YET,
+    ),
+    OpCase("linalg_pinv", fx.linalg.pinv, np.linalg.pinv, _rect_samples),
     OpCase(
         "linalg_matrix_rank",
         fx.linalg.matrix_rank,
@@ -2180,4 +2197,201 @@ OPS += [
         _matrix_samples(_well_conditioned),
         **NONDIFF,  # the identity: a constant
     ),
+]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- complex
+# Complex samples of the ops that take them, so that the five checks run on complex
+# inputs: jvp vs central differences along a complex direction, vjp by the identity for
+# the real inner product Re(sum(a * b)) (JAX's convention: unconjugated), vmap, jit.
+# (svd and eigh, whose complex vectors are fixed only up to a phase, are checked in
+# tests/test_complex_autodiff.py on phase-invariant functions, against JAX.)
+
+
+def _complex(rng, shape, domain="complex"):
+    """Complex draws; "right": real part >= 0.5, away from the branch cut of log, sqrt
+    and powers on the negative real axis; "nonzero": |z| in [0.5, 2]."""
+    z = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+    if domain == "right":
+        return np.abs(z.real) + 0.5 + 1j * z.imag
+    if domain == "nonzero":
+        return z / np.abs(z) * rng.uniform(0.5, 2.0, shape)
+    return z
+
+
+def _complex_unary(domain="complex"):
+    def make(rng):
+        z = lambda shape: _complex(rng, shape, domain)  # noqa: E731
+        return [
+            Sample((z(()),)),
+            Sample((z((5,)),)),
+            Sample((z((3, 4)),)),
+            Sample((z((0, 3)),)),
+            Sample((z((4, 3)).T,)),
+            Sample((strided(z((2, 3))),)),
+        ]
+
+    return make
+
+
+def _complex_binary(domain_x="complex", domain_y="complex"):
+    def make(rng):
+        out = [
+            Sample((_complex(rng, a, domain_x), _complex(rng, b, domain_y)))
+            for a, b in BINARY_SHAPES
+        ]
+        out.append(
+            Sample((_complex(rng, (4, 3), domain_x).T, strided(_complex(rng, (3, 4), domain_y))))
+        )
+        return out
+
+    return make
+
+
+def _real_of(d, kwargs):
+    return {"complex128": "float64", "complex64": "float32"}[d]
+
+
+_COMPLEX_TOL = {"complex128": 1e-12, "complex64": 1e-5, "float64": 1e-12, "float32": 1e-5}
+
+
+def _complex_case(name, fx_fn, np_fn, samples, **kw):
+    return OpCase(
+        f"{name}_complex",
+        fx_fn,
+        np_fn,
+        samples,
+        dtypes=("complex128", "complex64"),
+        rtol=_COMPLEX_TOL,
+        atol=_COMPLEX_TOL,
+        **kw,
+    )
+
+
+def _hpd(rng, shape):
+    """Hermitian positive-definite matrices with well-separated eigenvalues."""
+    a = _complex(rng, shape)
+    return np.conj(np.swapaxes(a, -1, -2)) @ a / shape[-1] + np.diag(np.arange(1.0, shape[-1] + 1))
+
+
+def _complex_matrices(make):
+    return lambda rng: [Sample((make(rng, s),)) for s in [(3, 3), (2, 4, 4), (1, 1)]]
+
+
+def _complex_well_conditioned(rng, shape):
+    return _complex(rng, shape) + 3.0 * np.eye(shape[-1])
+
+
+OPS += [
+    *[_complex_case(name, getattr(fx, name), getattr(np, name), _complex_unary(domain))
+      for name, domain in [("exp", "complex"), ("log", "right"), ("sqrt", "right"), ("sin", "complex"),
+                           ("cos", "complex"), ("tanh", "complex"), ("expm1", "complex"),
+                           ("log1p", "right"), ("tan", "complex"), ("sinh", "complex"),
+                           ("cosh", "complex"), ("negative", "complex"), ("square", "complex"),
+                           ("conj", "complex")]],
+    _complex_case("abs", fx.abs, np.abs, _complex_unary("nonzero"), out_dtype=_real_of),
+    _complex_case("real", fx.real, np.real, _complex_unary(), out_dtype=_real_of),
+    _complex_case("imag", fx.imag, np.imag, _complex_unary(), out_dtype=_real_of),
+    *[_complex_case(name, getattr(fx, name), getattr(np, name), _complex_binary(dx, dy))
+      for name, dx, dy in [("add", "complex", "complex"), ("subtract", "complex", "complex"),
+                           ("multiply", "complex", "complex"), ("divide", "complex", "nonzero"),
+                           ("power", "right", "complex")]],
+    _complex_case("sum", fx.sum, np.sum, lambda rng: [
+        Sample((_complex(rng, (3, 4)),), {"axis": 1}), Sample((_complex(rng, (2, 3)),)),
+        Sample((_complex(rng, (0, 2)),), {"axis": 0})]),
+    _complex_case("prod", fx.prod, np.prod, lambda rng: [
+        Sample((_complex(rng, (3, 4), "nonzero"),), {"axis": 1}), Sample((_complex(rng, (5,), "nonzero"),))]),
+    _complex_case("cumsum", fx.cumsum, np.cumsum, lambda rng: [Sample((_complex(rng, (3, 4)),), {"axis": 0})]),
+    _complex_case("matmul", fx.matmul, np.matmul, lambda rng: [
+        Sample((_complex(rng, (3, 4)), _complex(rng, (4, 2)))),
+        Sample((_complex(rng, (2, 3, 4)), _complex(rng, (4,))))]),
+    _complex_case("where", lambda c, x, y: fx.where(c, x, y), np.where, lambda rng: [
+        Sample((rng.normal(size=(3, 4)) > 0, _complex(rng, (3, 4)), _complex(rng, (4,))))]),
+    _complex_case("linalg_inv", fx.linalg.inv, np.linalg.inv, _complex_matrices(_complex_well_conditioned)),
+    _complex_case("linalg_solve", fx.linalg.solve, _np_solve, lambda rng: [
+        Sample((_complex_well_conditioned(rng, (3, 3)), _complex(rng, (3, 2)))),
+        Sample((_complex_well_conditioned(rng, (2, 3, 3)), _complex(rng, (3,))))]),
+    _complex_case("linalg_det", fx.linalg.det, np.linalg.det, _complex_matrices(_complex_well_conditioned)),
+    _complex_case("linalg_slogdet", fx.linalg.slogdet, lambda a: tuple(np.linalg.slogdet(a)),
+                  _complex_matrices(_complex_well_conditioned), out_dtype=lambda d, kw: (d, _real_of(d, kw))),
+    _complex_case("linalg_cholesky", fx.linalg.cholesky, np.linalg.cholesky, _complex_matrices(_hpd)),
+    _complex_case("linalg_cholesky_upper", lambda a: fx.linalg.cholesky(a, upper=True),
+                  lambda a: np.linalg.cholesky(a, upper=True), _complex_matrices(_hpd)),
+    _complex_case("linalg_eigvalsh", fx.linalg.eigvalsh, np.linalg.eigvalsh, _complex_matrices(_hpd),
+                  out_dtype=_real_of),
+    _complex_case("linalg_svdvals", fx.linalg.svdvals, np.linalg.svdvals,
+                  lambda rng: [Sample((_complex(rng, s),)) for s in [(3, 3), (4, 2), (2, 2, 3)]], out_dtype=_real_of),
+    _complex_case("linalg_qr", fx.linalg.qr, lambda a: tuple(np.linalg.qr(a)),
+                  lambda rng: [Sample((_complex(rng, s),)) for s in [(3, 3), (4, 2), (2, 3, 2)]]),
+    _complex_case("linalg_pinv", fx.linalg.pinv, np.linalg.pinv,
+                  lambda rng: [Sample((_complex(rng, s),)) for s in [(3, 3), (4, 2), (2, 2, 3)]]),
+    _complex_case("linalg_matrix_norm", fx.linalg.matrix_norm,
+                  lambda a, ord="fro": np.linalg.norm(a, ord=ord, axis=(-2, -1)),
+                  lambda rng: [Sample((_complex(rng, (3, 4)),)), Sample((_complex(rng, (2, 3, 3)),), {"ord": "nuc"}),
+                               Sample((_complex(rng, (3, 2)),), {"ord": 2})], out_dtype=_real_of),
+]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- fx.fft
+# One primitive, ``fft``, with a ``kind``: each transform (real input for rfft, rfftn and
+# ihfft, complex for the rest), with lengths that pad and cut, and every norm.
+
+
+def _fft_samples(kind, cases):
+    def make(rng):
+        draw = (lambda s: _complex(rng, s)) if kind == "complex" else (lambda s: rng.normal(size=s))
+        return [Sample((draw(shape),), kwargs) for shape, kwargs in cases]
+
+    return make
+
+
+_FFT_CASES = {
+    "fft": (
+        "complex",
+        [((5,), {}), ((3, 4), {"n": 6, "axis": 0}), ((2, 5), {"n": 3, "norm": "ortho"})],
+    ),
+    "ifft": ("complex", [((5,), {"norm": "forward"}), ((3, 4), {"n": 7})]),
+    "fftn": (
+        "complex",
+        [((3, 4), {}), ((2, 3, 4), {"s": (2, 5), "axes": (0, 2), "norm": "ortho"})],
+    ),
+    "ifftn": (
+        "complex",
+        [((3, 4), {"s": (4, 3), "axes": (0, 1)}), ((2, 3, 2), {"norm": "forward"})],
+    ),
+    "rfft": (
+        "real",
+        [((6,), {}), ((3, 5), {"n": 4, "norm": "ortho"}), ((4, 3), {"n": 7, "axis": 0})],
+    ),
+    "irfft": ("complex", [((4,), {}), ((3, 4), {"n": 5, "norm": "ortho"}), ((2, 5), {"n": 10})]),
+    "rfftn": (
+        "real",
+        [((3, 4), {}), ((2, 3, 4), {"s": (3, 6), "axes": (1, 2), "norm": "forward"})],
+    ),
+    "irfftn": (
+        "complex",
+        [((3, 4), {}), ((2, 3, 3), {"s": (3, 5), "axes": (0, 2), "norm": "ortho"})],
+    ),
+    "hfft": ("complex", [((4,), {}), ((3, 4), {"n": 5, "norm": "forward"})]),
+    "ihfft": ("real", [((6,), {}), ((3, 5), {"n": 4, "norm": "ortho"})]),
+}
+
+
+def _fft_out_dtype(name):
+    complex_out = name in ("fft", "ifft", "fftn", "ifftn", "rfft", "rfftn", "ihfft")
+    pairs = {
+        "complex128": "complex128",
+        "complex64": "complex64",
+        "float64": "complex128",
+        "float32": "complex64",
+    }
+    return lambda d, kw: pairs[d] if complex_out else _real_of(d, kw)
+
+
+OPS += [
+    OpCase(f"fft_{name}", getattr(fx.fft, name), getattr(np.fft, name), _fft_samples(kind, cases),
+           dtypes=("complex128", "complex64") if kind == "complex" else ("float64", "float32"),
+           out_dtype=_fft_out_dtype(name),
+           rtol=_COMPLEX_TOL, atol=_COMPLEX_TOL)
+    for name, (kind, cases) in _FFT_CASES.items()
 ]  # fmt: skip

@@ -644,3 +644,18 @@ def test_decoding_until_a_stop_token_with_while_loop_inside_jit():
     for first in range(V):
         n, tok = decode(fx.tensor(first))
         assert (int(_np(n)), int(_np(tok))) == eager(first)
+
+
+def test_grad_of_a_scan_without_carry_under_jit_matches_eager():
+    # the backward pass of a scan with no carry once built a loop of no outputs
+    w, xs = fx.tensor([1.0, -2.0, 0.5]), fx.tensor(np.arange(6.0).reshape(2, 3))
+
+    def f(w, xs):
+        return fx.sum(fx.scan(lambda c, x: (c, fx.sum(fx.sin(x * w))), (), xs)[1])
+
+    np.testing.assert_allclose(fx.jit(fx.grad(f))(w, xs).numpy(), fx.grad(f)(w, xs).numpy())
+    np.testing.assert_allclose(
+        fx.grad(f)(w, xs).numpy(),
+        np.sum(np.cos(np.arange(6.0).reshape(2, 3) * w.numpy()) * np.arange(6.0).reshape(2, 3), 0),
+        rtol=1e-6,
+    )

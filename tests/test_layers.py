@@ -21,7 +21,7 @@ LAYERS = [
     ("ops",),
     ("compiler",),
     ("transforms",),
-    ("array_api", "linalg", "fft", "random", "tree_util", "amp"),
+    ("array_api", "linalg", "fft", "random", "tree_util", "tree", "placement"),
     ("distributed",),
     ("lax", "numpy"),
     ("nn", "optim", "data", "utils", "serialization"),
@@ -137,7 +137,7 @@ def cycles(edges) -> list[list[str]]:
 
 # Imports inside functions: deferred edges (an upward plugin point, or a cycle dodged). The
 # count may only shrink; lower it when you remove one.
-DEFERRED_BUDGET = 90
+DEFERRED_BUDGET = 87
 
 
 def test_no_module_imports_a_higher_layer():

@@ -13,7 +13,7 @@ import pytest
 
 import fluxion as fx
 from fluxion.compiler import native
-from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.fusion import FUSED
 from fluxion.compiler.native import emit, rewrites, toolchain
 from fluxion.core.ir import Eqn, Graph, Var
 from fluxion.core.primitive import PRIMITIVES, ShapedArray
@@ -70,7 +70,7 @@ def _group(prim, avals, out, params):
 
 def _compile(groups):
     """Build ``groups`` natively, the way jit does: one graph holding each as a fused eqn."""
-    eqns = [Eqn(fused_p, g.invars, {"graph": g}, g.outvars) for g in groups]
+    eqns = [Eqn(FUSED, g.invars, {"graph": g}, g.outvars) for g in groups]
     native.native_kernels(Graph([v for g in groups for v in g.invars], eqns, []))
     assert all("static void" in g.compiled.source for g in groups), "a group stayed on NumPy"
 
@@ -137,7 +137,7 @@ def test_loop_layouts_match_eager(x_shape, b_shape):
     compiled = fx.jit(f)
     for got, want in zip(compiled(x, b), f(x, b)):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
-    fused = [e for e in next(iter(compiled.cache.values())).optimized.eqns if e.prim is fused_p]
+    fused = [e for e in next(iter(compiled.cache.values())).optimized.eqns if e.prim is FUSED]
     assert fused and all("static void" in e.params["graph"].compiled.source for e in fused)
 
 
@@ -205,7 +205,7 @@ def test_call_is_built_into_the_cache_where_pip_did_not_build_it(tmp_path, monke
     compiled = fx.jit(f)
     np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
     (entry,) = compiled.cache.values()
-    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is FUSED]
     assert "static void" in group.compiled.source  # a native kernel ran
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     assert [e.problem for e in toolchain.cache_entries() if e.name.endswith(suffix)] == [None]
@@ -261,7 +261,7 @@ def test_stacks_of_small_matmuls_match_numpy(a_shape, b_shape, dtype, transposed
     np.testing.assert_allclose(got, a @ b, rtol=tol, atol=tol)
     (entry,) = compiled.cache.values()
     (group,) = entry.optimized.eqns  # the transpose went into the matmul's kernel
-    assert group.prim is fused_p and "static void" in group.params["graph"].compiled.source
+    assert group.prim is FUSED and "static void" in group.params["graph"].compiled.source
 
 
 @pytest.mark.parametrize(
@@ -293,7 +293,7 @@ def test_kernels_read_and_write_attention_heads_through_views():
         (entry,) = compiled.cache.values()
         names = [e.prim.name for e in entry.optimized.eqns]
         assert "transpose" not in names and "slice" not in names, names
-        kernels = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+        kernels = [e.params["graph"] for e in entry.optimized.eqns if e.prim is FUSED]
         assert sum("matmul" in [e.prim.name for e in g.eqns] for g in kernels) in (2, 6)
         assert all("static void" in g.compiled.source for g in kernels)
 
@@ -348,7 +348,7 @@ def test_sums_in_a_group_match_numpy(shape, axes, dtype):
     np.testing.assert_allclose(got_e.numpy(), e * 2.0, rtol=tol)
     np.testing.assert_allclose(got_sum.numpy(), e.sum(axis=axes), rtol=tol)
     (entry,) = compiled.cache.values()
-    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is FUSED]
     summed = "reduce_sum" in [e.prim.name for e in group.eqns]
     assert summed == (axes != (1,))
     assert ("static void" in group.compiled.source) == (emit.kernel(group) is not None)
@@ -380,7 +380,7 @@ def test_a_broadcast_enters_a_group_as_its_source():
     np.testing.assert_allclose(compiled(x, m).numpy(), f(x, m).numpy(), rtol=1e-6)
     (entry,) = compiled.cache.values()
     ((group, inputs),) = [
-        (e.params["graph"], e.inputs) for e in entry.optimized.eqns if e.prim is fused_p
+        (e.params["graph"], e.inputs) for e in entry.optimized.eqns if e.prim is FUSED
     ]
     assert "broadcast_to" in [e.prim.name for e in group.eqns]
     assert [tuple(v.aval.shape) for v in inputs] == [(32, 64, 128), (32, 64, 1)]
@@ -405,7 +405,7 @@ def test_a_group_recomputes_what_it_would_read_back(monkeypatch):
         for got, w in zip(compiled(*args), want):
             np.testing.assert_allclose(got.numpy(), w.numpy(), rtol=2e-5, atol=1e-5)
         (entry,) = compiled.cache.values()
-        groups = [e for e in entry.optimized.eqns if e.prim is fused_p]
+        groups = [e for e in entry.optimized.eqns if e.prim is FUSED]
         assert all("static void" in e.params["graph"].compiled.source for e in groups)
         erf_group = next(
             e for e in groups if "erf" in [x.prim.name for x in e.params["graph"].eqns]

@@ -39,7 +39,12 @@ def _rng(*key) -> np.random.Generator:
 
 
 def _is_float_array(a) -> bool:
-    return np.issubdtype(np.asarray(a).dtype, np.floating)
+    """Real floating or complex: what gradients flow through."""
+    return np.issubdtype(np.asarray(a).dtype, np.inexact)
+
+
+def _inexact(t) -> bool:
+    return t.dtype.is_floating_point or t.dtype.is_complex
 
 
 def _diff_index(case, sample) -> tuple:
@@ -49,7 +54,7 @@ def _diff_index(case, sample) -> tuple:
 
 
 def _runs_in_float(case) -> bool:
-    return any("float" in d for d in case.dtypes)
+    return any("float" in d or "complex" in d for d in case.dtypes)
 
 
 def _params(differentiable: bool, keep=lambda case, sample, idx: True):
@@ -77,9 +82,9 @@ def _float64_outputs(case, sample, idx) -> bool:
     astype float16, not logsumexp's -inf over an empty axis)."""
     outs = _outputs(case, sample)
     return outs is None or all(
-        o.dtype == fx.float64 and np.isfinite(o.numpy()).all()
+        o.dtype in (fx.float64, fx.complex128) and np.isfinite(o.numpy()).all()
         for o in outs
-        if o.dtype.is_floating_point
+        if _inexact(o)
     )
 
 
@@ -90,12 +95,12 @@ def _second_order(case, sample, idx) -> bool:
     if not _float64_outputs(case, sample, idx):
         return False
     outs = _outputs(case, sample)
-    return outs is None or any(o.size > 0 and o.dtype.is_floating_point for o in outs)
+    return outs is None or any(o.size > 0 and _inexact(o) for o in outs)
 
 
 def _int_output(case, sample, idx) -> bool:
     outs = _outputs(case, sample)
-    return outs is None or not all(o.dtype.is_floating_point for o in outs)
+    return outs is None or not all(_inexact(o) for o in outs)
 
 
 DIFF = _params(True)
@@ -120,7 +125,7 @@ def _fn(case, sample, idx, float_outputs=True):
         for i, x in zip(idx, xs):
             args[i] = x
         outs = fx.tree_leaves(case.fx_fn(*args, **sample.kwargs))
-        return [o for o in outs if o.dtype.is_floating_point or not float_outputs]
+        return [o for o in outs if _inexact(o) or not float_outputs]
 
     return f
 
@@ -129,8 +134,14 @@ def _primals(sample, idx):
     return tuple(fx.from_numpy(sample.args[i]) for i in idx)
 
 
-def _randn_like(rng, shapes):
-    return tuple(rng.normal(size=s) for s in shapes)
+def _randn_like(rng, likes):
+    """Normal draws shaped as ``likes`` (tensors), complex for the complex ones."""
+    return tuple(
+        rng.normal(size=x.shape) + 1j * rng.normal(size=x.shape)
+        if x.dtype.is_complex
+        else rng.normal(size=x.shape)
+        for x in likes
+    )
 
 
 def _eval(f, arrays):
@@ -138,7 +149,9 @@ def _eval(f, arrays):
 
 
 def _dot(xs, ys) -> float:
-    return float(sum(np.sum(np.asarray(x) * np.asarray(y)) for x, y in zip(xs, ys)))
+    """The real inner product Re(sum(x * y)), unconjugated: JAX's vjp is the transpose of
+    the jvp for it (for real arrays, the plain dot product)."""
+    return float(sum(np.sum(np.real(np.asarray(x) * np.asarray(y))) for x, y in zip(xs, ys)))
 
 
 def _abs_dot(xs, ys) -> float:
@@ -163,10 +176,10 @@ def _check_like(got, want, what):
 
 
 def _loss(outs, cts):
-    """``sum_j <out_j, c_j>`` as a fluxion scalar."""
+    """``sum_j <out_j, c_j>`` (the real inner product) as a fluxion scalar."""
     total = fx.tensor(0.0, dtype=fx.float64)
     for o, c in zip(outs, cts):
-        total = total + fx.sum(o * fx.from_numpy(c))
+        total = total + fx.real(fx.sum(o * fx.from_numpy(c)))
     return total
 
 
@@ -178,7 +191,7 @@ def test_jvp_matches_finite_differences(case, sample, idx):
     f = _fn(case, sample, idx)
     primals = _primals(sample, idx)
     rng = _rng(case.name, "jvp", repr(sample))
-    tangents = _randn_like(rng, [p.shape for p in primals])
+    tangents = _randn_like(rng, primals)
     outs, touts = fx.jvp(f, primals, tuple(map(fx.from_numpy, tangents)))
     want = f(*primals)
     _check_like(outs, want, f"{case.name} jvp primal out")
@@ -198,9 +211,9 @@ def test_vjp_inner_product_identity(case, sample, idx):
     f = _fn(case, sample, idx)
     primals = _primals(sample, idx)
     rng = _rng(case.name, "vjp", repr(sample))
-    tangents = _randn_like(rng, [p.shape for p in primals])
+    tangents = _randn_like(rng, primals)
     outs, pullback = fx.vjp(f, *primals)
-    cts = _randn_like(rng, [o.shape for o in outs])
+    cts = _randn_like(rng, outs)
     in_cts = pullback([fx.from_numpy(c) for c in cts])
     _check_like(in_cts, primals, f"{case.name} vjp")
     _, touts = fx.jvp(f, primals, tuple(map(fx.from_numpy, tangents)))
@@ -217,7 +230,7 @@ def test_vjp_inner_product_identity(case, sample, idx):
 def test_backward_equals_grad(case, sample, idx):
     f = _fn(case, sample, idx)
     rng = _rng(case.name, "backward", repr(sample))
-    cts = _randn_like(rng, [o.shape for o in f(*_primals(sample, idx))])
+    cts = _randn_like(rng, f(*_primals(sample, idx)))
     leaves = [fx.tensor(sample.args[i], requires_grad=True) for i in idx]
     loss = _loss(f(*leaves), cts)
     loss.backward()
@@ -228,7 +241,8 @@ def test_backward_equals_grad(case, sample, idx):
     for leaf, g in zip(leaves, want):
         got = np.zeros(leaf.shape) if leaf.grad is None else leaf.grad.numpy()
         assert leaf.grad is None or leaf.grad.dtype == leaf.dtype
-        _close(got, g.numpy(), 1e-12, 1e-14 * _scale([g.numpy()]), f"{case.name} backward vs grad")
+        want = np.conj(g.numpy())  # .grad is PyTorch's: the conjugate, for a complex leaf
+        _close(got, want, 1e-12, 1e-14 * _scale([want]), f"{case.name} backward vs grad")
 
 
 # ----------------------------------------------------------------------------- second order
@@ -239,8 +253,8 @@ def test_hvp_forward_over_reverse_equals_reverse_over_reverse(case, sample, idx)
     f = _fn(case, sample, idx)
     primals = _primals(sample, idx)
     rng = _rng(case.name, "hvp", repr(sample))
-    cts = _randn_like(rng, [o.shape for o in f(*primals)])
-    vs = _randn_like(rng, [p.shape for p in primals])
+    cts = _randn_like(rng, f(*primals))
+    vs = _randn_like(rng, primals)
     argnums = tuple(range(len(idx)))
     grad_g = fx.grad(lambda *xs: _loss(f(*xs), cts), argnums=argnums)
 
@@ -267,7 +281,7 @@ def test_nondifferentiable_gradient_is_zero(case, sample, idx):
     f = _fn(case, sample, idx, float_outputs=False)
     primals = _primals(sample, idx)
     rng = _rng(case.name, "zero", repr(sample))
-    cts = _randn_like(rng, [o.shape for o in f(*primals)])
+    cts = _randn_like(rng, f(*primals))
 
     def as_float(*xs):
         return _loss([o.astype(fx.float64) for o in f(*xs)], cts)
@@ -277,7 +291,7 @@ def test_nondifferentiable_gradient_is_zero(case, sample, idx):
     for g in grads:
         np.testing.assert_array_equal(g.numpy(), 0.0)
 
-    tangents = tuple(fx.from_numpy(t) for t in _randn_like(rng, [p.shape for p in primals]))
+    tangents = tuple(fx.from_numpy(t) for t in _randn_like(rng, primals))
     outs, touts = fx.jvp(f, primals, tangents)
     _check_like(touts, outs, f"{case.name} jvp tangent out")
     for t in touts:
@@ -301,7 +315,7 @@ def test_differentiating_int_or_bool_output_raises(case, sample, idx):
 def test_op_without_a_derivative_raises(case, sample, idx):
     f = _fn(case, sample, idx)
     primals = _primals(sample, idx)
-    cts = _randn_like(_rng(case.name, "raises", repr(sample)), [o.shape for o in f(*primals)])
+    cts = _randn_like(_rng(case.name, "raises", repr(sample)), f(*primals))
     with pytest.raises(GradError, match="not implemented"):
         fx.grad(lambda *xs: _loss(f(*xs), cts), argnums=tuple(range(len(idx))))(*primals)
     with pytest.raises(GradError, match="not implemented"):

@@ -63,7 +63,7 @@ def _cast(a, dtype: str) -> np.ndarray:
     """
     a = np.asarray(a)
     target = _np_dtype(dtype)
-    if a.dtype.kind == "f" and target.kind == "f":
+    if a.dtype.kind == target.kind == "c" or a.dtype.kind == target.kind == "f":
         out = a.astype(target)  # order "K": transposed views stay transposed
     elif a.dtype.kind == "f" and target.kind in "iu":
         out = np.rint(3 * a).astype(target)
@@ -97,10 +97,11 @@ def _check(got, want, out_dtype, rtol, atol, what):
     assert str(got.dtype) == out_dtype, f"{what}: dtype {got.dtype}, expected {out_dtype}"
     value = got.numpy()
     assert isinstance(value, np.ndarray) and value.dtype == _np_dtype(out_dtype), what
-    if value.dtype.kind == "f" or value.dtype == _np_dtype("bfloat16"):
+    if value.dtype.kind in "fc" or value.dtype == _np_dtype("bfloat16"):
+        wide = np.complex128 if value.dtype.kind == "c" else np.float64
         np.testing.assert_allclose(
-            value.astype(np.float64),
-            want.astype(np.float64),
+            value.astype(wide),
+            want.astype(wide),
             rtol=rtol,
             atol=atol,
             equal_nan=True,
@@ -347,6 +348,8 @@ NOT_OP_MODULES = (
     "fluxion.backends",  # thread counts: settings, not tensor ops
     "fluxion.distributed",  # pmap: a transform over processes (tests/distributed)
     "fluxion.ops.inspection",  # dtypes and devices (finfo, can_cast...): tests/test_array_api.py
+    "fluxion.ops.amp",  # autocast and its settings: tests/test_autocast.py
+    "fluxion.placement",  # device_put/device_get and device counts: tests/jax_face
 )
 DATA_DEPENDENT = "data-dependent output shape: eager only (as NumPy)"
 CONCRETE = "computed by NumPy from concrete values: eager only"
@@ -391,13 +394,15 @@ def _public_ops() -> list[str]:
 
 def _op_of(case_name: str) -> str | None:
     """The public op a case name refers to: the longest prefix ``a_b_c`` that fx (or
-    fx.linalg, for ``linalg_...``) has."""
+    fx.linalg, for ``linalg_...``; fx.fft, for ``fft_...``) has."""
     parts = case_name.split("_")
     for k in range(len(parts), 0, -1):
         prefix = "_".join(parts[:k])
         if callable(getattr(fx, prefix, None)):
             return prefix
         if prefix.startswith("linalg_") and callable(getattr(fx.linalg, prefix[7:], None)):
+            return prefix
+        if prefix.startswith("fft_") and callable(getattr(fx.fft, prefix[4:], None)):
             return prefix
     return None
 

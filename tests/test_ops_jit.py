@@ -45,7 +45,7 @@ def _cast(a, dtype: str) -> np.ndarray:
     integer dtypes; integer arrays follow integer dtypes; bools never change)."""
     a = np.asarray(a)
     target = _np_dtype(dtype)
-    if a.dtype.kind == "f" and target.kind == "f":
+    if a.dtype.kind == target.kind == "c" or a.dtype.kind == target.kind == "f":
         out = a.astype(target)
     elif a.dtype.kind == "f" and target.kind in "iu":
         out = np.rint(3 * a).astype(target)
@@ -81,12 +81,13 @@ def _check(got, want, rtol, atol, what):
         assert g.dtype == w.dtype, f"{what}: output {k} has dtype {g.dtype}, eager {w.dtype}"
         g, w = g.numpy(), w.numpy()
         assert g.dtype == w.dtype, f"{what}: output {k} holds {g.dtype}, eager {w.dtype}"
-        if g.dtype.kind == "f" or g.dtype == _np_dtype("bfloat16"):
-            if g.dtype == np.float32:  # compiled exp, log, sin... may differ by an ulp
+        if g.dtype.kind in "fc" or g.dtype == _np_dtype("bfloat16"):
+            if g.dtype in (np.float32, np.complex64):  # compiled exp, log... an ulp apart
                 rtol, atol = max(rtol, 1e-6), max(atol, 1e-6)
+            wide = np.complex128 if g.dtype.kind == "c" else np.float64
             np.testing.assert_allclose(
-                g.astype(np.float64),
-                w.astype(np.float64),
+                g.astype(wide),
+                w.astype(wide),
                 rtol=rtol,
                 atol=atol,
                 equal_nan=True,
@@ -145,7 +146,7 @@ def test_jit_matches_eager(case, index, dtype):
 
 def _diff_args(case, sample) -> tuple:
     candidates = case.diff_args if case.diff_args is not None else range(len(sample.args))
-    return tuple(i for i in candidates if np.asarray(sample.args[i]).dtype.kind == "f")
+    return tuple(i for i in candidates if np.asarray(sample.args[i]).dtype.kind in "fc")
 
 
 def _to_fx(a) -> fx.Tensor:
@@ -159,7 +160,7 @@ def _scalar_loss(case, kwargs):
     def loss(*args):
         total = 0.0
         for j, out in enumerate(fx.tree_leaves(case.fx_fn(*args, **kwargs))):
-            total = total + fx.sum(out * fx.sin(out + 0.5 * j))
+            total = total + fx.real(fx.sum(out * fx.sin(out + 0.5 * j)))
         return total
 
     return loss
@@ -168,7 +169,7 @@ def _scalar_loss(case, kwargs):
 def _transform_params():
     out = []
     for case in OPS:
-        if case.differentiable is not True or "float64" not in case.dtypes:
+        if case.differentiable is not True or not {"float64", "complex128"} & set(case.dtypes):
             continue
         for k, sample in enumerate(_samples_of(case.name)):
             argnums = _diff_args(case, sample)

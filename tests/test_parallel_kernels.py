@@ -17,7 +17,7 @@ import pytest
 
 import fluxion as fx
 from fluxion.backends import threads
-from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.fusion import FUSED
 from fluxion.compiler.native import toolchain
 
 pytestmark = pytest.mark.skipif(
@@ -94,7 +94,7 @@ GROUPS = {  # name -> (function, its arrays, the float64 NumPy answer)
 def _most_ranges(compiled) -> list[int]:
     """The most ranges each native kernel of ``compiled`` is cut into (its fx_kernel's)."""
     (entry,) = compiled.cache.values()
-    groups = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+    groups = [e.params["graph"] for e in entry.optimized.eqns if e.prim is FUSED]
     kernels = [g.compiled.__globals__["kernel"] for g in groups if g.compiled is not None]
     return [int(np.frombuffer(k, np.int64)[3]) for k in kernels]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "fluxion"
 CORE = ("core/", "ops/", "transforms/", "compiler/", "backends/")
-BUDGET_LINES = 10255  # lines of CORE
-BUDGET_PRIMITIVES = 97
+BUDGET_LINES = 10489  # lines of CORE
+BUDGET_PRIMITIVES = 96
 
 
 def count_lines(path: Path) -> int:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxion import __version__
+from fluxion.backends import backend_name, cpu
 
 Handler = Callable[[argparse.Namespace], int]
 ArgSpec = tuple[tuple[str, ...], dict[str, Any]]
@@ -74,18 +75,6 @@ def command(
 
 
 # ------------------------------------------------------------------ commands
-
-
-def _backend_name() -> str:
-    # Imported lazily: backends may pull in optional libraries (cupy, ...).
-    try:
-        import fluxion.backends as backends
-    except ModuleNotFoundError as e:
-        if e.name != "fluxion.backends":
-            raise  # a broken backend should fail loudly, not read as "numpy"
-        return "numpy"
-    get = getattr(backends, "backend_name", None)
-    return get() if callable(get) else "numpy"
 
 
 def _devices() -> str:
@@ -180,7 +169,6 @@ def info(args: argparse.Namespace) -> int:
     import numpy
 
     import fluxion
-    from fluxion.backends import cpu
     from fluxion.distributed import launch
 
     rows = [
@@ -190,7 +178,7 @@ def info(args: argparse.Namespace) -> int:
         ("threads", _threads()),
         ("BLAS", _blas()),
         ("ml_dtypes", ml_dtypes.__version__),
-        ("backend", _backend_name()),
+        ("backend", backend_name()),
         ("devices", _devices()),
         ("native kernels", _native_kernels()),
         ("bf16 matmuls", cpu.describe_bf16()),

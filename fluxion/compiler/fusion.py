@@ -25,17 +25,39 @@ the group reads.
 from __future__ import annotations
 
 import math
-from functools import partial
 
 from fluxion.compiler.codegen import subgraph_kernel
 from fluxion.core.dtypes import is_float
-from fluxion.core.ir import Eqn, Graph, Literal, Var, eval_graph
-from fluxion.core.primitive import Primitive
+from fluxion.core.ir import Eqn, Graph, Literal, Var
 from fluxion.errors import ShapeError
 
 
-def _fused_impl(xp, *arrays, graph):
-    return subgraph_kernel(graph, blocked=True)(*arrays)
+class Fused:
+    """What a ``fused`` equation applies: its group, the sub-graph ``graph``. Not a
+    primitive: a group only appears in optimized graphs, which are run, never transformed,
+    so it has no jvp, vjp or batch rule; codegen runs it through ``impl`` (or a native
+    kernel), and the IR type-checks it through ``abstract``."""
+
+    name, multiple_results, emit, elementwise, c_expr = "fused", True, None, False, None
+
+    @staticmethod
+    def impl(xp, *arrays, graph):
+        return subgraph_kernel(graph, blocked=True)(*arrays)
+
+    @staticmethod
+    def abstract(*avals, graph):
+        if [tuple(a.shape) for a in avals] != [tuple(a.shape) for a in graph.in_avals]:
+            raise ShapeError(
+                f"fused: inputs of shapes {[a.shape for a in avals]} given to a group built "
+                f"for {[a.shape for a in graph.in_avals]}"
+            )
+        return graph.out_avals
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+FUSED = Fused()
 
 
 def kernel_sources(graph: Graph) -> dict[int, str]:
@@ -44,51 +66,8 @@ def kernel_sources(graph: Graph) -> dict[int, str]:
     return {
         k: subgraph_kernel(eqn.params["graph"], blocked=True).source
         for k, eqn in enumerate(graph.eqns)
-        if eqn.prim is fused_p
+        if eqn.prim is FUSED
     }
-
-
-def _fused_aval(*avals, graph):
-    if [tuple(a.shape) for a in avals] != [tuple(a.shape) for a in graph.in_avals]:
-        raise ShapeError(
-            f"fused: inputs of shapes {[a.shape for a in avals]} given to a group built for "
-            f"{[a.shape for a in graph.in_avals]}"
-        )
-    return graph.out_avals
-
-
-# The rules replay the group's equations one by one under the active transform (a fused
-# equation only appears in optimized graphs, so they serve an interpreted optimized graph).
-def _fused_jvp(primals, tangents, *, graph):
-    from fluxion.transforms.autodiff import jvp
-
-    outs, touts = jvp(partial(eval_graph, graph), tuple(primals), tuple(tangents))
-    return list(outs), list(touts)
-
-
-def _fused_vjp(ct, primals, outputs, *, graph):
-    from fluxion.transforms.autodiff import vjp
-
-    _, pullback = vjp(partial(eval_graph, graph), *primals)
-    return pullback(list(ct))
-
-
-def _fused_batch(args, dims, *, graph):
-    from fluxion.transforms.batching import vmap
-
-    outs = vmap(partial(eval_graph, graph), in_axes=tuple(dims))(*args)
-    return list(outs), [0] * len(outs)
-
-
-fused_p = Primitive(
-    "fused",
-    impl=_fused_impl,
-    abstract=_fused_aval,
-    jvp=_fused_jvp,
-    vjp=_fused_vjp,
-    batch=_fused_batch,
-    multiple_results=True,
-)
 
 
 def _fusible(eqn: Eqn) -> bool:
@@ -218,4 +197,4 @@ def _fused_eqn(members: list[Eqn], outputs: list) -> Eqn:
         return sub_of[id(v)]
 
     eqns = [Eqn(e.prim, [sub(v) for v in e.inputs], e.params, e.outputs) for e in members]
-    return Eqn(fused_p, inputs, {"graph": Graph(sub_inputs, eqns, outputs)}, outputs)
+    return Eqn(FUSED, inputs, {"graph": Graph(sub_inputs, eqns, outputs)}, outputs)

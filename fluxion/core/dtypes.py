@@ -78,6 +78,10 @@ class DType:
         return self.np in FLOATS
 
     @property
+    def is_complex(self) -> bool:
+        return self.np in COMPLEX
+
+    @property
     def dtype(self) -> np.dtype:
         # NumPy reads ``.dtype`` off any object it is given as a dtype: with this,
         # np.zeros(3, fx.float32) and array.astype(fx.bfloat16) work
@@ -159,18 +163,6 @@ def real_for(np_dtype: np.dtype) -> np.dtype:
         if np_dtype in COMPLEX
         else np_dtype
     )
-
-
-def refuse_complex_gradient(op: str, outs) -> None:
-    """Differentiating through a complex value is not implemented: raise rather than give
-    a gradient that silently drops the path through it."""
-    for o in outs:
-        if o._np_dtype in COMPLEX:
-            raise DTypeError(
-                f"{op}: gradients through complex values ({o._np_dtype}) are not supported "
-                "yet; differentiate real-valued code, or compute this part under fx.no_grad() "
-                "or on x.detach()"
-            )
 
 
 def kind(d: np.dtype) -> int:

@@ -23,7 +23,8 @@ from fluxion.core.trace import ABSENT, note_write, set_state
 
 _HOLDERS: dict[type, Callable] = {}  # holder base class -> nested(holder): holders inside it
 _KEPT_KINDS: dict[type, Callable] = {}  # leaf type -> kept(leaf): whether results keep it
-_CALL_KEYS: list[Callable] = []  # call_key parts: fn(in_tree) -> a hashable
+# call_key parts: (part(in_tree) -> a hashable, explain(old, new) -> why a cache missed)
+_CALL_KEYS: list[tuple[Callable, Callable]] = []
 
 
 def register_holder(cls: type, nested: Callable) -> None:
@@ -40,14 +41,23 @@ def kept_kind(leaf) -> type | None:
     return type(leaf) if kept is not None and kept(leaf) else None
 
 
-def register_call_key(part: Callable) -> None:
-    _CALL_KEYS.append(part)
+def register_call_key(part: Callable, explain: Callable) -> None:
+    _CALL_KEYS.append((part, explain))
 
 
 def call_key(in_tree) -> tuple:
-    """What a compiled function's graph depends on in its arguments' structure, beyond what
-    the structure compares (``Module.train()``/``eval()`` keep the structure, change the code)."""
-    return tuple(part(in_tree) for part in _CALL_KEYS)
+    """What a compiled function's graph depends on beyond its arguments' structure, shapes and
+    dtypes: ``Module.train()``/``eval()`` keep the structure yet change the code, and so does
+    ``fx.autocast``."""
+    return tuple(part(in_tree) for part, _ in _CALL_KEYS)
+
+
+def explain_call_key(old: tuple, new: tuple) -> str | None:
+    """Why two call keys differ, in words, or None where they do not."""
+    for (_, explain), a, b in zip(_CALL_KEYS, old, new):
+        if a != b:
+            return explain(a, b)
+    return None
 
 
 def holders(tree) -> list:

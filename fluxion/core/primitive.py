@@ -62,6 +62,7 @@ class Primitive:
     __slots__ = (
         "name",
         "impl",
+        "reference",
         "abstract",
         "jvp",
         "vjp",
@@ -88,7 +89,8 @@ class Primitive:
     ):
         if name in PRIMITIVES:
             raise ValueError(f"primitive {name!r} is defined twice")
-        self.name, self.impl, self.abstract = name, impl, abstract
+        # ``impl`` is the kernel that runs: the backend's (backends/), else ``reference``
+        self.name, self.impl, self.reference, self.abstract = name, impl, impl, abstract
         self.jvp, self.vjp, self.batch = jvp, vjp, batch
         self.multiple_results, self.emit = multiple_results, emit
         self.elementwise, self.c_expr = elementwise, c_expr

@@ -310,7 +310,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ autograd
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and not dtypes.is_float(self._np_dtype):
+        if requires_grad and not dtypes.is_inexact(self._np_dtype):
             raise GradError(
                 f"requires_grad_: only floating-point tensors can require grad, this one is "
                 f"{self.dtype}; convert it first with .astype(fx.float32)"

@@ -375,11 +375,7 @@ class Node:
 
 def record(prim, params, args, out):
     """Attach a Node to the outputs of ``prim`` (imperative autograd)."""
-    from fluxion.core.dtypes import refuse_complex_gradient
-
     outs = out if prim.multiple_results else (out,)
-    if prim.vjp is not NOT_DIFFERENTIABLE:
-        refuse_complex_gradient(prim.name, outs)
     parents = [a if a.requires_grad else None for a in args]
     node = Node(
         prim.name,
@@ -400,10 +396,10 @@ def _zero_vjp(ct, primals, outputs, **params):
 
 
 def attach(node, outs):
-    from fluxion.core.dtypes import is_float
+    from fluxion.core.dtypes import is_inexact
 
     for i, o in enumerate(outs):
-        if is_float(o._np_dtype):
+        if is_inexact(o._np_dtype):
             o._node, o._out_index, o.requires_grad = node, i, True
 
 

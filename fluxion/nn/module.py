@@ -795,7 +795,11 @@ def structure_training_flags(treedef) -> tuple[bool, ...]:
     return tuple(flags)
 
 
-register_call_key(structure_training_flags)  # train()/eval() change what jit compiles
+# train()/eval() change what a compiled function computes (dropout)
+register_call_key(
+    structure_training_flags,
+    lambda old, new: "a module argument switched between train() and eval()",
+)
 # a trainable Parameter passed to a compiled step comes back a Parameter (optimizer updates)
 register_kept_kind(Parameter, lambda p: p.requires_grad)
 

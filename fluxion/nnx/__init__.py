@@ -61,6 +61,21 @@ from fluxion.nnx._module import (
 )
 from fluxion.ops import sigmoid, tanh
 
+# Flax 0.12 marks containers of modules and arrays as pytree data; a fluxion module looks
+# into plain lists and dicts already
+List, Dict = list, dict
+
+
+def data(value):
+    """``value`` itself: lists, dicts and tensors held by a module are its data already."""
+    return value
+
+
+def clone(module):
+    """A copy of ``module`` with the same values (new variables: writes do not share)."""
+    return merge(*split(module))
+
+
 relu = _F.relu
 silu = swish = _F.silu
 softplus = _F.softplus
@@ -81,9 +96,9 @@ def log_softmax(x, axis=-1):
 
 
 __all__ = [
-    "BatchNorm", "BatchStat", "Dropout", "Embed", "GraphDef", "LayerNorm", "Linear",
+    "BatchNorm", "BatchStat", "Dict", "Dropout", "Embed", "GraphDef", "LayerNorm", "Linear", "List",
     "ModelAndOptimizer", "Module", "MultiHeadAttention", "OptState", "Optimizer", "Param",
-    "RngState", "RngStream", "Rngs", "Sequential", "State", "Variable", "gelu", "grad",
+    "RngState", "RngStream", "Rngs", "Sequential", "State", "Variable", "clone", "data", "gelu", "grad",
     "initializers", "jit", "log_sigmoid", "log_softmax", "merge", "relu", "sigmoid", "silu",
     "softmax", "softplus", "split", "state", "swish", "tanh", "update", "value_and_grad",
     "variables", "vmap",

@@ -144,7 +144,9 @@ class Optimizer(_FxModule):
 
     @property
     def opt_state(self):
-        return tree_unflatten(self._treedef, [v.value for v in self.opt_state_leaves])
+        """The state of ``tx`` with an ``OptState`` variable at each leaf, as in Flax 0.12:
+        ``optimizer.opt_state.hyperparams["learning_rate"].value = 1e-4`` changes it."""
+        return tree_unflatten(self._treedef, self.opt_state_leaves)
 
     def update(self, *args, **kwargs):
         """``update(model, grads)`` or ``update(grads)``; returns the updates."""
@@ -152,7 +154,8 @@ class Optimizer(_FxModule):
         params = state(model, self.wrt)
         if not isinstance(grads, State) and isinstance(grads, _FxModule):
             grads = state(grads, self.wrt)
-        updates, new_state = self.tx.update(grads, self.opt_state, params, **kwargs)
+        opt_state = tree_unflatten(self._treedef, [v.value for v in self.opt_state_leaves])
+        updates, new_state = self.tx.update(grads, opt_state, params, **kwargs)
         update(model, apply_updates(params, updates))
         for var, value in zip(self.opt_state_leaves, tree_flatten(new_state)[0]):
             var.value = value

@@ -1,9 +1,11 @@
-"""The public ops: NumPy names over fluxion's primitives (see ``primitives.py``)."""
+"""The public ops: NumPy names over fluxion's primitives (see ``primitives.py``).
 
-from fluxion.ops import (
-    methods,  # noqa: E402, F401  (installs Tensor's operators and methods)
-    random,
-)
+Importing ops installs Tensor's operators and methods (``methods.py``) and, the primitives
+being defined, gives them the backend's kernels (backends/).
+"""
+
+from fluxion.backends import use_default
+from fluxion.ops import methods, random  # noqa: F401
 from fluxion.ops.creation import *
 from fluxion.ops.elementwise import *
 from fluxion.ops.elementwise import abs, pow, round
@@ -12,3 +14,5 @@ from fluxion.ops.linalg import *
 from fluxion.ops.reduction import *
 from fluxion.ops.reduction import all, any, max, min, sum
 from fluxion.ops.shape import *
+
+use_default()

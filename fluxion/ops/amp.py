@@ -26,6 +26,7 @@ import numpy as np
 
 from fluxion.core import dtypes
 from fluxion.core.checks import check_dtype
+from fluxion.core.effects import register_call_key
 from fluxion.core.tensor import Tensor
 from fluxion.errors import ArgumentTypeError, DTypeError, InvalidArgumentError
 from fluxion.ops.elementwise import astype
@@ -61,9 +62,19 @@ class _State(threading.local):
 _state = _State()
 
 
-def policy_key() -> np.dtype | None:
-    """What a jit cache key holds of autocast: its dtype, or None when it is off."""
+def policy_key(in_tree=None) -> np.dtype | None:
+    """What a compiled function's cache key holds of autocast: its dtype, or None when off."""
     return _state.dtype
+
+
+def _explain_policy_change(old, new) -> str:
+    old, new = ("off" if d is None else dtypes.to_dtype(d) for d in (old, new))
+    return f"fx.autocast changed: {old} -> {new}"
+
+
+register_call_key(
+    policy_key, _explain_policy_change
+)  # a function traced under autocast holds its casts
 
 
 def is_autocast_enabled(device_type: str = "cpu") -> bool:

@@ -2,8 +2,8 @@
 
 Each acts on the last two axes of its arguments (stacks of matrices, as NumPy's
 ``np.linalg``), so its vmap rule moves the batch axis first and calls it again. Rules are
-written with fluxion ops. ``svd`` and ``qr`` have no derivative yet: their rules raise
-``GradError`` rather than give a zero gradient (``svdvals``, a primitive of its own, has).
+written with fluxion ops, for real and complex matrices (JAX's convention: a jvp is
+R-linear, a vjp its transpose, never conjugated), except where a rule says otherwise.
 """
 
 from __future__ import annotations
@@ -24,6 +24,35 @@ def _mT(x: Tensor) -> Tensor:
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:
     return bind(P.matmul_p, a, b)
+
+
+def _conj(x: Tensor) -> Tensor:
+    return bind(P.conj_p, x) if x._np_dtype in COMPLEX else x
+
+
+def _mH(x: Tensor) -> Tensor:
+    return _conj(_mT(x))
+
+
+def _as(x: Tensor, like: Tensor) -> Tensor:
+    return bind(P.convert_p, x, dtype=like._np_dtype) if x._np_dtype != like._np_dtype else x
+
+
+def _row(v: Tensor) -> Tensor:
+    return bind(P.reshape_p, v, shape=v.shape[:-1] + (1, v.shape[-1]))
+
+
+def _col(v: Tensor) -> Tensor:
+    return bind(P.reshape_p, v, shape=v.shape + (1,))
+
+
+def _imag_diagonal(x: Tensor) -> Tensor:
+    """``i Im(diag(x))`` as a diagonal matrix: the phase of complex singular vectors or
+    of a QR's columns, zero for a real ``x``."""
+    if x._np_dtype not in COMPLEX:
+        return P.zeros(x.shape, x._np_dtype)
+    d = _diagonal(x)
+    return _diag_embed(d - _as(bind(P.real_p, d), d))
 
 
 def _check_matrix(op: str, a, square: bool = True):
@@ -149,16 +178,23 @@ def _slogdet_aval(a):
 def _slogdet_jvp(primals, tangents):
     (a,), (t,) = primals, tangents
     sign, logabs = bind(slogdet_p, a)
-    # d log|det a| = trace(a^-1 t); the sign of a real matrix is piecewise constant
+    # with tau = trace(a^-1 t) = d log det a: d log|det a| = Re(tau), d sign = i Im(tau) sign
+    # (a real matrix's sign is piecewise constant)
     dlog = _diagonal(bind(solve_p, a, t))
-    trace = bind(P.reduce_sum_p, dlog, axes=(dlog.ndim - 1,))
-    return (sign, logabs), (P.zeros(sign.shape, sign._np_dtype), trace)
+    tau = bind(P.reduce_sum_p, dlog, axes=(dlog.ndim - 1,))
+    if a._np_dtype not in COMPLEX:
+        return (sign, logabs), (P.zeros(sign.shape, sign._np_dtype), tau)
+    real = bind(P.real_p, tau)
+    return (sign, logabs), ((tau - _as(real, tau)) * sign, real)
 
 
 def _slogdet_vjp(cts, primals, outputs):
-    (a,), (_, ct_logabs) = primals, cts
+    (a,), (sign, _), (ct_sign, ct_logabs) = primals, outputs, cts
+    ct_tau = ct_logabs
+    if a._np_dtype in COMPLEX:  # the transpose of tau -> (i Im(tau) sign, Re(tau))
+        ct_tau = _as(ct_logabs, a) - 1j * _as(bind(P.real_p, 1j * sign * ct_sign), a)
     inv_t = _mT(bind(inv_p, a))
-    return (inv_t * bind(P.reshape_p, ct_logabs, shape=ct_logabs.shape + (1, 1)),)
+    return (inv_t * bind(P.reshape_p, ct_tau, shape=ct_tau.shape + (1, 1)),)
 
 
 slogdet_p = Primitive(
@@ -210,11 +246,12 @@ det_p.batch = _batch_front(det_p)
 
 
 def _lower_part(t: Tensor) -> Tensor:
-    """The symmetric matrix NumPy's eigh reads from ``t``: its lower triangle, mirrored."""
+    """The symmetric (Hermitian) matrix NumPy's eigh reads from ``t``: its lower triangle,
+    mirrored (conjugated), the real part of its diagonal."""
     n = t.shape[-1]
     low = Tensor._from_array(np.tri(n, dtype=t._np_dtype))
     strict = Tensor._from_array(np.tri(n, k=-1, dtype=t._np_dtype))
-    return t * low + _mT(t * strict)
+    return t * low + _mH(t * strict) - _imag_diagonal(t)
 
 
 def _lower_part_transpose(g: Tensor) -> Tensor:
@@ -222,7 +259,7 @@ def _lower_part_transpose(g: Tensor) -> Tensor:
     n = g.shape[-1]
     low = Tensor._from_array(np.tri(n, dtype=g._np_dtype))
     strict = Tensor._from_array(np.tri(n, k=-1, dtype=g._np_dtype))
-    return g * low + _mT(g) * strict
+    return g * low + _mH(g) * strict - _imag_diagonal(g)
 
 
 def _phi(x: Tensor) -> Tensor:
@@ -238,18 +275,18 @@ def _cholesky_aval(a, *, upper):
 
 
 def _lower(l_or_u, upper):
-    return _mT(l_or_u) if upper else l_or_u
+    return _mH(l_or_u) if upper else l_or_u
 
 
 def _cholesky_jvp(primals, tangents, *, upper):
-    # a = L L^T: dL = L phi(L^-1 da L^-T), da the symmetric matrix NumPy reads (the lower
+    # a = L L^H: dL = L phi(L^-1 da L^-H), da the Hermitian matrix NumPy reads (the lower
     # triangle of the tangent, mirrored)
     (a,), (t,) = primals, tangents
     out = bind(cholesky_p, a, upper=upper)
     low = _lower(out, upper)
     low_inv = bind(inv_p, low)
     sym = _lower_part(_lower(t, upper))  # upper=True reads the upper triangle
-    dlow = _mm(low, _phi(_mm(_mm(low_inv, sym), _mT(low_inv))))
+    dlow = _mm(low, _phi(_mm(_mm(low_inv, sym), _mH(low_inv))))
     return out, _lower(dlow, upper)
 
 
@@ -257,7 +294,8 @@ def _cholesky_vjp(ct, primals, outputs, *, upper):
     (out,) = outputs
     low, g = _lower(out, upper), _lower(ct, upper)
     low_inv = bind(inv_p, low)
-    ga = _lower_part_transpose(_mm(_mm(_mT(low_inv), _phi(_mm(_mT(low), g))), low_inv))
+    ga = _mm(_mm(_mT(low_inv), _phi(_mm(_mT(low), g))), _conj(low_inv))
+    ga = _lower_part_transpose(ga)
     return (_lower(ga, upper),)
 
 
@@ -293,14 +331,16 @@ def _gaps(w: Tensor) -> Tensor:
 def _eigh_jvp(primals, tangents):
     (a,), (t,) = primals, tangents
     w, v = bind(eigh_p, a)
-    inner = _mm(_mm(_mT(v), _lower_part(t)), v)
-    return (w, v), (_diagonal(inner), _mm(v, _gaps(w) * inner))
+    inner = _mm(_mm(_mH(v), _lower_part(t)), v)
+    dw = _diagonal(inner)
+    dw = bind(P.real_p, dw) if dw._np_dtype in COMPLEX else dw
+    return (w, v), (dw, _mm(v, _as(_gaps(w), v) * inner))
 
 
 def _eigh_vjp(cts, primals, outputs):
     (w, v), (gw, gv) = outputs, cts
     inner = _diag_embed(gw) + _gaps(w) * _mm(_mT(v), gv)
-    return (_lower_part_transpose(_mm(_mm(v, inner), _mT(v))),)
+    return (_lower_part_transpose(_mm(_mm(_conj(v), inner), _mT(v))),)
 
 
 eigh_p = Primitive(
@@ -332,12 +372,66 @@ def _svd_aval(a, *, full_matrices):
     ]
 
 
+def _svd_thin(name, a, full_matrices):
+    m, n = a.shape[-2:]
+    if full_matrices and m != n:
+        raise GradError(
+            f"{name}: derivatives are not implemented for a full SVD of a non-square matrix "
+            f"({m}x{n}: its extra singular vectors are arbitrary); use full_matrices=False"
+        )
+
+
+def _svd_jvp(primals, tangents, *, full_matrices):
+    # JAX's rule (distinct nonzero singular values; the phases of complex vectors go to U)
+    (a,), (t,) = primals, tangents
+    _svd_thin("svd", a, full_matrices)
+    u, s, vh = bind(svd_p, a, full_matrices=full_matrices)
+    v, (m, n) = _mH(vh), a.shape[-2:]
+    inner = _mm(_mm(_mH(u), t), v)
+    ds = bind(P.real_p, _diagonal(inner)) if inner._np_dtype in COMPLEX else _diagonal(inner)
+    gaps = _as(_gaps(s * s), a)
+    s_row, s_inv = (
+        _as(_row(s), a),
+        _as(bind(P.select_p, s == 0, P.constant(0, s._np_dtype), 1.0 / s), a),
+    )
+    ss, ss_t = s_row * inner, _mT(s_row) * inner
+    du = _mm(u, gaps * (ss + _mH(ss)) + _imag_diagonal(inner) * _row(s_inv))
+    dv = _mm(v, gaps * (ss_t + _mH(ss_t)))
+    if m > n:
+        tv = _mm(t, v)
+        du = du + (tv - _mm(u, _mm(_mH(u), tv))) / s_row
+    if n > m:
+        tu = _mm(_mH(t), u)
+        dv = dv + (tu - _mm(v, _mm(vh, tu))) / s_row
+    return (u, s, vh), (du, ds, _mH(dv))
+
+
+def _svd_vjp(cts, primals, outputs, *, full_matrices):
+    # The adjoint (PyTorch's conjugate-convention rule, as in Townsend's note), conjugated
+    # on the way in and out: JAX's transpose
+    (a,), (u, s, vh) = primals, outputs
+    _svd_thin("svd", a, full_matrices)
+    gu, gs, gvh = (_conj(c) for c in cts)
+    v, gv, (m, n) = _mH(vh), _mH(gvh), a.shape[-2:]
+    gaps, s_row = _as(_gaps(s * s), a), _as(_row(s), a)
+    ugu, vgv = _mm(_mH(u), gu), _mm(_mH(v), gv)
+    j, k = gaps * ugu, gaps * vgv
+    inner = (j + _mH(j)) * s_row + _mT(s_row) * (k + _mH(k)) + _as(_diag_embed(gs), a)
+    inner = inner + _imag_diagonal(ugu) / s_row
+    g = _mm(_mm(u, inner), vh)
+    if m > n:
+        g = g + _mm((gu - _mm(u, ugu)) / s_row, vh)
+    if n > m:
+        g = g + _mm(u, (gvh - _mm(_mm(gvh, v), vh)) / _mT(s_row))
+    return (_conj(g),)
+
+
 svd_p = Primitive(
     "svd",
     impl=lambda xp, a, *, full_matrices: list(xp.linalg.svd(a, full_matrices=full_matrices)),
     abstract=_svd_aval,
-    jvp=_no_gradient("svd"),
-    vjp=_no_gradient("svd"),
+    jvp=_svd_jvp,
+    vjp=_svd_vjp,
     batch=None,
     multiple_results=True,
 )
@@ -356,17 +450,18 @@ def _singular_vectors(a):
 
 
 def _svdvals_jvp(primals, tangents):
-    # ds_i = u_i^T da v_i (distinct singular values)
+    # ds_i = Re(u_i^H da v_i) (distinct singular values)
     (a,), (t,) = primals, tangents
     u, vh = _singular_vectors(a)
     s = bind(svdvals_p, a)
-    return s, _diagonal(_mm(_mm(_mT(u), t), _mT(vh)))
+    ds = _diagonal(_mm(_mm(_mH(u), t), _mH(vh)))
+    return s, bind(P.real_p, ds) if ds._np_dtype in COMPLEX else ds
 
 
 def _svdvals_vjp(ct, primals, outputs):
     (a,) = primals
     u, vh = _singular_vectors(a)
-    return (_mm(u * bind(P.reshape_p, ct, shape=ct.shape[:-1] + (1, ct.shape[-1])), vh),)
+    return (_conj(_mm(u * _as(_row(ct), u), vh)),)
 
 
 svdvals_p = Primitive(
@@ -390,12 +485,55 @@ def _qr_aval(a, *, mode):
     ]
 
 
+def _strictly_lower(x: Tensor) -> Tensor:
+    return x * Tensor._from_array(np.tri(x.shape[-1], k=-1, dtype=real_for(x._np_dtype)))
+
+
+def _qr_tall(a, mode):
+    m, n = a.shape[-2:]
+    if m < n or (mode == "complete" and m != n):
+        raise GradError(
+            f"qr: derivatives are not implemented for a {m}x{n} matrix in mode={mode!r} (only "
+            "for the reduced QR of a matrix with at least as many rows as columns, as in JAX)"
+        )
+
+
+def _right_solve(x, r):
+    """``x @ inv(r)``."""
+    return _mT(bind(solve_p, _mT(r), _mT(x)))
+
+
+def _qr_jvp(primals, tangents, *, mode):
+    # JAX's rule: with X = Q^H dA R^-1, dQ = Q (W - X) + dA R^-1 and dR = (X - W) R for the
+    # skew-Hermitian W holding X's strict lower part (and the imaginary part of its
+    # diagonal, so that R's diagonal stays real)
+    (a,), (t,) = primals, tangents
+    _qr_tall(a, mode)
+    q, r = bind(qr_p, a, mode=mode)
+    t_rinv = _right_solve(t, r)
+    x = _mm(_mH(q), t_rinv)
+    low = _strictly_lower(x)
+    w = low - _mH(low) + _imag_diagonal(x)
+    return (q, r), (_mm(q, w - x) + t_rinv, _mm(x - w, r))
+
+
+def _qr_vjp(cts, primals, outputs, *, mode):
+    # the jvp's transpose, step by step (W's map from X is its own transpose but for the
+    # strict lower part of X^H: c -> sl(c) - sl(c^H) + i Im(diag c))
+    (a,), (q, r) = primals, outputs
+    _qr_tall(a, mode)
+    gq, gr = cts
+    gw = _mm(_mT(q), gq) - _mm(gr, _mT(r))
+    gx = _strictly_lower(gw) - _strictly_lower(_mH(gw)) + _imag_diagonal(gw) - gw
+    return (_right_solve(gq + _mm(_conj(q), gx), _mT(r)),)
+
+
 qr_p = Primitive(
     "qr",
     impl=lambda xp, a, *, mode: list(xp.linalg.qr(a, mode=mode)),
     abstract=_qr_aval,
-    jvp=_no_gradient("qr"),
-    vjp=_no_gradient("qr"),
+    jvp=_qr_jvp,
+    vjp=_qr_vjp,
     batch=None,
     multiple_results=True,
 )

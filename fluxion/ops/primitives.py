@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from fluxion.backends import cpu, threads
+from fluxion.backends import cpu
 from fluxion.core.checks import check_axes, check_axis
 from fluxion.core.dtypes import (
     BOOL,
@@ -22,7 +22,7 @@ from fluxion.core.dtypes import (
     FLOATS,
     INTEGERS,
     LOW_FLOATS,
-    is_float,
+    is_inexact,
     real_for,
 )
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, PRIMITIVES, Primitive, ShapedArray
@@ -187,7 +187,9 @@ def unary(name, kernel, deriv, c_expr, takes=_INEXACT, out_dtype=None):
     def jvp(primals, tangents):
         (x,), (t,) = primals, tangents
         y = bind(PRIMITIVES[name], x)
-        return y, t * deriv(x, y)
+        dy = t * deriv(x, y)
+        # from complex to real (abs, real, imag): the real part, JAX's R-linear tangent
+        return y, bind(real_p, dy) if dy._np_dtype in COMPLEX and y._np_dtype not in COMPLEX else dy
 
     def vjp(ct, primals, outputs):
         (x,), (y,) = primals, outputs
@@ -287,10 +289,21 @@ erf_p = unary(
     "fx_erf({0})",  # the same fit, in the native kernels' prelude
     takes=_FLOATING,
 )
+
+
+def _abs_deriv(x, y):
+    if x._np_dtype not in COMPLEX:
+        return bind(sign_p, x)
+    # d|x| = Re(conj(x) dx) / |x|: smooth away from 0 (so not conj(sign(x)), whose
+    # derivative is 0); 0 at 0, as JAX
+    safe = bind(select_p, y == 0, constant(1, y._np_dtype), y)
+    return bind(conj_p, x) / bind(convert_p, safe, dtype=x._np_dtype)
+
+
 abs_p = unary(
     "abs",
     "abs",
-    lambda x, y: bind(sign_p, x),
+    lambda x, y: _abs_deriv(x, y),
     "_Generic({0}, float: fabsf({0}), double: fabs({0}), default: {0} < 0 ? -{0} : {0})",
     takes=_ANY,
     out_dtype=real_for,  # |z| of a complex z is real
@@ -381,6 +394,8 @@ def _pow_partials(x, y, out):
     # is formed, so that no warning fires for the values chosen.
     dtype = x._np_dtype
     dx = bind(select_p, y == 0, constant(0, dtype), y * bind(pow_p, x, y - 1.0))
+    if dtype in COMPLEX:  # log's principal branch; 0 where x == 0, as JAX
+        return dx, out * bind(log_p, bind(select_p, x == 0, constant(1, dtype), x))
     positive = x > 0
     at_zero = bind(select_p, y >= 0, constant(0, dtype), constant(-np.inf, dtype))
     log_x = bind(
@@ -537,34 +552,9 @@ def _select_vjp(ct, primals, outputs):
     )
 
 
-_BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def _select_impl(xp, c, x, y):
-    # np.where branches on every element: on a mask with no pattern (relu, dropout) that
-    # is ~10x slower than blending the bits, which is exact for every dtype (bits move,
-    # values are never computed). Small arrays keep np.where: one call is cheaper there.
-    if xp is not np or max(c.size, x.size, y.size) < 4096 or x.dtype.itemsize not in _BITS:
-        return xp.where(c, x, y)
-    shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
-    bits = _BITS[x.dtype.itemsize]
-    mask = np.broadcast_to(c, shape).astype(bits)  # 1 where c
-    if y.ndim == 0 and not y.view(bits):  # where(c, x, +0): a relu or a masked gradient
-        np.negative(mask, out=mask)  # all ones where c
-        return (np.broadcast_to(x, shape).view(bits) & mask).view(x.dtype)
-    if x.ndim == 0 and not x.view(bits):
-        np.subtract(mask, 1, out=mask)  # all ones where not c
-        return (np.broadcast_to(y, shape).view(bits) & mask).view(x.dtype)
-    np.negative(mask, out=mask)
-    out = np.broadcast_to(x, shape).view(bits) & mask
-    np.invert(mask, out=mask)
-    out |= np.broadcast_to(y, shape).view(bits) & mask
-    return out.view(x.dtype)
-
-
 select_p = Primitive(
     "select",
-    impl=_select_impl,
+    impl=lambda xp, c, x, y: xp.where(c, x, y),
     abstract=_select_aval,
     jvp=lambda primals, tangents: (
         bind(select_p, *primals),
@@ -580,14 +570,18 @@ select_p = Primitive(
 def _convert_jvp(primals, tangents, *, dtype):
     (x,), (t,) = primals, tangents
     out = bind(convert_p, x, dtype=dtype)
-    if not is_float(dtype):
+    if not is_inexact(dtype):
         return out, None
     return out, bind(convert_p, t, dtype=dtype) if t is not None else zeros(x.shape, dtype)
 
 
 def _convert_vjp(ct, primals, outputs, *, dtype):
     (x,) = primals
-    return (bind(convert_p, ct, dtype=x._np_dtype) if is_float(x._np_dtype) else None,)
+    if not is_inexact(x._np_dtype):
+        return (None,)
+    if ct._np_dtype in COMPLEX and x._np_dtype not in COMPLEX:  # JAX's transpose: the real part
+        ct = bind(real_p, ct)
+    return (bind(convert_p, ct, dtype=x._np_dtype),)
 
 
 convert_p = Primitive(
@@ -633,9 +627,6 @@ def expand_reduced(ct: Tensor, shape: tuple, axes: tuple) -> Tensor:
     return bind(broadcast_to_p, bind(reshape_p, ct, shape=kept), shape=shape)
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
 def _wide(x) -> np.dtype:
     """The dtype a reduction of ``x`` accumulates in: float32 for float16/bfloat16 (whose
     running sums would round at every step: 1000 bfloat16 ones summed to 256)."""
@@ -643,22 +634,7 @@ def _wide(x) -> np.dtype:
 
 
 def _reduce_sum_impl(xp, x, *, axes):
-    if x.dtype in LOW_FLOATS:
-        return xp.sum(x, axis=axes, dtype=np.float32).astype(x.dtype)
-    if xp is not np or x.dtype.kind != "f":
-        return xp.sum(x, axis=axes, dtype=x.dtype)
-    if x.ndim - 1 in axes and x.shape[-1] <= 1024:
-        # NumPy's sum over a short innermost axis runs one tiny pairwise loop per output
-        # element; einsum's vectorized loop is 2.5-3x faster (same error for axes this short)
-        kept = "".join(_LETTERS[i] for i in range(x.ndim) if i not in axes)
-        return np.einsum(f"{_LETTERS[: x.ndim]}->{kept}", x)
-    if axes == tuple(range(len(axes))) and x.dtype in (np.float32, np.float64) and x.size:
-        # the leading axes (a bias gradient): ones @ rows is one BLAS matrix-vector product,
-        # 2.5-7x faster than np.sum and no less accurate
-        rows = math.prod(x.shape[: len(axes)])
-        flat = x.reshape(rows, x.size // rows)
-        return (np.ones(rows, x.dtype) @ flat).reshape(x.shape[len(axes) :])
-    return xp.sum(x, axis=axes, dtype=x.dtype)
+    return xp.sum(x, axis=axes, dtype=_wide(x)).astype(x.dtype, copy=False)
 
 
 reduce_sum_p = Primitive(
@@ -700,21 +676,8 @@ def reduce_extremum(name, impl):
     )
 
 
-def _extremum_impl(ufunc_name):
-    def impl(xp, x, *, axes):
-        ufunc = getattr(xp, ufunc_name)
-        if xp is np and axes == (x.ndim - 1,) and x.shape[-1] <= 32 and x.size >= 64 * x.shape[-1]:
-            # NumPy reduces a short innermost axis with one tiny loop per result (attention
-            # scores over 8 keys: 0.2 ms); moved outermost by one copy, it is a few
-            # vectorized passes (3-10x faster)
-            return ufunc.reduce(np.ascontiguousarray(np.moveaxis(x, -1, 0)), axis=0)
-        return ufunc.reduce(x, axis=axes)
-
-    return impl
-
-
-reduce_max_p = reduce_extremum("reduce_max", _extremum_impl("maximum"))
-reduce_min_p = reduce_extremum("reduce_min", _extremum_impl("minimum"))
+reduce_max_p = reduce_extremum("reduce_max", lambda xp, x, *, axes: xp.maximum.reduce(x, axis=axes))
+reduce_min_p = reduce_extremum("reduce_min", lambda xp, x, *, axes: xp.minimum.reduce(x, axis=axes))
 
 
 def _slice_last(x, start, stop, step=1):
@@ -868,19 +831,11 @@ def _mT(x):
 
 
 def _matmul_impl(xp, a, b):
-    threads.for_matmul(math.prod(a.shape) * b.shape[-1])  # a small product: one thread
     low = a.dtype if a.dtype in LOW_FLOATS else None
     if low is not None:  # float32 BLAS, float32 accumulation (backends/cpu.py)
         cpu.note_low_precision_matmul()
         a, b = cpu.widen(a), cpu.widen(b)
-    if a.ndim > 2 and b.ndim == 2:
-        # a stack times one matrix is one matrix product: NumPy would loop over the stack
-        out = xp.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(
-            a.shape[:-1] + b.shape[-1:]
-        )
-    else:
-        out = xp.matmul(a, b)
-    return out.astype(low or a.dtype, copy=False)
+    return xp.matmul(a, b).astype(low or a.dtype, copy=False)
 
 
 def _matmul_vjp(ct, primals, outputs):
@@ -1244,18 +1199,6 @@ def _scatter_add_aval(x, idx, updates, *, axis):
 
 
 def _scatter_add_impl(xp, x, idx, updates, *, axis):
-    rows, flat = x.shape[0], idx.reshape(-1)
-    if (
-        xp is np
-        and axis == 0
-        and x.dtype.kind == "f"
-        and 0 < flat.size * rows <= 1 << 22
-        and -rows <= flat.min()
-        and flat.max() < rows  # out of range: add.at below raises the IndexError
-    ):
-        # an embedding's gradient: a one-hot matrix product is ~10x faster than ufunc.add.at
-        one_hot = (np.arange(rows)[:, None] == flat % rows).astype(x.dtype)
-        return x + (one_hot @ updates.reshape(flat.size, -1)).reshape(x.shape)
     out = x.copy()
     xp.add.at(out, (slice(None),) * axis + (idx,), updates)
     return out
@@ -1399,9 +1342,36 @@ right_shift_p = binary(
     "right_shift", "right_shift", NOT_DIFFERENTIABLE, NOT_DIFFERENTIABLE, takes=_INTEGER
 )
 
-# the parts of a complex number. Gradients through complex values are refused (see
-# dtypes.refuse_complex_gradient), so these never meet a tangent.
+# the parts of a complex number. Derivatives follow JAX: a jvp is R-linear in the tangent,
+# a vjp its transpose for the real inner product Re(sum(a * b)), never conjugated: real's
+# takes ct as a complex number, imag's gives -1j * ct, conj is its own transpose.
 _COMPLEX_ONLY = (COMPLEX, "a complex")
-real_p = unary("real", "real", None, None, takes=_COMPLEX_ONLY, out_dtype=real_for)
-imag_p = unary("imag", "imag", None, None, takes=_COMPLEX_ONLY, out_dtype=real_for)
-conj_p = unary("conj", "conjugate", None, None, takes=_COMPLEX_ONLY)
+# (NumPy's real and imag are views into the complex array: copied, so that compiled code
+# reusing the result's buffer does not write into the input)
+real_p = unary(
+    "real",
+    lambda xp, x: xp.real(x).copy(),
+    lambda x, y: constant(1, x._np_dtype),
+    None,
+    _COMPLEX_ONLY,
+    real_for,
+)
+imag_p = unary(
+    "imag",
+    lambda xp, x: xp.imag(x).copy(),
+    lambda x, y: constant(-1j, x._np_dtype),
+    None,
+    _COMPLEX_ONLY,
+    real_for,
+)
+_conj_impl, _conj_emit = ufunc_rules("conjugate")
+conj_p = Primitive(
+    "conj",
+    impl=_conj_impl,
+    emit=_conj_emit,
+    abstract=_unary_aval("conj", _COMPLEX_ONLY),
+    jvp=_linear_jvp("conj"),
+    vjp=lambda ct, primals, outputs: (bind(conj_p, ct),),
+    batch=_batch_broadcasting("conj"),
+    elementwise=True,
+)

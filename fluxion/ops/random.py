@@ -31,8 +31,9 @@ from fluxion.core.trace import bind, ctx, note_write
 from fluxion.errors import DTypeError, InvalidArgumentError
 from fluxion.ops import primitives as P
 from fluxion.ops.elementwise import astype, cos, log, minimum, sqrt, where
-from fluxion.ops.reduction import argmax
-from fluxion.ops.shape import _star_shape
+from fluxion.ops.indexing import take, take_along_axis
+from fluxion.ops.reduction import argmax, argsort, top_k
+from fluxion.ops.shape import _star_shape, broadcast_to, moveaxis
 
 _UINT32 = np.dtype(np.uint32)
 _F64 = np.dtype(np.float64)
@@ -181,17 +182,78 @@ def bernoulli(key: Tensor, p=0.5, shape=None) -> Tensor:
     return _uniform(key, shape, work) < p
 
 
-def categorical(key: Tensor, logits, axis: int = -1) -> Tensor:
-    """Samples of indices with probabilities softmax(logits) along ``axis`` (Gumbel max)."""
+def categorical(key: Tensor, logits, axis: int = -1, shape=None) -> Tensor:
+    """Samples of indices with probabilities softmax(logits) along ``axis`` (Gumbel max);
+    ``shape`` (JAX's), the samples' shape, broadcasts the other axes of ``logits``."""
     key = check_key("categorical", key)
     logits = to_tensor(logits)
     axis = P.check_axis("categorical", axis, logits.ndim)
+    if shape is not None:  # the other axes of logits broadcast against shape
+        batch = _draw_shape("categorical", key, shape)
+        logits = moveaxis(logits, axis, -1)
+        logits, axis = broadcast_to(logits, batch + logits.shape[-1:]), len(batch)
     # The noise is drawn and added in float32 at least: in float16/bfloat16 the Gumbel
     # values are coarse and logits + noise rounds into ties, which argmax gives to index 0.
     work = np.dtype(np.float64 if logits._np_dtype == np.float64 else np.float32)
     u = _uniform(key, logits.shape, work)
     gumbel = -log(-log(u * (1.0 - 1e-7) + 1e-7))
     return argmax(astype(logits, work) + gumbel, axis=axis)
+
+
+def fold_in(key: Tensor, data) -> Tensor:
+    """A new key from ``key`` and an integer ``data`` (which may be traced): a different
+    stream for each value, and for every value different from ``split``'s keys."""
+    key = check_key("fold_in", key)
+    data = astype(to_tensor(data), _UINT32)
+    # the salt in the high word keeps fold_in(key, 0) apart from split(key)[0]
+    mixed = key ^ (
+        P.constant(np.array([0x9E3779B9, 0], np.uint32), _UINT32)
+        + P.constant(np.array([0, 1], np.uint32), _UINT32) * data[..., None]
+    )
+    return _bits(mixed, (2,))
+
+
+def permutation(key: Tensor, x, axis: int = 0, independent: bool = False) -> Tensor:
+    """A shuffled ``arange(x)`` (an int ``x``) or ``x`` shuffled along ``axis``; with
+    ``independent=True`` each slice along ``axis`` is shuffled on its own."""
+    key = check_key("permutation", key)
+    if isinstance(x, int | np.integer):
+        n = check_size("permutation", "x", x)
+        return argsort(_uniform(key, (n,), _F64))
+    x = to_tensor(x)
+    if x.ndim == 0:
+        raise InvalidArgumentError("permutation: x must be an int or an array of at least 1 axis")
+    axis = P.check_axis("permutation", axis, x.ndim)
+    if independent:
+        return take_along_axis(x, argsort(_uniform(key, x.shape, _F64), axis=axis), axis=axis)
+    return take(x, argsort(_uniform(key, (x.shape[axis],), _F64)), axis=axis)
+
+
+def choice(key: Tensor, a, shape=(), replace: bool = True, p=None, axis: int = 0) -> Tensor:
+    """Draws from ``a`` (an int: ``arange(a)``) along ``axis``: uniformly, or with the
+    probabilities ``p``; without ``replace`` no element is drawn twice."""
+    key = check_key("choice", key)
+    shape = _draw_shape("choice", key, shape)
+    arr = None if isinstance(a, int | np.integer) else to_tensor(a)
+    n = (
+        check_size("choice", "a", a)
+        if arr is None
+        else arr.shape[P.check_axis("choice", axis, arr.ndim)]
+    )
+    count = math.prod(shape)
+    if not replace and count > n:
+        raise InvalidArgumentError(
+            f"choice: cannot draw {count} samples without replacement from {n}; pass replace=True"
+        )
+    if n == 0 and count:
+        raise InvalidArgumentError("choice: a is empty, there is nothing to draw")
+    logits = P.zeros((n,), _F64) if p is None else log(astype(to_tensor(p), _F64))
+    if replace:
+        picked = categorical(key, logits, shape=shape)
+    else:  # Gumbel top-k: exact for draws without replacement
+        noisy = logits - log(-log(_uniform(key, (n,), _F64) * (1.0 - 1e-7) + 1e-7))
+        picked = top_k(noisy, count)[1].reshape(shape)
+    return picked if arr is None else take(arr, picked, axis=axis)
 
 
 # ----------------------------------------------------------------------------- global seed
@@ -323,8 +385,6 @@ def _key_of(op: str, generator) -> Tensor:
 def randperm(n: int, *, generator=None, dtype=dtypes.DEFAULT_INT) -> Tensor:
     """A random permutation of ``0..n-1`` (PyTorch's randperm), from ``generator`` or the
     global seed."""
-    from fluxion.ops.reduction import argsort
-
     n = check_size("randperm", "n", n)
     np_dtype = check_dtype("randperm", "dtype", dtype)
     return astype(argsort(_uniform(_key_of("randperm", generator), (n,), _F64)), np_dtype)
@@ -335,8 +395,6 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
     to the non-negative weights ``input`` (1-d, or 2-d: one row per draw), without
     replacement unless ``replacement=True``. Gumbel-max sampling: the top ``num_samples``
     of ``log(w) + Gumbel noise`` (exact for draws without replacement)."""
-    from fluxion.ops.reduction import top_k
-
     w = to_tensor(input)
     num_samples = check_size("multinomial", "num_samples", num_samples)
     if w.ndim not in (1, 2) or not dtypes.is_float(w._np_dtype):

@@ -15,6 +15,13 @@ and applied with ``apply_updates``; each runs the per-leaf rules of ``fx.optim``
 [0.99899, 0.99899, 0.99899]
 """
 
+from fluxion.optax._loss import (
+    l2_loss,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
+    squared_error,
+)
 from fluxion.optax._schedule import (
     constant_schedule,
     cosine_decay_schedule,
@@ -51,13 +58,15 @@ from fluxion.optax._transform import (
     sgd,
     trace,
 )
+from fluxion.optim.clip import global_norm
 
 __all__ = [
     "EmptyState", "GradientTransformation", "InjectHyperparamsState", "OptState", "Params",
     "ScalarOrSchedule", "ScaleByAdamState", "ScaleByScheduleState", "Schedule", "TraceState",
     "Updates", "adam", "adamw", "add_decayed_weights", "apply_updates", "chain", "clip",
     "clip_by_global_norm", "constant_schedule", "cosine_decay_schedule", "exponential_decay",
-    "identity", "inject_hyperparams", "join_schedules", "linear_schedule", "scale",
+    "global_norm", "identity", "inject_hyperparams", "l2_loss", "sigmoid_binary_cross_entropy",
+    "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels", "squared_error", "join_schedules", "linear_schedule", "scale",
     "scale_by_adam", "scale_by_learning_rate", "scale_by_schedule", "sgd", "trace",
     "warmup_cosine_decay_schedule",
 ]  # fmt: skip

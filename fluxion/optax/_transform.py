@@ -97,6 +97,12 @@ def _map(fn, tree, *rest) -> list:
         return treedef, [fn(*xs) for xs in zip(leaves, *others)]
 
 
+def _trees(treedef, results: list, n: int) -> list:
+    """Leafwise results that are n-tuples as n trees."""
+    columns = list(zip(*results)) or [()] * n
+    return [tree_unflatten(treedef, list(c)) for c in columns]
+
+
 def identity() -> GradientTransformation:
     """Updates pass unchanged."""
     return GradientTransformation(lambda params: EmptyState(), lambda u, s, p=None: (u, s))
@@ -178,9 +184,7 @@ def scale_by_adam(
             m, v, _ = F.adam_moments(E.astype(g, m.dtype), m, v, None, beta1=b1, beta2=b2)
             return F.adam_direction(m, v, c, eps=eps), m, v
 
-        treedef, out = _map(leaf, updates, state.mu, state.nu)
-        u, mu, nu = ([tree_unflatten(treedef, list(x)) for x in zip(*out)] if out else
-                     [tree_unflatten(treedef, [])] * 3)  # fmt: skip
+        u, mu, nu = _trees(*_map(leaf, updates, state.mu, state.nu), 3)
         return u, ScaleByAdamState(state.count + 1, mu, nu)
 
     return GradientTransformation(init, update)
@@ -197,9 +201,8 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
                 E.astype(g, t.dtype), t, False, momentum=decay, nesterov=nesterov
             )
 
-        treedef, out = _map(leaf, updates, state.trace)
-        u = tree_unflatten(treedef, [d for d, _ in out])
-        return u, TraceState(tree_unflatten(treedef, [t for _, t in out]))
+        u, t = _trees(*_map(leaf, updates, state.trace), 2)
+        return u, TraceState(t)
 
     return GradientTransformation(lambda params: TraceState(_zeros_like(params)), update)
 

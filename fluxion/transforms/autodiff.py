@@ -16,6 +16,7 @@ import functools
 
 import numpy as np
 
+from fluxion import ops as _ops
 from fluxion.core import dtypes
 from fluxion.core.effects import write_to_originals
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, ShapedArray
@@ -135,9 +136,16 @@ def _seed(name, what, ct, out) -> Tensor:
             f"{name}: {what} has shape {ct.shape} but the output has shape {out.shape}; "
             "they must match"
         )
-    if ct._np_dtype != out._np_dtype and dtypes.is_float(out._np_dtype):
+    if ct._np_dtype != out._np_dtype and dtypes.is_inexact(out._np_dtype):
         ct = ct.astype(out._np_dtype)
     return ct
+
+
+def _torch_convention(ct: Tensor) -> Tensor:
+    """PyTorch's gradient of a complex tensor is the conjugate of JAX's, which the rules give
+    (so that ``p - lr * p.grad`` descends): ``.grad`` and ``autograd.grad`` give PyTorch's,
+    and take PyTorch's conjugated ``gradient``."""
+    return _ops.conj(ct)
 
 
 def tensor_backward(
@@ -158,11 +166,12 @@ def tensor_backward(
             )
         gradient = Tensor._from_array(np.ones(t.shape, t._np_dtype))
     with set_grad_enabled(create_graph):
-        gradient = _seed("backward", "gradient", gradient, t)
+        gradient = _torch_convention(_seed("backward", "gradient", gradient, t))
         leaves, _ = backward_pass(
             [t], [gradient], retain_graph=retain_graph or create_graph, reconnect=create_graph
         )
         for leaf, ct in leaves.values():
+            ct = _torch_convention(ct)
             leaf.grad = ct if leaf.grad is None else leaf.grad + ct
 
 
@@ -194,7 +203,10 @@ def autograd_grad(
     with set_grad_enabled(create_graph):
         leaves, captured = backward_pass(
             outputs,
-            [_seed("autograd.grad", "grad_outputs", g, o) for g, o in zip(grad_outputs, outputs)],
+            [
+                _torch_convention(_seed("autograd.grad", "grad_outputs", g, o))
+                for g, o in zip(grad_outputs, outputs)
+            ],
             retain_graph=retain,
             reconnect=create_graph,
             capture=inputs,
@@ -210,7 +222,7 @@ def autograd_grad(
             raise GradError(
                 "autograd.grad: one of the inputs was not used to compute the outputs; pass allow_unused=True"
             )
-        grads.append(g)
+        grads.append(g if g is None else _torch_convention(g))
     return tuple(grads)
 
 
@@ -225,7 +237,7 @@ class VJPTracer(Tracer):
     def __init__(self, trace, primal, node=None, index=0):
         self._init_tracer(trace)
         self.primal, self._node, self._out_index = primal, node, index
-        self.tracked = dtypes.is_float(primal._np_dtype)
+        self.tracked = dtypes.is_inexact(primal._np_dtype)
 
     @property
     def aval(self):
@@ -260,10 +272,9 @@ class VJPTrace(Trace):
         if prim.vjp is NOT_DIFFERENTIABLE or all(p is None for p in parents):
             return out  # constants at this level
         outs = list(out) if prim.multiple_results else [out]
-        dtypes.refuse_complex_gradient(prim.name, outs)
         node = Node(prim.name, prim.vjp, params, primals, outs, parents, prim.multiple_results)
         wrapped = [
-            VJPTracer(self, o, node, i) if dtypes.is_float(o._np_dtype) else o
+            VJPTracer(self, o, node, i) if dtypes.is_inexact(o._np_dtype) else o
             for i, o in enumerate(outs)
         ]
         return tuple(wrapped) if prim.multiple_results else wrapped[0]
@@ -383,7 +394,7 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
         for n, d in zip(nums, diff):
             leaves = tree_flatten(d)[0]
             # integer leaves inside a float pytree (a Module's step counter) get zero gradients
-            if leaves and not any(dtypes.is_float(leaf._np_dtype) for leaf in leaves):
+            if leaves and not any(dtypes.is_inexact(leaf._np_dtype) for leaf in leaves):
                 kinds = sorted({str(leaf.dtype) for leaf in leaves}) or ["no tensors"]
                 raise GradError(
                     f"grad: argument {n} has dtype {', '.join(kinds)}; gradients need floating-point "
@@ -465,14 +476,13 @@ class JVPTrace(Trace):
         if prim.jvp is NOT_DIFFERENTIABLE or all(t is None for t in tangents):
             return bind(prim, *primals, **params)
         tangents = [
-            _zeros_like(p) if t is None and dtypes.is_float(p._np_dtype) else t
+            _zeros_like(p) if t is None and dtypes.is_inexact(p._np_dtype) else t
             for p, t in zip(primals, tangents)
         ]
         out, tangent_out = prim.jvp(primals, tangents, **params)
-        dtypes.refuse_complex_gradient(prim.name, out if prim.multiple_results else (out,))
         if prim.multiple_results:
             return tuple(JVPTracer(self, o, t) for o, t in zip(out, tangent_out))
-        return JVPTracer(self, out, tangent_out) if dtypes.is_float(out._np_dtype) else out
+        return JVPTracer(self, out, tangent_out) if dtypes.is_inexact(out._np_dtype) else out
 
 
 def jvp(f, primals, tangents, has_aux: bool = False):
@@ -498,7 +508,7 @@ def jvp(f, primals, tangents, has_aux: bool = False):
             )
     with new_trace(JVPTrace) as trace:
         tracers = [
-            JVPTracer(trace, p, t if dtypes.is_float(p._np_dtype) else None)
+            JVPTracer(trace, p, t if dtypes.is_inexact(p._np_dtype) else None)
             for p, t in zip(p_leaves, t_leaves)
         ]
         args = tree_unflatten(p_tree, tracers)
@@ -649,7 +659,7 @@ def _record_call(name, leaves, forward, backward):
             multiple=True,
         )
         return [
-            VJPTracer(trace, o, node, i) if dtypes.is_float(o._np_dtype) else o
+            VJPTracer(trace, o, node, i) if dtypes.is_inexact(o._np_dtype) else o
             for i, o in enumerate(outs)
         ]
     if trace is None and ctx.grad_enabled and any(x.requires_grad for x in leaves):

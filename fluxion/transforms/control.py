@@ -155,7 +155,7 @@ def _cond_jvp(primals, tangents, *, branches):
 def _cond_vjp(cts, primals, outputs, *, branches):
     pred, *args = primals
     in_cts = bind(cond_p, pred, *args, *cts, branches=tuple(vjp_graph(g) for g in branches))
-    return (None, *[c if dtypes.is_float(a._np_dtype) else None for c, a in zip(in_cts, args)])
+    return (None, *[c if dtypes.is_inexact(a._np_dtype) else None for c, a in zip(in_cts, args)])
 
 
 def _cond_batch(args, dims, *, branches):
@@ -493,6 +493,8 @@ def _scan_vjp(cts, primals, outputs, *, body, n_carry, n_xs, length, reverse):
             length=length,
             reverse=reverse,
         )[nc:]
+        if nc  # with no carry there is nothing to keep (and no loop of no outputs to run)
+        else []
     )
     # 2. backward, in the opposite order: carry (ct_c, ct_consts), xs (c_i, x_i, ct_y_i)
     body_vjp = vjp_graph(body)  # (c, x, k, ct_c', ct_y) -> (ct_c, ct_x, ct_k)
@@ -524,7 +526,7 @@ def _scan_vjp(cts, primals, outputs, *, body, n_carry, n_xs, length, reverse):
     )  # fmt: skip
     d_carry, d_consts, d_xs = outs[:nc], outs[nc : nc + nk], outs[nc + nk :]
     grads = list(d_carry) + list(d_xs) + list(d_consts)
-    return tuple(g if dtypes.is_float(p._np_dtype) else None for g, p in zip(grads, primals))
+    return tuple(g if dtypes.is_inexact(p._np_dtype) else None for g, p in zip(grads, primals))
 
 
 def _scan_batch(args, dims, *, body, n_carry, n_xs, length, reverse):

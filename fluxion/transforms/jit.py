@@ -33,7 +33,7 @@ import numpy as np
 
 from fluxion.compiler import codegen, fusion, native, passes
 from fluxion.core import dtypes
-from fluxion.core.effects import call_key, holders
+from fluxion.core.effects import call_key, explain_call_key, holders
 from fluxion.core.ir import Graph, eval_graph, pp_graph
 from fluxion.core.primitive import Primitive, ShapedArray
 from fluxion.core.pytree import tree_flatten, tree_unflatten
@@ -45,7 +45,6 @@ from fluxion.core.trace import (
     ctx,
 )
 from fluxion.errors import IndexOutOfRangeError, InvalidArgumentError, TracerError
-from fluxion.ops import amp
 from fluxion.ops import primitives as P
 from fluxion.transforms.control import batch_graph, jvp_graph, vjp_graph
 
@@ -203,16 +202,14 @@ class Compiled:
         nums, static, (dyn_args, dyn_kwargs), leaves, in_tree, weak = self._leaves(args, kwargs)
         # static values compare with their types: 2 == 2.0 == True, yet x * 2 and x * 2.0
         # give different dtypes
-        # train()/eval() leave a Module's structure alone (optimizer state survives the
-        # switch) but change what it computes (dropout): the modes are part of the key
-        modes = call_key(in_tree)
         key = (
             in_tree,
             tuple((x.shape, x._np_dtype, w) for x, w in zip(leaves, weak)),
             static,
             _typed(static),
-            modes,
-            amp.policy_key(),  # under fx.autocast the graph holds its casts
+            # what the graph depends on beyond the arguments' structure (core/effects.py):
+            # a Module's train/eval mode (dropout), fx.autocast's dtype (the casts it holds)
+            call_key(in_tree),
             ctx.debug_nans,  # the compiled code checks every value it computes, or none
         )
         with self._lock:  # threads calling it for the first time at once compile it once
@@ -284,7 +281,6 @@ class Compiled:
             static,
             _typed(static),
             call_key(in_tree),
-            amp.policy_key(),
         )
         with self._lock:
             call = self.calls.get(key)
@@ -470,7 +466,7 @@ def _jit_jvp(primals, tangents, *, graph, fn):
 
 def _jit_vjp(cts, primals, outputs, *, graph, fn):
     in_cts = bind(jit_p, *primals, *cts, graph=vjp_graph(graph), fn=fn)
-    return tuple(c if dtypes.is_float(x._np_dtype) else None for c, x in zip(in_cts, primals))
+    return tuple(c if dtypes.is_inexact(x._np_dtype) else None for c, x in zip(in_cts, primals))
 
 
 def _jit_batch(args, dims, *, graph, fn):
@@ -523,7 +519,7 @@ def _pullback(graph: Graph):
     """``(inputs, cotangents) -> input cotangents`` of ``graph`` (None for non-float inputs)."""
     from fluxion.transforms.autodiff import vjp
 
-    floats = [i for i, v in enumerate(graph.invars) if dtypes.is_float(np.dtype(v.aval.dtype))]
+    floats = [i for i, v in enumerate(graph.invars) if dtypes.is_inexact(np.dtype(v.aval.dtype))]
 
     def pullback(inputs, cts):
         def f(*wrt):
@@ -551,16 +547,11 @@ def explain_key_change(previous, key, fn=None) -> str:
     (by name when ``fn``'s signature gives one) changed from what shape/dtype to what."""
     if previous is None:
         return "first call"
-    (old_tree, old_avals, old_static, old_types, old_modes, old_amp, old_nans) = previous
-    (tree, avals, static, types, modes, autocast, nans) = key
+    (old_tree, old_avals, old_static, old_types, old_calls, old_nans) = previous
+    (tree, avals, static, types, calls, nans) = key
     names = _argument_names(fn, static)
-    if old_modes != modes:
-        return "a module argument switched between train() and eval()"
-    if old_amp != autocast:
-        old_amp, autocast = (
-            "off" if d is None else dtypes.to_dtype(d) for d in (old_amp, autocast)
-        )
-        return f"fx.autocast changed: {old_amp} -> {autocast}"
+    if old_calls != calls:
+        return explain_call_key(old_calls, calls)
     if old_nans != nans:
         return f"fx.debug_nans was switched {'on' if nans else 'off'}"
     if old_tree != tree:

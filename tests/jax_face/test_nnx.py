@@ -260,3 +260,70 @@ def test_vmap_of_a_module_call():
     xs = fx.tensor(RNG.normal(size=(5, 3)).astype(np.float32))
     out = nnx.vmap(lambda m, x: m(x), in_axes=(None, 0))(model, xs)
     np.testing.assert_allclose(out.numpy(), model(xs).numpy(), rtol=1e-6)
+
+
+def test_lists_of_layers_and_clone():
+    class Stack(nnx.Module):
+        def __init__(self, rngs):
+            self.layers = nnx.List([nnx.Linear(4, 4, rngs=rngs) for _ in range(3)])
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = nnx.gelu(layer(x))
+            return x
+
+    model = Stack(nnx.Rngs(0))
+    assert set(nnx.state(model, nnx.Param)["layers"]) == {0, 1, 2}
+    twin = nnx.clone(model)
+    x = fx.tensor(RNG.normal(size=(2, 4)).astype(np.float32))
+    np.testing.assert_array_equal(twin(x).numpy(), model(x).numpy())
+    twin.layers[0].kernel.value = twin.layers[0].kernel.value * 0
+    assert not np.array_equal(twin(x).numpy(), model(x).numpy())
+    grads = nnx.grad(lambda m: m(x).sum())(model)
+    assert grads["layers"][2]["kernel"].shape == (4, 4)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "relu",
+        "gelu",
+        "silu",
+        "swish",
+        "sigmoid",
+        "tanh",
+        "softplus",
+        "softmax",
+        "log_softmax",
+        "log_sigmoid",
+    ],
+)
+def test_activation_matches_flax(name):
+    x = RNG.normal(size=(3, 4)).astype(np.float32) * 3
+    np.testing.assert_allclose(
+        getattr(nnx, name)(fx.tensor(x)).numpy(),
+        getattr(fnnx, name)(jnp.asarray(x)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_optimizer_hyperparameters_are_variables_as_in_flax():
+    x = RNG.normal(size=(8, 3)).astype(np.float32)
+    theirs, ours = mlp_with_batchnorm(fnnx), mlp_with_batchnorm(nnx)
+    copy_into(ours, theirs)
+    for lib, tx_lib, model, as_array in (
+        (nnx, fxo, ours, fx.tensor),
+        (fnnx, optax, theirs, jnp.asarray),
+    ):
+        opt = lib.Optimizer(
+            model, tx_lib.inject_hyperparams(tx_lib.sgd)(learning_rate=0.1), wrt=lib.Param
+        )
+        opt.opt_state.hyperparams["learning_rate"].value = as_array(np.float32(0.5))
+        opt.update(model, lib.grad(lambda m: (m(as_array(x)) ** 2).mean())(model))
+    np.testing.assert_allclose(
+        ours.linear.kernel.value.numpy(), theirs.linear.kernel.value, rtol=1e-5, atol=1e-6
+    )
+    assert not np.allclose(
+        ours.linear.kernel.value.numpy(), mlp_with_batchnorm(fnnx).linear.kernel.value
+    )

@@ -5,6 +5,7 @@ fx.optim.adamw_update, bitwise, eagerly and under fx.jit (one per-leaf rule, thr
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -207,3 +208,31 @@ def test_update_without_params_names_the_fix():
         tx.update({"w": fx.ones(2)}, tx.init(params))
     with pytest.raises(fx.errors.InvalidArgumentError, match="eps_root"):
         fxo.scale_by_adam(eps_root=1e-8)
+
+
+LOGITS = RNG.normal(size=(4, 5)).astype(np.float32)
+PROBS = np.asarray(jax.nn.softmax(RNG.normal(size=(4, 5)).astype(np.float32)))
+LABELS = RNG.integers(0, 5, size=(4,)).astype(np.int32)
+BINARY = (RNG.random(size=(4, 5)) > 0.5).astype(np.float32)
+LOSSES = {
+    "softmax_cross_entropy": (LOGITS, PROBS),
+    "softmax_cross_entropy_with_integer_labels": (LOGITS, LABELS),
+    "squared_error": (LOGITS, PROBS),
+    "l2_loss": (LOGITS, PROBS),
+    "sigmoid_binary_cross_entropy": (LOGITS, BINARY),
+}
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_loss_matches_optax(name):
+    args = LOSSES[name]
+    got = getattr(fxo, name)(*(fx.tensor(a) for a in args)).numpy()
+    want = np.asarray(getattr(optax, name)(*(jnp.asarray(a) for a in args)))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_global_norm_matches_optax():
+    tree = {k: fx.tensor(v) for k, v in INIT.items()}
+    want = optax.global_norm({k: jnp.asarray(v) for k, v in INIT.items()})
+    np.testing.assert_allclose(float(fxo.global_norm(tree)), float(want), rtol=1e-6)

@@ -26,7 +26,7 @@ import pytest
 
 import fluxion as fx
 from fluxion.cli.main import main
-from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.fusion import FUSED
 from fluxion.compiler.native import toolchain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -80,7 +80,7 @@ def run(fn=f, *args):
         warnings.simplefilter("always")
         got = compiled(*(args or (fx.tensor(X), fx.tensor(Y)))).numpy()
     (entry,) = compiled.cache.values()
-    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+    (group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is FUSED]
     return got, [str(w.message) for w in caught], "static void" in group.compiled.source
 
 
@@ -394,7 +394,7 @@ import json, os, resource, sys, warnings
 import numpy as np
 import fluxion as fx
 from fluxion.compiler.native import toolchain
-from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.fusion import FUSED
 {setup}
 x = np.linspace(-3, 3, 5000, dtype=np.float32)
 compiled = fx.jit(lambda x, y: (x * 2.0 + y) * x - y / 3.0)
@@ -403,7 +403,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     got = compiled(fx.tensor(x), fx.tensor(np.cos(x))).numpy()
 (entry,) = compiled.cache.values()
-(group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is fused_p]
+(group,) = [e.params["graph"] for e in entry.optimized.eqns if e.prim is FUSED]
 print(json.dumps({{
     "result": got.tobytes().hex(),
     "warnings": [str(w.message) for w in caught],

@@ -27,13 +27,10 @@ for (150,8,32).
     const int64_t k0_split[2] = {2400, 2};
 
 A kernel large enough to gain from a second thread (here 76,800 elements, two
-``threads.KERNEL_GRAIN``) runs ``begin`` to ``end`` of its outermost loop along which no sum of
-the group runs, so each thread writes its own elements and every sum adds in one thread in
-one order: the bits are the same on any number of threads. ``k0_split`` is that loop's
-length (in blocks of ``emit.BLOCK`` elements where it is the innermost loop, the vectorized
-one) and the most ranges its work gains from; ``_call.c`` cuts it into ranges for at most
-``fx.get_num_threads()`` threads. Smaller kernels, and sums over every loop (a full sum),
-keep their loops' bounds (``k0_split`` 1, 1) and run on the calling thread.
+``threads.KERNEL_GRAIN``) runs ``begin`` to ``end`` of its outermost loop along which no sum
+runs, so every sum adds in one thread in one order: the bits are the same on any number of
+threads. ``k0_split`` is that loop's length (in blocks, ``emit._cut``) and the most ranges
+its work gains from; ``_call.c`` cuts it into ranges for ``fx.get_num_threads()`` threads.
 
 A group goes native when every op has a ``c_expr`` (or is a sum, a view or a small matmul)
 and every value a C type (float16 and bfloat16 stay on NumPy). Without a C compiler, or
@@ -49,7 +46,7 @@ import numpy as np
 
 from fluxion.backends import threads
 from fluxion.compiler import codegen
-from fluxion.compiler.fusion import fused_p
+from fluxion.compiler.fusion import FUSED
 from fluxion.compiler.native import emit, rewrites, toolchain
 from fluxion.core.ir import Graph
 
@@ -64,11 +61,10 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
     grouped = rewrites.rewrite(graph)
     wanted = {}  # equation index -> its kernel's C, named "{name}" until names are given
     for k, eqn in enumerate(grouped.eqns):
-        group = eqn.params.get("graph") if eqn.prim is fused_p else None
-        if group is not None and group.compiled is None and emit.supported(group):
-            kernel = emit.kernel(group)
-            if kernel is not None:
-                wanted[k] = emit.c_source(kernel, "{name}")
+        group = eqn.params["graph"] if eqn.prim is FUSED else None
+        kernel = emit.kernel(group) if group is not None and group.compiled is None else None
+        if kernel is not None:
+            wanted[k] = emit.c_source(kernel, "{name}")
     # equations alike (a layer's, repeated) share one kernel: the compiler's time is by kernel
     names = {text: f"k{j}" for j, text in enumerate(dict.fromkeys(wanted.values()))}
     sources = {name: text.replace("{name}", name) for text, name in names.items()}
@@ -84,17 +80,12 @@ def native_kernels(graph: Graph) -> tuple[Graph, dict]:
 
 def caller(library: toolchain.Library, name: str, eqn, c_source: str):
     """A Python function that allocates an equation's outputs and runs kernel ``name`` of
-    ``library`` into them through ``_call.c``'s ``call`` (and holds the library loaded)."""
+    ``library`` into them through ``_call.c``'s ``call``."""
     sizes = [math.prod(v.aval.shape) * v.aval.dtype.itemsize for v in eqn.inputs + eqn.outputs]
     address, length, parts = library.kernels[name]
     kernel = np.array([address, len(eqn.inputs), length, parts, *sizes], np.int64).tobytes()
-    namespace = {
-        "empty": np.empty,
-        "call": library.call,
-        "kernel": kernel,
-        "library": library,
-        "threads": threads.setting,
-    }
+    namespace = dict(empty=np.empty, call=library.call, kernel=kernel, threads=threads.setting)
+    namespace["library"] = library  # held: a library is unloaded once nothing holds it
     params = [f"in{i}" for i in range(len(eqn.inputs))]
     outs = [f"o{j}" for j in range(len(eqn.outputs))]
     body = [

@@ -1,15 +1,10 @@
-"""The C of native kernels: the prelude every library starts with, and each fused group's
-kernel, described first as data (a ``Kernel`` of ``Nest``s: its loops, the statements in
-and around them, the loop threads share) and then printed to C in one place (``c_source``).
-
-The op of each equation comes from its primitive's ``c_expr``; C's ``<tgmath.h>`` picks the
-float32 or float64 function, and glibc's vector math library (libmvec) lets the compiler
-vectorize exp, log, tanh... as NumPy does. A kernel reads its inputs through the views that
-make them (transposes, slices, reshapes, broadcasts: attention's heads are slices and
-transposes of one projection) at strides fixed when it is built, and writes an output
-transposed where only a transpose reads it, so no view is copied on the way in or out. A
-sum in a group accumulates in the same pass (row sums in a register, column sums into
-their output).
+"""The C of native kernels (``native/__init__.py`` says what they are): the prelude every
+library starts with, and each group's kernel, described first as data (a ``Kernel`` of
+``Nest``s: loops, the statements in and around them, the loop threads share) and then
+printed to C in one place (``c_source``). An op's C is its primitive's ``c_expr``;
+``<tgmath.h>`` picks the float32 or float64 function, and glibc's vector math library
+(libmvec) lets gcc vectorize exp, log, tanh... as NumPy does. Inputs are read through the
+views that make them, at strides fixed when the kernel is built (no view is copied).
 """
 
 from __future__ import annotations
@@ -270,21 +265,20 @@ def _loop_lines(nest: Nest, d: int, depth: int) -> list[str]:
         return _lines(nest.body, depth)
     (i, n), pad = nest.loops[d], "    " * depth
     lines = _lines(nest.before.get(d, []), depth)
-    cut = nest.cut[1] if nest.cut and nest.cut[0] == i else None
-    start, stop, inner = (0, n, depth + 1) if cut is None else ("begin", "end", depth + 1)
-    if cut is not None and cut > 1:  # whole blocks of the loop, from begin to end
+    block = nest.cut[1] if nest.cut and nest.cut[0] == i else None
+    start, stop, loop = (0, n, pad) if block is None else ("begin", "end", pad)
+    if block is not None and block > 1:  # whole blocks of the loop, from begin to end
         lines += [
             f"{pad}for (long {i}_block = begin; {i}_block < end; {i}_block++) {{",
-            f"{pad}    long {i}_end = {i}_block * {cut} + {cut};",
+            f"{pad}    long {i}_end = {i}_block * {block} + {block};",
             f"{pad}    if ({i}_end > {n}) {i}_end = {n};",
         ]
-        start, stop, inner = f"{i}_block * {cut}", f"{i}_end", depth + 2
-    loop = "    " * (inner - 1)
+        start, stop, loop = f"{i}_block * {block}", f"{i}_end", pad + "    "
     if nest.sums and d == len(nest.loops) - 1:
         lines.append(f"{loop}#pragma omp simd reduction(+:{', '.join(nest.sums)})")
     lines.append(f"{loop}for (long {i} = {start}; {i} < {stop}; {i}++) {{")
-    lines += _loop_lines(nest, d + 1, inner) + [f"{loop}}}"]
-    lines += [f"{pad}}}"] * (inner - depth - 1)  # the blocks' loop
+    lines += _loop_lines(nest, d + 1, len(loop) // 4 + 1) + [f"{loop}}}"]
+    lines += [f"{pad}}}"] * (loop != pad)  # the blocks' loop
     return lines + _lines(nest.after.get(d, []), depth)
 
 
@@ -296,27 +290,25 @@ BLOCK = 256
 
 
 def _cut(loops, index, block: int, work: int):
-    """``(index, block)``: the loop ``index`` is cut into ranges of whole blocks of
-    ``block`` elements; None where no loop may be cut (``index`` None) or ``work`` gains
-    from no second thread: the loops then keep the bounds known when compiling (gcc takes
-    ~25% longer over loops of unknown length)."""
-    cut = None if index is None else (index, block)
-    return cut if cut and _split(loops, cut, work)[1] > 1 else None
-
-
-def _split(loops, cut, work: int) -> tuple[int, int]:
-    """How a kernel cuts its loops among threads (``_cut``): the number of blocks of the
-    loop cut, and the most ranges its ``work`` (elements, or multiply-adds) gains from, one
-    range per ``threads.KERNEL_GRAIN`` of it."""
-    if cut is None:
-        return 1, 1
-    index, block = cut
-    length = -(-dict(loops)[index] // block)
-    return length, max(1, min(length, work // threads.KERNEL_GRAIN))
+    """How threads share a kernel: ``(index, block)``, the loop cut into ranges of whole
+    blocks of ``block`` elements, and the kernel's split: that loop's number of blocks and
+    the most ranges its ``work`` (elements, or multiply-adds) gains from, one range per
+    ``threads.KERNEL_GRAIN`` of it. ``None, (1, 1)`` where no loop may be cut (``index``
+    None) or no second thread gains: the loops then keep the bounds known when compiling
+    (gcc takes ~25% longer over loops of unknown length)."""
+    if index is not None:
+        length = -(-dict(loops)[index] // block)
+        parts = min(length, work // threads.KERNEL_GRAIN)
+        if parts > 1:
+            return (index, block), (length, parts)
+    return None, (1, 1)
 
 
 def kernel(graph: Graph) -> Kernel | None:
-    """The kernel of a group ``supported`` holds; None where its loops cannot be made."""
+    """The kernel of a fused group; None where it is not ``supported`` or its loops cannot
+    be made."""
+    if not supported(graph):
+        return None
     holds_matmul = any(e.prim is matmul_p for e in graph.eqns)
     return (_matmul_kernel if holds_matmul else _group_kernel)(graph)
 
@@ -341,11 +333,8 @@ def _group_kernel(graph: Graph) -> Kernel | None:
         memory.pop(v, None)
 
     def is_view(eqn):  # of an input: read where it is used
-        return (
-            eqn.prim in VIEWS
-            and id(eqn.inputs[0]) in memory
-            and id(eqn.outputs[0]) not in transposed
-        )
+        out = id(eqn.outputs[0])
+        return eqn.prim in VIEWS and id(eqn.inputs[0]) in memory and out not in transposed
 
     def key(v):  # the load of a value read from memory: (input, offset, strides on the loops)
         j, offset, strides = memory[id(v)]
@@ -394,7 +383,7 @@ def _group_kernel(graph: Graph) -> Kernel | None:
     sum_rows = [store_rows[v] for v in sums if v in store_rows]
     index = next((i for k, (i, _) in enumerate(loops) if all(r[k] for r in sum_rows)), None)
     vectorized = loops and index == loops[-1][0]
-    cut = _cut(loops, index, BLOCK if vectorized else 1, math.prod(shape))
+    cut, split = _cut(loops, index, BLOCK if vectorized else 1, math.prod(shape))
     nest, zeroed = Nest(loops, [], cut=cut), []
     names: dict[int, str] = {}
     statements = []  # (the values it reads, its C), in order: a load goes where first read
@@ -446,16 +435,15 @@ def _group_kernel(graph: Graph) -> Kernel | None:
         for j, v in enumerate(graph.outvars)
         if id(v) in names or id(v) in memory
     ]
-    done = set()
     for reads, text in statements:
-        for k in [key(v) for v in reads if not isinstance(v, Literal) and id(v) in memory]:
-            if k not in done:
-                done.add(k)
-                (name, c_type), (j, offset, _) = loads[k], k
-                nest.body.append(f"{c_type} {name} = a{j}[{_index(loops, load_rows[k], offset)}];")
+        for j, offset, row in [key(v) for v in reads if id(v) in memory]:
+            if (j, offset, row) in load_rows:  # not loaded yet
+                name, c_type = loads[j, offset, row]
+                index = _index(loops, load_rows.pop((j, offset, row)), offset)
+                nest.body.append(f"{c_type} {name} = a{j}[{index}];")
         nest.body += [text] * (text is not None)
     ins, outs = [v.aval for v in graph.invars], [v.aval for v in graph.outvars]
-    return Kernel(ins, outs, [*zeroed, nest], _split(loops, cut, math.prod(shape)))
+    return Kernel(ins, outs, [*zeroed, nest], split)
 
 
 # Attention's per-head products at seq 8 and head 8 are a stack of tiny matrices: NumPy calls
@@ -505,15 +493,13 @@ def _matmul_kernel(graph: Graph) -> Kernel | None:
         body += [f"{c_type} tile[{k * n}];", Nest([("p", k), ("j", n)], [gather]), "y = tile;"]
         sy_p = n
     (sx_i, sx_p), (sz_i, sz_j) = sa[-2:], store[-2:]
+    product = f"row[j] += x[i * {sx_i} + p * {sx_p}] * y[p * {sy_p} + j];"
     row = [  # a row of the product at a time, accumulated in registers over k
         f"{c_type} row[{n}] = {{0}};",
-        Nest(
-            [("p", k), ("j", n)],
-            [f"row[j] += x[i * {sx_i} + p * {sx_p}] * y[p * {sy_p} + j];"],
-        ),
+        Nest([("p", k), ("j", n)], [product]),
         Nest([("j", n)], [f"z[i * {sz_i} + j * {sz_j}] = row[j];"]),
     ]
     work = math.prod(a.aval.shape) * n
-    cut = _cut(loops, loops[0][0] if loops else None, 1, work)  # a matrix per thread
+    cut, split = _cut(loops, loops[0][0] if loops else None, 1, work)  # a matrix per thread
     nest = Nest(loops, body + [Nest([("i", m)], row)], cut=cut)
-    return Kernel([v.aval for v in graph.invars], [written.aval], [nest], _split(loops, cut, work))
+    return Kernel([v.aval for v in graph.invars], [written.aval], [nest], split)

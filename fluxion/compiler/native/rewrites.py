@@ -1,15 +1,12 @@
-"""The rewrites of a compiled graph before its native kernels are made, each type-checked
-as the passes are (a rewrite that breaks the graph raises IRTypeError, never compiles):
-large single elementwise ops and stacks of small matmuls become groups of one; groups
-recompute what they would read back from an earlier group; groups read their inputs
-through the views that make them, and write an output that only a transpose reads
-transposed."""
+"""The rewrites of a compiled graph for its native kernels, each type-checked as the
+passes are (one that breaks the graph raises IRTypeError, never compiles): groups of one,
+groups recomputing what they would read back, groups reading through views."""
 
 from __future__ import annotations
 
 import math
 
-from fluxion.compiler.fusion import as_group, fused_p
+from fluxion.compiler.fusion import FUSED, as_group
 from fluxion.compiler.native.emit import VIEWS, c_strides, small_matmul, supported, view_layout
 from fluxion.compiler.passes import dead_code
 from fluxion.core.dtypes import is_float
@@ -37,17 +34,15 @@ def groups_of_one(graph: Graph) -> Graph:
     """``graph`` with its large single elementwise equations and its stacks of small
     matmuls made groups of one."""
 
-    def single(eqn):
+    def wanted(eqn):
         if eqn.prim is matmul_p:
-            return as_group(eqn) if small_matmul(*(v.aval for v in eqn.inputs)) else eqn
+            return small_matmul(*(v.aval for v in eqn.inputs))
         if not (eqn.prim.elementwise and eqn.prim.c_expr):
-            return eqn
-        if math.prod(eqn.outputs[0].aval.shape) < SINGLE_OP_ELEMENTS:
-            return eqn
-        group = as_group(eqn)
-        return group if supported(group.params["graph"]) else eqn
+            return False
+        large = math.prod(eqn.outputs[0].aval.shape) >= SINGLE_OP_ELEMENTS
+        return large and supported(Graph(eqn.inputs, [eqn], eqn.outputs))
 
-    return Graph(graph.invars, [single(e) for e in graph.eqns], graph.outvars)
+    return Graph(graph.invars, [as_group(e) if wanted(e) else e for e in graph.eqns], graph.outvars)
 
 
 # Work a group may repeat to read one array less: a few ops per element cost less than
@@ -64,7 +59,7 @@ def recompute_residuals(graph: Graph) -> Graph:
     recomputed: set[int] = set()  # values a group now makes for itself
     eqns = []
     for eqn in graph.eqns:
-        if eqn.prim is fused_p and supported(eqn.params["graph"]):
+        if eqn.prim is FUSED and supported(eqn.params["graph"]):
             eqn = _recomputing(eqn, made_in, recomputed)
             made_in |= {id(v): eqn for v in eqn.outputs}
         eqns.append(eqn)
@@ -80,7 +75,7 @@ def recompute_residuals(graph: Graph) -> Graph:
             used = {id(v) for e in group.eqns for v in e.inputs}
             kept = [(x, v) for x, v in zip(eqn.inputs, group.invars) if id(v) in used]
             group = Graph([v for _, v in kept], group.eqns, outputs)
-            eqn = Eqn(fused_p, [x for x, _ in kept], {"graph": group}, outputs)
+            eqn = Eqn(FUSED, [x for x, _ in kept], {"graph": group}, outputs)
         pruned.append(eqn)
     return Graph(graph.invars, pruned, graph.outvars)
 
@@ -130,7 +125,7 @@ def _recomputing(eqn, made_in: dict, recomputed: set):
         wrong = _inexact_into_jumps(body, copies)
         if not wrong:
             recomputed.update(recipes)
-            return Eqn(fused_p, inputs, {"graph": body}, eqn.outputs)
+            return Eqn(FUSED, inputs, {"graph": body}, eqn.outputs)
         recipes = {x: r for x, r in recipes.items() if not any(id(e) in wrong for e in r[0])}
     return eqn
 
@@ -210,7 +205,7 @@ def read_through_views(graph: Graph) -> Graph:
     for eqn in graph.eqns:
         if id(eqn) in written:
             continue
-        if eqn.prim is fused_p and supported(eqn.params["graph"]):
+        if eqn.prim is FUSED and supported(eqn.params["graph"]):
             eqn = _with_views(eqn, producer, readers, written)
         eqns.append(eqn)
     live = {id(v) for v in graph.outvars}
@@ -261,7 +256,7 @@ def _with_views(eqn, producer: dict, readers: dict, written: set):
                 del producer[id(transpose.outputs[0])]  # now an array of its own
     if not head and not tail:
         return eqn
-    return Eqn(fused_p, inputs, {"graph": Graph(invars, head + body + tail, outvars)}, outvars)
+    return Eqn(FUSED, inputs, {"graph": Graph(invars, head + body + tail, outvars)}, outvars)
 
 
 def _view_chain(v, producer: dict):

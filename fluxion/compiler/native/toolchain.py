@@ -223,8 +223,7 @@ def _build(compiler: str, sources: dict[str, str], prelude: str) -> Library:
             call_source = f.read()
         call_name = _entry_name(call_source, sysconfig.get_config_var("EXT_SUFFIX"))
         wanted[call_name] = [call_source]
-    folder = _open_cache()
-    try:
+    with _cache() as folder:
         found, unsafe = {}, []
         for entry in wanted:
             try:
@@ -250,8 +249,6 @@ def _build(compiler: str, sources: dict[str, str], prelude: str) -> Library:
         if call is None:
             call = _load_call(folder, found[call_name])
         return _load(folder, name, found[name], call.call, list(sources))
-    finally:
-        os.close(folder)
 
 
 def _installed_call():
@@ -407,12 +404,16 @@ def _not_private(st: os.stat_result, is_kind, kind: str) -> str | None:
     return None
 
 
-def _open_cache(create: bool = True) -> int:
+@contextlib.contextmanager
+def _cache(create: bool = True):
     """A descriptor of the cache's kernels folder, checked (and made, private, with the
-    folders above it, where they are missing and ``create``); raises ToolchainError where a
-    folder is not safe to use."""
+    folders above it, where they are missing and ``create``; None where it is missing and
+    not ``create``), closed after; raises ToolchainError where a folder is not safe to use."""
     root = cache_dir()
     missing, path = [], os.path.join(root, "kernels")
+    if not (create or os.path.lexists(path)):
+        yield None
+        return
     while create and not os.path.lexists(path):
         missing.append(path)
         path = os.path.dirname(path)
@@ -423,9 +424,13 @@ def _open_cache(create: bool = True) -> int:
             os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
     fd = _open_folder(root)
     try:
-        return _open_folder(os.path.join(root, "kernels"), fd, "kernels")
+        folder = _open_folder(os.path.join(root, "kernels"), fd, "kernels")
     finally:
         os.close(fd)
+    try:
+        yield folder
+    finally:
+        os.close(folder)
 
 
 def _open_folder(path: str, dir_fd: int | None = None, name: str | None = None) -> int:
@@ -481,9 +486,12 @@ class Entry(NamedTuple):
     problem: str | None
 
 
-def _files(folder: int) -> list[tuple]:
-    """(last use in ns, bytes, name) of each file of ``folder`` (a descriptor)."""
+def _files(folder: int | None) -> list[tuple]:
+    """(last use in ns, bytes, name) of each file of ``folder`` (a descriptor; none where
+    it is None)."""
     files = []
+    if folder is None:
+        return files
     with os.scandir(folder) as found:
         for item in found:
             with contextlib.suppress(FileNotFoundError):  # pruned at once by another process
@@ -511,11 +519,8 @@ def _prune(folder: int, limit: int) -> None:
 def cache_entries() -> list[Entry]:
     """The files of the kernel cache, most recently used first, each checked as it would be
     before loading; raises ToolchainError where the cache is not safe to use."""
-    if not os.path.lexists(os.path.join(cache_dir(), "kernels")):
-        return []
-    folder = _open_cache(create=False)
-    try:
-        entries = []
+    entries = []
+    with _cache(create=False) as folder:
         for used, size, name in sorted(_files(folder), reverse=True):
             try:
                 _read(folder, name, use=False)
@@ -523,37 +528,25 @@ def cache_entries() -> list[Entry]:
             except _Unsafe as e:
                 problem = str(e)
             entries.append(Entry(name, size, used / 1e9, problem))
-        return entries
-    finally:
-        os.close(folder)
+    return entries
 
 
 def cache_usage() -> tuple[int, int]:
     """How many files the kernel cache holds and their bytes; files that another process
     prunes meanwhile are not counted."""
-    if not os.path.lexists(os.path.join(cache_dir(), "kernels")):
-        return 0, 0
-    folder = _open_cache(create=False)
-    try:
+    with _cache(create=False) as folder:
         files = _files(folder)
-    finally:
-        os.close(folder)
     return len(files), sum(size for _, size, _ in files)
 
 
 def clear_cache() -> tuple[int, int]:
     """Removes every file of the kernel cache; returns how many and their bytes."""
-    if not os.path.lexists(os.path.join(cache_dir(), "kernels")):
-        return 0, 0
-    folder = _open_cache(create=False)
-    try:
+    with _cache(create=False) as folder:
         files = _files(folder)
         for _, _, name in files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=folder)
-        return len(files), sum(size for _, size, _ in files)
-    finally:
-        os.close(folder)
+    return len(files), sum(size for _, size, _ in files)
 
 
 def _chunks(sources: dict[str, str], n: int) -> list[dict[str, str]]:
