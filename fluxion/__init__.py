@@ -93,6 +93,7 @@ from fluxion.ops.elementwise import (  # the array API's
     acos,
     acosh,
     add,
+    angle,
     arccos,
     arccosh,
     arcsin,

@@ -51,6 +51,7 @@ from fluxion.ops.creation import tril, triu  # noqa: F401
 from fluxion.ops.elementwise import (  # noqa: F401
     abs,
     add,
+    angle,
     arccos,
     arccosh,
     arcsin,
