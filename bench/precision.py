@@ -11,10 +11,12 @@ Candidates, each ``x @ w`` of float32 tensors unless named otherwise:
   its own widening.
 * ``torch f32``, ``torch bf16`` (operands already bfloat16), ``torch autocast``.
 
-GFLOP/s are 2 n^3 over the median sample; ``x f32`` is the candidate's speed over fluxion's
-float32 matmul of the same size (above 1 is faster).
+GFLOP/s are 2 n^3 over the median sample; ``x fx f32`` is the candidate's speed over
+fluxion's float32 matmul of the same size (above 1 is faster). On a CPU without bf16
+instructions torch's bfloat16 matmul is 20-50x slower than its float32 one (7 s at 1024 on
+this project's AVX2 machine), so the torch bfloat16 candidates stop at ``--torch-bf16-max``.
 
-    python bench/precision.py                 # 256..2048, ~1 min
+    python bench/precision.py                 # 256..2048, ~3 min
     python bench/precision.py --sizes 256,512 --repeat 5
 """
 
@@ -30,7 +32,7 @@ import fluxion as fx
 from fluxion.backends import cpu
 
 
-def candidates(n: int, torch) -> dict:
+def candidates(n: int, torch, torch_bf16: bool) -> dict:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
@@ -56,17 +58,18 @@ def candidates(n: int, torch) -> dict:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return tx @ tw
 
-        fns |= {
-            "torch f32": lambda: tx @ tw,
-            "torch bf16": lambda: txb @ twb,
-            "torch autocast": torch_autocast,
-        }
+        fns["torch f32"] = lambda: tx @ tw
+        if torch_bf16:
+            fns |= {"torch bf16": lambda: txb @ twb, "torch autocast": torch_autocast}
     return fns
 
 
 def main():
     parser = common.parser(__doc__.splitlines()[0], repeat=7, torch_optional=True)
     parser.add_argument("--sizes", default="256,512,1024,2048", help="comma-separated n")
+    parser.add_argument(
+        "--torch-bf16-max", type=int, default=1024, help="largest n of torch's bf16 candidates"
+    )
     args = parser.parse_args()
     torch = common.torch_from_args(args)
     env = common.environment(torch)
@@ -74,8 +77,9 @@ def main():
         print(f"bf16 matmuls in fluxion: {cpu.describe_bf16()}")
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
+        fns = candidates(n, torch, n <= args.torch_bf16_max)
         times = common.time_interleaved(
-            candidates(n, torch), repeat=args.repeat, min_sample_s=0.05, settle_s=0.1
+            fns, repeat=args.repeat, warmup=1, min_sample_s=0.05, settle=0, settle_s=0.1
         )
         base = common.median(times["fx f32"])
         for name, samples in times.items():

@@ -15,7 +15,7 @@ import torch.nn.functional as TF
 
 import fluxion as fx
 import fluxion.nn.functional as F
-from fluxion.errors import DTypeError, InvalidArgumentError
+from fluxion.errors import ArgumentTypeError, DTypeError, InvalidArgumentError
 from fluxion.transforms.jit import explain_key_change
 
 pytestmark = pytest.mark.torch
@@ -325,6 +325,10 @@ def test_bad_arguments_say_what_to_write():
         fx.autocast(fx.bfloat16)
     with pytest.raises(DTypeError, match="bfloat16 or float16, got float32"):
         fx.autocast(dtype=fx.float32)
+    with pytest.raises(DTypeError, match="autocast: dtype 'float33' is not supported"):
+        fx.autocast(dtype="float33")
+    with pytest.raises(ArgumentTypeError, match="autocast: enabled must be True or False, got 1"):
+        fx.autocast(enabled=1)
 
 
 def test_every_policy_entry_is_an_op_that_applies_it():
@@ -337,3 +341,14 @@ def test_every_policy_entry_is_an_op_that_applies_it():
     assert set(public) == set(fx.amp.POLICY)
     for name, fn in public.items():
         assert fn.autocast_rule == fx.amp.POLICY[name], name
+
+
+def test_widening_bfloat16_bits_is_ml_dtypes_cast():
+    from fluxion.backends import cpu
+
+    values = np.array([0.0, -0.0, 1.5, np.inf, -np.inf, np.nan, 1e-40, -3e38], np.float32)
+    special = values.astype(ml_dtypes.bfloat16)
+    strided = _bf16(5, 6)[:, ::2]  # a view: the bits are read through its strides
+    for a in (special, strided, values[:6].astype(np.float16)):
+        np.testing.assert_array_equal(cpu.widen(a), a.astype(np.float32))
+        assert cpu.widen(a).dtype == np.float32

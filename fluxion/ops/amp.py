@@ -25,9 +25,10 @@ import threading
 import numpy as np
 
 from fluxion.core import dtypes
+from fluxion.core.checks import check_dtype
 from fluxion.core.effects import register_call_key
 from fluxion.core.tensor import Tensor
-from fluxion.errors import DTypeError, InvalidArgumentError
+from fluxion.errors import ArgumentTypeError, DTypeError, InvalidArgumentError
 from fluxion.ops.elementwise import astype
 
 LOWER, FLOAT32 = "lower", "float32"
@@ -114,12 +115,14 @@ class autocast(contextlib.ContextDecorator):
                 f"autocast: device_type {device_type!r} is not available; fluxion runs on "
                 "'cpu': write fx.autocast('cpu', dtype=fx.bfloat16)"
             )
-        low = dtypes.bfloat16_np if dtype is None else dtypes.to_np(dtype)
+        low = check_dtype("autocast", "dtype", dtype, default=dtypes.bfloat16_np)
         if low not in dtypes.LOW_FLOATS:
             raise DTypeError(
-                f"autocast: dtype must be bfloat16 or float16, got {dtypes.to_dtype(low)}; "
-                "float32 is what runs without autocast"
+                f"autocast: dtype must be bfloat16 or float16, got {dtype!r}; float32 is what "
+                "runs without autocast"
             )
+        if not isinstance(enabled, bool):
+            raise ArgumentTypeError(f"autocast: enabled must be True or False, got {enabled!r}")
         self.dtype = low if enabled else None
         self.previous: list = []  # a stack: one instance may be entered again (recursion)
 

@@ -834,7 +834,7 @@ def _matmul_impl(xp, a, b):
     low = a.dtype if a.dtype in LOW_FLOATS else None
     if low is not None:  # float32 BLAS, float32 accumulation (backends/cpu.py)
         cpu.note_low_precision_matmul()
-        a, b = a.astype(np.float32), b.astype(np.float32)
+        a, b = cpu.widen(a), cpu.widen(b)
     return xp.matmul(a, b).astype(low or a.dtype, copy=False)
 
 

@@ -355,6 +355,7 @@ TARGETS = [
     Target("tile", {"x": X, "reps": (2, 1)}, huge=True),
     Target("repeat", {"x": X, "repeats": 2, "axis": 0}, huge=True),
     Target("pad", {"x": X, "pad_width": 1, "mode": "constant"}),
+    Target("autocast", {"dtype": "bfloat16"}),  # dtype: any bad spelling
     # ------------------------------------------------------------------ reductions, indexing
     *[Target(f, {"x": X, "axis": 0}) for f in
       ("sum", "mean", "max", "min", "prod", "argmax", "argmin", "all", "any", "logsumexp",
