@@ -56,6 +56,12 @@ class Variable(_FxModule):
     def __call__(self):
         return self.value
 
+    def get_value(self):
+        return self.value
+
+    def set_value(self, value) -> None:
+        self.value = value
+
     shape = property(lambda self: self.value.shape)
     dtype = property(lambda self: self.value.dtype)
     ndim = property(lambda self: self.value.ndim)
@@ -221,15 +227,18 @@ def _key(name: str):
 
 
 def state(module, *filters) -> State:
-    """The values of ``module``'s variables (all, or those of the filters) as a ``State``.
+    """The values of ``module``'s variables (all, or those a filter takes) as a ``State``;
+    one ``State`` per filter when given several (as Flax).
 
     >>> import fluxion.nnx as nnx
     >>> lin = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
     >>> {k: v.shape for k, v in nnx.state(lin, nnx.Param).items()}
     {'kernel': (2, 3), 'bias': (3,)}
     """
+    if len(filters) > 1:
+        return tuple(state(module, f) for f in filters)
     out = State()
-    for path, var in variables(module, filters if len(filters) > 1 else (filters or (...,))[0]):
+    for path, var in variables(module, filters[0] if filters else ...):
         node = out
         for name in path[:-1]:
             node = node.setdefault(_key(name), State())
@@ -267,8 +276,8 @@ class GraphDef:
 
 
 def split(module, *filters):
-    """``(graphdef, state)``, or ``(graphdef, state_1, ..., rest)`` with filters (each
-    variable goes to the first filter that takes it, the rest to the last state)."""
+    """``(graphdef, state)``, or ``(graphdef, state_1, ..., state_n)`` with n filters: each
+    variable goes to the first filter that takes it (end with ``...`` for the rest)."""
     leaves, treedef = tree_flatten(module)
     found = variables(module)
     paths = [p for p, _ in found]
@@ -287,7 +296,13 @@ def split(module, *filters):
         for name in path[:-1]:
             node = node.setdefault(_key(name), State())
         node[_key(path[-1])] = var.value
-    return (GraphDef(treedef, paths), *(groups if filters[-1] is ... else groups[:-1]))
+    if groups[-1]:
+        left = ".".join(map(str, groups[-1].flat_state()[0][0]))
+        raise InvalidArgumentError(
+            f"nnx.split: no filter takes the variable at {left}; add ... as the last filter "
+            "for the rest"
+        )
+    return (GraphDef(treedef, paths), *groups[:-1])
 
 
 def merge(graphdef: GraphDef, *states):

@@ -422,20 +422,20 @@ def _forward(fn):
     return method
 
 
-def install(cls=Tensor) -> None:
+# A class body's own entries; __hash__ too: defining __eq__ set _Methods' to None, and a
+# tensor keeps object's hash (hashable by identity, as in PyTorch)
+_NOT_METHODS = frozenset(
+    ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__")
+)
+
+
+def install() -> None:
     for name, value in vars(_Methods).items():
-        if name not in (
-            "__module__",
-            "__qualname__",
-            "__doc__",
-            "__dict__",
-            "__weakref__",
-            "__hash__",
-        ):
-            setattr(cls, name, value)
+        if name not in _NOT_METHODS:
+            setattr(Tensor, name, value)
     for module, names in _FORWARDED.items():
         for name in names.split():
-            setattr(cls, name, _forward(getattr(module, name)))
+            setattr(Tensor, name, _forward(getattr(module, name)))
 
 
 install()

@@ -226,6 +226,12 @@ def test_split_merge_state_update_round_trip():
     np.testing.assert_array_equal(
         model.linear.kernel.value.numpy(), 2 * twin.linear.kernel.value.numpy()
     )
+    with pytest.raises(fx.errors.InvalidArgumentError, match="no filter takes .*bn.mean"):
+        nnx.split(model, nnx.Param)
+    _, only_params, rest = nnx.split(model, nnx.Param, ...)
+    assert set(rest["bn"]) == {"mean", "var"}
+    p_state, s_state = nnx.state(model, nnx.Param, nnx.BatchStat)
+    assert set(s_state) == {"bn"} and set(p_state["bn"]) == {"scale", "bias"}
     with pytest.raises(fx.errors.InvalidArgumentError, match="no variable"):
         nnx.update(model, {"nope": fx.ones(1)})
 
@@ -250,6 +256,7 @@ def test_variable_access_as_flax():
     p = nnx.Param(fx.ones((2, 3)))
     assert p.shape == (2, 3) and p[...].shape == (2, 3) and (p + 1).sum().item() == 12
     p[...] = fx.zeros((2, 3))
+    p.set_value(p.get_value() * 2)
     assert isinstance(p.value, fx.nn.Parameter) and p.value.sum().item() == 0
     with pytest.raises(fx.errors.InvalidArgumentError, match=r"\.at\[index\]"):
         p[0] = fx.ones(3)

@@ -41,5 +41,5 @@ def train(x, y, steps):
     for step in range(steps):
         loss = train_step(model, optimizer, x, y)
         print("step", step, "loss", float(loss))
-    print("mean", np.asarray(model.bn.mean.value)[:8])
-    print("var", np.asarray(model.bn.var.value)[:8])
+    print("mean", np.asarray(model.bn.mean[...])[:8])
+    print("var", np.asarray(model.bn.var[...])[:8])
