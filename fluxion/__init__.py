@@ -64,6 +64,7 @@ from fluxion.core.pytree import (
 )
 from fluxion.core.tensor import Device, Size, Tensor, cuda, devices
 from fluxion.core.tensor import Device as device
+from fluxion.core.tensor import Tensor as Array  # JAX's name, for annotations: jax.Array
 from fluxion.core.trace import debug_nans, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fluxion.distributed import pmap
 from fluxion.ops import amp, random
@@ -92,6 +93,7 @@ from fluxion.ops.elementwise import (  # the array API's
     acos,
     acosh,
     add,
+    angle,
     arccos,
     arccosh,
     arcsin,

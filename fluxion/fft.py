@@ -1,7 +1,7 @@
 """``fx.fft``: the array API's Fourier-transform extension, NumPy's ``np.fft`` names.
 
-The transforms run NumPy's kernels (``fluxion/ops/fourier.py``); they trace, batch and
-compile, but have no gradients (complex gradients are not implemented).
+The transforms run NumPy's kernels (``fluxion/ops/fourier.py``); they trace, batch,
+compile and differentiate (JAX's convention for complex values).
 
 >>> fx.fft.fft(fx.asarray([1.0, 0.0, -1.0, 0.0]))
 [0.+0.j 2.+0.j 0.+0.j 2.+0.j]:c64[4]:cpu(0)

@@ -51,6 +51,7 @@ from fluxion.ops.creation import tril, triu  # noqa: F401
 from fluxion.ops.elementwise import (  # noqa: F401
     abs,
     add,
+    angle,
     arccos,
     arccosh,
     arcsin,
@@ -196,12 +197,12 @@ def _refuse(op: str, **given) -> None:
     """JAX arguments fluxion does not take: an error naming them, never a silent no-op."""
     for name, value in given.items():
         if value is not None and value is not False:
-            raise InvalidArgumentError(
-                f"jnp.{op}: the argument {name}= is not supported by fluxion; leave it out "
-                "(arrays are immutable: write y = jnp.{op}(...))"
+            why = (
+                "arrays are immutable: use the returned array"
                 if name == "out"
-                else f"jnp.{op}: the argument {name}={value!r} is not supported by fluxion; leave it out"
+                else "leave it out, or write the equivalent with fluxion.numpy's functions"
             )
+            raise InvalidArgumentError(f"jnp.{op}: {name}= is not supported by fluxion ({why})")
 
 
 def _contains_tensor(obj) -> builtins.bool:
@@ -288,24 +289,28 @@ def full(shape, fill_value, dtype=None) -> Tensor:
     return _creation.full(shape, fill_value, dtype)
 
 
-def _like(a, dtype, shape):
+def _like(a, dtype, shape) -> tuple:
+    """The shape and dtype of an array made like ``a``: its own unless given."""
     a = to_tensor(a)
     return (a.shape if shape is None else shape), (a.dtype if dtype is None else dtype)
 
 
 def zeros_like(a, dtype=None, shape=None) -> Tensor:
-    return _creation.zeros(*_like(a, dtype, shape)[:1], dtype=_like(a, dtype, shape)[1])
+    shape, dtype = _like(a, dtype, shape)
+    return _creation.zeros(shape, dtype=dtype)
 
 
 def ones_like(a, dtype=None, shape=None) -> Tensor:
-    return _creation.ones(*_like(a, dtype, shape)[:1], dtype=_like(a, dtype, shape)[1])
+    shape, dtype = _like(a, dtype, shape)
+    return _creation.ones(shape, dtype=dtype)
 
 
 empty_like = zeros_like
 
 
 def full_like(a, fill_value, dtype=None, shape=None) -> Tensor:
-    return full(*_like(a, None, shape)[:1], fill_value, _like(a, dtype, shape)[1])
+    shape, dtype = _like(a, dtype, shape)
+    return full(shape, fill_value, dtype)
 
 
 def arange(start, stop=None, step=None, dtype=None) -> Tensor:

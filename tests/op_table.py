@@ -2290,6 +2290,8 @@ OPS += [
                            ("cosh", "complex"), ("negative", "complex"), ("square", "complex"),
                            ("conj", "complex")]],
     _complex_case("abs", fx.abs, np.abs, _complex_unary("nonzero"), out_dtype=_real_of),
+    _complex_case("angle", fx.angle, np.angle, _complex_unary("right"), out_dtype=_real_of),
+    _unary("angle", fx.angle, np.angle, domain="nonzero"),  # of reals: 0 or pi, a constant
     _complex_case("real", fx.real, np.real, _complex_unary(), out_dtype=_real_of),
     _complex_case("imag", fx.imag, np.imag, _complex_unary(), out_dtype=_real_of),
     *[_complex_case(name, getattr(fx, name), getattr(np, name), _complex_binary(dx, dy))

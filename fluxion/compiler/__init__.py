@@ -1,1 +1,1 @@
-"""The IR, its passes and code generation."""
+"""jit's compiler: passes, fusion, code generation and native kernels over core/ir.py."""

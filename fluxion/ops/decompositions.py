@@ -42,8 +42,8 @@ def _row(v: Tensor) -> Tensor:
     return bind(P.reshape_p, v, shape=v.shape[:-1] + (1, v.shape[-1]))
 
 
-def _col(v: Tensor) -> Tensor:
-    return bind(P.reshape_p, v, shape=v.shape + (1,))
+def _real(x: Tensor) -> Tensor:
+    return bind(P.real_p, x) if x._np_dtype in COMPLEX else x
 
 
 def _imag_diagonal(x: Tensor) -> Tensor:
@@ -52,7 +52,7 @@ def _imag_diagonal(x: Tensor) -> Tensor:
     if x._np_dtype not in COMPLEX:
         return P.zeros(x.shape, x._np_dtype)
     d = _diagonal(x)
-    return _diag_embed(d - _as(bind(P.real_p, d), d))
+    return _diag_embed(d - _as(_real(d), d))
 
 
 def _check_matrix(op: str, a, square: bool = True):
@@ -332,9 +332,7 @@ def _eigh_jvp(primals, tangents):
     (a,), (t,) = primals, tangents
     w, v = bind(eigh_p, a)
     inner = _mm(_mm(_mH(v), _lower_part(t)), v)
-    dw = _diagonal(inner)
-    dw = bind(P.real_p, dw) if dw._np_dtype in COMPLEX else dw
-    return (w, v), (dw, _mm(v, _as(_gaps(w), v) * inner))
+    return (w, v), (_real(_diagonal(inner)), _mm(v, _as(_gaps(w), v) * inner))
 
 
 def _eigh_vjp(cts, primals, outputs):
@@ -388,12 +386,10 @@ def _svd_jvp(primals, tangents, *, full_matrices):
     u, s, vh = bind(svd_p, a, full_matrices=full_matrices)
     v, (m, n) = _mH(vh), a.shape[-2:]
     inner = _mm(_mm(_mH(u), t), v)
-    ds = bind(P.real_p, _diagonal(inner)) if inner._np_dtype in COMPLEX else _diagonal(inner)
+    ds = _real(_diagonal(inner))
     gaps = _as(_gaps(s * s), a)
-    s_row, s_inv = (
-        _as(_row(s), a),
-        _as(bind(P.select_p, s == 0, P.constant(0, s._np_dtype), 1.0 / s), a),
-    )
+    s_row = _as(_row(s), a)
+    s_inv = _as(bind(P.select_p, s == 0, P.constant(0, s._np_dtype), 1.0 / s), a)
     ss, ss_t = s_row * inner, _mT(s_row) * inner
     du = _mm(u, gaps * (ss + _mH(ss)) + _imag_diagonal(inner) * _row(s_inv))
     dv = _mm(v, gaps * (ss_t + _mH(ss_t)))
@@ -454,8 +450,7 @@ def _svdvals_jvp(primals, tangents):
     (a,), (t,) = primals, tangents
     u, vh = _singular_vectors(a)
     s = bind(svdvals_p, a)
-    ds = _diagonal(_mm(_mm(_mH(u), t), _mH(vh)))
-    return s, bind(P.real_p, ds) if ds._np_dtype in COMPLEX else ds
+    return s, _real(_diagonal(_mm(_mm(_mH(u), t), _mH(vh))))
 
 
 def _svdvals_vjp(ct, primals, outputs):

@@ -445,3 +445,10 @@ def conj(x) -> Tensor:
     """The complex conjugate; a real tensor as it is."""
     x = to_tensor(x)
     return bind(P.conj_p, x) if x._np_dtype in dtypes.COMPLEX else x
+
+
+def angle(x) -> Tensor:
+    """The argument of each complex number, in [-pi, pi] (NumPy's ``np.angle``: 0 or pi
+    for a real one); differentiable away from 0 through atan2, real and imag."""
+    x = to_tensor(x)
+    return atan2(imag(x), real(x))

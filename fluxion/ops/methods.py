@@ -374,31 +374,37 @@ class _AtIndexer:
         return _AtUpdate(self.tensor, index)
 
 
+def _at_update(kind: str):
+    # indices_are_sorted and unique_indices are JAX's promises about the index (JAX needs
+    # unique_indices=True to differentiate multiply): the result is the same without them
+    def update(self, value, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        _check_in_bounds_mode(kind, mode)
+        return indexing.index_update(self.tensor, self.index, value, mode=kind)
+
+    update.__name__ = update.__qualname__ = kind
+    return update
+
+
+def _check_in_bounds_mode(op: str, mode) -> None:
+    if mode not in (None, "promise_in_bounds"):
+        raise InvalidArgumentError(
+            f"at[].{op}: mode={mode!r} is not supported: an index out of range raises in "
+            "fluxion (JAX clamps or drops it); clip or wrap the index yourself"
+        )
+
+
 class _AtUpdate:
     __slots__ = ("tensor", "index")
 
     def __init__(self, tensor, index):
         self.tensor, self.index = tensor, index
 
-    def get(self) -> Tensor:
+    def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Tensor:
+        _check_in_bounds_mode("get", mode)
         return self.tensor[self.index]
 
-    def set(self, value) -> Tensor:
-        return indexing.index_update(self.tensor, self.index, value, mode="set")
-
-    def add(self, value) -> Tensor:
-        return indexing.index_update(self.tensor, self.index, value, mode="add")
-
-    def multiply(self, value) -> Tensor:
-        return indexing.index_update(self.tensor, self.index, value, mode="multiply")
-
-    mul = multiply
-
-    def min(self, value) -> Tensor:
-        return indexing.index_update(self.tensor, self.index, value, mode="min")
-
-    def max(self, value) -> Tensor:
-        return indexing.index_update(self.tensor, self.index, value, mode="max")
+    set, add, multiply = _at_update("set"), _at_update("add"), _at_update("multiply")
+    min, max, mul = _at_update("min"), _at_update("max"), multiply
 
 
 # Methods that are the op of the same name with the tensor first: x.sum(1) is fx.sum(x, 1).
@@ -422,20 +428,20 @@ def _forward(fn):
     return method
 
 
-def install(cls=Tensor) -> None:
+# A class body's own entries; __hash__ too: defining __eq__ set _Methods' to None, and a
+# tensor keeps object's hash (hashable by identity, as in PyTorch)
+_NOT_METHODS = frozenset(
+    ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__")
+)
+
+
+def install() -> None:
     for name, value in vars(_Methods).items():
-        if name not in (
-            "__module__",
-            "__qualname__",
-            "__doc__",
-            "__dict__",
-            "__weakref__",
-            "__hash__",
-        ):
-            setattr(cls, name, value)
+        if name not in _NOT_METHODS:
+            setattr(Tensor, name, value)
     for module, names in _FORWARDED.items():
         for name in names.split():
-            setattr(cls, name, _forward(getattr(module, name)))
+            setattr(Tensor, name, _forward(getattr(module, name)))
 
 
 install()

@@ -215,7 +215,9 @@ def test_at_gradients_match_jax(mode):
 
     def loss(m):
         def f(x, v):
-            hint = {"unique_indices": True} if m is jnp and mode == "multiply" else {}
+            hint = (
+                {"unique_indices": True} if mode == "multiply" else {}
+            )  # JAX's hint, taken by both
             return m.sum(
                 m.sin(getattr(x.at[index], mode)(v, **hint)) * m.arange(12.0).reshape(4, 3)
             )
@@ -261,6 +263,15 @@ def test_at_with_a_traced_index_array_accumulates_like_jax():
             fx.asarray(X), fx.asarray(rows), fx.asarray(values)
         )
         assert_same(got, want)
+
+
+def test_at_takes_jax_hints_and_refuses_out_of_range_modes():
+    x = fnp.arange(4.0)
+    hinted = x.at[fnp.array([1, 2])].add(1.0, indices_are_sorted=True, unique_indices=True)
+    assert hinted.numpy().tolist() == [0.0, 2.0, 3.0, 3.0]
+    assert x.at[1].get(mode="promise_in_bounds").item() == 1.0
+    with pytest.raises(InvalidArgumentError, match="mode='drop'"):
+        x.at[5].set(0.0, mode="drop")
 
 
 def test_at_is_out_of_place():

@@ -233,7 +233,7 @@ class Kernel:
     ins: list
     outs: list
     body: list
-    split: tuple = (1, 1)
+    split: tuple
 
 
 def c_source(kernel: Kernel, name: str) -> str:
