@@ -2,12 +2,14 @@
 
 A transformation is a pair of pure functions: ``init(params) -> state`` and
 ``update(updates, state, params=None) -> (updates, state)``. Each update here maps one rule of
-``fx.optim`` over the leaves (``adam_moments``, ``adam_direction``, ``momentum_leaf``,
-``decay_leaf``, ``scale_leaf``); ``fx.optim``'s own optimizers run the same rules in the same
-order, so ``adamw(...)`` applied with ``apply_updates`` and ``fx.optim.AdamW`` give the same
-parameters to the last bit. The order of operations inside the rules is PyTorch's (Adam
-divides by ``sqrt(v) / sqrt(1 - b2**t)``), so against optax itself they agree to float
-rounding, not bitwise.
+``fx.optim`` over the leaves (``adam_update_leaf``, ``adam_moments``, ``adam_direction``,
+``momentum_leaf``, ``decay_leaf``, ``scale_leaf``); ``fx.optim``'s own optimizers run the same
+rules in the same order, so ``adamw(...)`` applied with ``apply_updates`` and
+``fx.optim.AdamW`` give the same parameters to the last bit. ``adam``/``adamw`` take their
+step in one rule, the learning rate in Adam's numerator as PyTorch has it: a hand-built
+``chain(scale_by_adam(), scale_by_learning_rate(lr))`` agrees with them to rounding. With
+PyTorch's order of operations (Adam divides by ``sqrt(v) / sqrt(1 - b2**t)``), the rules
+agree with optax itself to float rounding, not bitwise.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ def scale_by_adam(
 
         def leaf(g, m, v):
             m, v, _ = F.adam_moments(E.astype(g, m.dtype), m, v, None, beta1=b1, beta2=b2)
-            return F.adam_direction(m, v, c, eps=eps), m, v
+            return F.adam_direction(m, v, c, eps=eps, coef=1 / c.bias_correction1), m, v
 
         u, mu, nu = _trees(*_map(leaf, updates, state.mu, state.nu), 3)
         return u, ScaleByAdamState(state.count + 1, mu, nu)
@@ -272,6 +274,56 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: float | None = None, nesterov
     )
 
 
+def _lr_state(learning_rate):
+    """The state ``scale_by_learning_rate(learning_rate)`` keeps (a count for a schedule)."""
+    return scale_by_learning_rate(learning_rate).init(None)
+
+
+def _lr_at(learning_rate, lr_state):
+    """The learning rate of this step, and the next state of its schedule."""
+    if isinstance(lr_state, ScaleByScheduleState):
+        count = lr_state.count
+        lr = F._resolve_lr("adam", learning_rate, count)
+        return F._as_f64(lr), ScaleByScheduleState(count + 1)
+    return F._as_f64(F.scalar(learning_rate)), lr_state
+
+
+def _adam(learning_rate, b1, b2, eps, eps_root, weight_decay=None, mask=None):
+    """Adam (``weight_decay`` None) or AdamW as one transformation running ``fx.optim``'s
+    ``adam_update_leaf``: the learning rate folded into Adam's numerator, as PyTorch (and so
+    ``fx.optim``) does, where a chain would scale Adam's direction by it after. The state
+    has the fields of optax's chain: ``(ScaleByAdamState, [EmptyState,] lr state)``."""
+    adam_part = scale_by_adam(b1, b2, eps, eps_root)
+    b1, b2 = float(b1), float(b2)
+    decay = () if weight_decay is None else (EmptyState(),)
+
+    def init(params):
+        return (adam_part.init(params), *decay, _lr_state(learning_rate))
+
+    def update(updates, state, params=None):
+        adam_state, lr_state = state[0], state[-1]
+        wd = 0.0 if weight_decay is None else F.scalar(weight_decay)
+        if weight_decay is not None:
+            _needs_params("adamw", params)
+        lr, lr_state = _lr_at(learning_rate, lr_state)
+        c = F.adam_step_scalars(adam_state.count, b1, b2)
+        decayed = params if params is not None else updates  # only read where wd != 0
+        keep = tree_map(lambda _: True, decayed) if mask is None else _mask_of(mask, params)
+
+        def leaf(g, m, v, p, k):
+            g = E.astype(g, m.dtype)
+            u, m, v, _ = F.adam_update_leaf(
+                p, g, m, v, None, c, lr=lr, beta1=b1, beta2=b2, eps=eps,
+                weight_decay=wd if k else 0.0,
+            )  # fmt: skip
+            return u, m, v
+
+        u, mu, nu = _trees(*_map(leaf, updates, adam_state.mu, adam_state.nu, decayed, keep), 3)
+        return u, (ScaleByAdamState(adam_state.count + 1, mu, nu), *decay, lr_state)
+
+    return GradientTransformation(init, update)
+
+
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -279,13 +331,14 @@ def adam(
     eps: float = 1e-8,
     eps_root: float = 0.0,
 ) -> GradientTransformation:
-    r"""Adam: ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))``.
+    r"""Adam: ``scale_by_adam(b1, b2, eps)`` then ``scale_by_learning_rate(learning_rate)``,
+    in one step (the same parameters as ``fx.optim.Adam``, bitwise).
 
     .. math::
         m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
-        u = -\gamma\,\frac{m / (1-\beta_1^t)}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+        u = -\frac{\gamma}{1-\beta_1^t}\,\frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
     """
-    return chain(scale_by_adam(b1, b2, eps, eps_root), scale_by_learning_rate(learning_rate))
+    return _adam(learning_rate, b1, b2, eps, eps_root)
 
 
 def adamw(
@@ -297,10 +350,10 @@ def adamw(
     weight_decay: float = 1e-4,
     mask=None,
 ) -> GradientTransformation:
-    r"""AdamW: ``chain(scale_by_adam, add_decayed_weights(weight_decay, mask),
-    scale_by_learning_rate(learning_rate))``, so :math:`u = -\gamma(\text{adam} + \lambda p)`.
-    With the same hyperparameters, ``fx.optim.AdamW`` gives the same parameters bitwise
-    (optax's default ``weight_decay`` is 1e-4, PyTorch's 1e-2).
+    r"""AdamW: ``scale_by_adam``, ``add_decayed_weights(weight_decay, mask)``,
+    ``scale_by_learning_rate(learning_rate)`` in one step, :math:`u = -\gamma(\text{adam} +
+    \lambda p)`. With the same hyperparameters, ``fx.optim.AdamW`` gives the same parameters
+    bitwise (optax's default ``weight_decay`` is 1e-4, PyTorch's 1e-2).
 
     >>> tx = adamw(1e-3)
     >>> params = {"w": fx.ones(2)}
@@ -308,11 +361,7 @@ def adamw(
     >>> [round(u, 7) for u in updates["w"].tolist()]
     [-0.0010001, 0.0009999]
     """
-    return chain(
-        scale_by_adam(b1, b2, eps, eps_root),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    return _adam(learning_rate, b1, b2, eps, eps_root, weight_decay, mask)
 
 
 # ----------------------------------------------------------------------------- hyperparameters

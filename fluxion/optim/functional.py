@@ -384,10 +384,11 @@ def adam_moments(g, m, v, vmax, *, beta1, beta2, amsgrad=False):
     return m, v, vmax
 
 
-def adam_direction(m, v, c: AdamScalars, *, eps):
-    """The bias-corrected Adam direction ``m_hat / (sqrt(v_hat) + eps)`` (optax's
-    ``scale_by_adam``), with PyTorch's order of operations."""
-    return (m / like(c.bias_correction1, m)) / (sqrt(v) / like(c.bias_correction2_sqrt, m) + eps)
+def adam_direction(m, v, c: AdamScalars, *, eps, coef):
+    """``coef * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``, PyTorch's Adam step: ``coef`` is
+    ``-lr / (1 - beta1**t)`` for the step itself, ``1 / (1 - beta1**t)`` for optax's
+    ``scale_by_adam`` (the bias-corrected direction)."""
+    return like(coef, m) * m / (sqrt(v) / like(c.bias_correction2_sqrt, m) + eps)
 
 
 def adam_leaf(
@@ -395,18 +396,30 @@ def adam_leaf(
     decoupled=False, amsgrad=False, maximize=False,
 ):  # fmt: skip
     """One Adam(W) step on one tensor: ``-> (p, exp_avg, exp_avg_sq, max_exp_avg_sq)``, as
-    the chain that ``fluxion.optax.adamw`` runs (``scale_by_adam``, ``add_decayed_weights``,
-    ``scale_by_learning_rate``), then ``p + update``."""
+    ``p + adam_update_leaf(...)``: what ``fluxion.optax.adam``/``adamw`` update by."""
     g = astype(g, p.dtype)  # the update runs in the parameter's dtype (a no-op when equal)
     if maximize:
         g = -g
     if weight_decay != 0 and not decoupled:
         g = decay_leaf(g, p, weight_decay)
+    u, m, v, vmax = adam_update_leaf(
+        p, g, m, v, vmax, c, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay if decoupled else 0.0, amsgrad=amsgrad,
+    )  # fmt: skip
+    return p + u, m, v, vmax
+
+
+def adam_update_leaf(p, g, m, v, vmax, c, *, lr, beta1, beta2, eps, weight_decay, amsgrad=False):
+    """The update of one Adam step with decoupled weight decay (AdamW's, 0 for Adam):
+    ``-> (update, exp_avg, exp_avg_sq, max_exp_avg_sq)``; the learning rate sits in the
+    numerator (``-lr / (1 - beta1**t)``), as in PyTorch."""
     m, v, vmax = adam_moments(g, m, v, vmax, beta1=beta1, beta2=beta2, amsgrad=amsgrad)
-    u = adam_direction(m, vmax if amsgrad else v, c, eps=eps)
-    if weight_decay != 0 and decoupled:
-        u = decay_leaf(u, p, weight_decay)
-    return p + scale_leaf(u, -lr, p), m, v, vmax
+    u = adam_direction(m, vmax if amsgrad else v, c, eps=eps, coef=-(lr / c.bias_correction1))
+    if weight_decay != 0:
+        # PyTorch's p * (1 - lr * wd) as a change of p: exact (the two are within a factor
+        # of 2), so p + update rounds as PyTorch's p * (1 - lr * wd) + step does
+        u = u + (p * like(1 - lr * weight_decay, p) - p)
+    return u, m, v, vmax
 
 
 def adam_init(params, amsgrad: bool = False) -> AdamState:
