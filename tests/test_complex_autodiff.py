@@ -18,7 +18,14 @@ import torch
 
 import fluxion as fx
 
-jax.config.update("jax_enable_x64", True)
+
+@pytest.fixture(autouse=True)
+def x64():
+    """JAX in float64 for each test of this file only (a global switch would change the
+    default dtypes other files' JAX references assume)."""
+    with jax.enable_x64(True):
+        yield
+
 
 RNG = np.random.default_rng(17)
 
