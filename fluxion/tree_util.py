@@ -22,6 +22,7 @@ from typing import Any
 from fluxion.core import pytree as _pt
 from fluxion.core.pytree import (  # noqa: F401  (the same in jax.tree_util)
     PyTreeDef,
+    leaves_like,
     register_pytree_node,
     tree_flatten,
     tree_leaves,
@@ -154,14 +155,7 @@ def tree_leaves_with_path(tree, is_leaf=None) -> list:
 def tree_map_with_path(f: Callable, tree, *rest, is_leaf=None):
     """``f(path, leaf, *matching leaves of rest)`` over the leaves of ``tree``."""
     pairs, treedef = tree_flatten_with_path(tree, is_leaf)
-    others = []
-    for r in rest:
-        r_leaves, r_def = tree_flatten(r, is_leaf)
-        if r_def != treedef:
-            raise InvalidArgumentError(
-                f"tree_map_with_path: structures differ: {treedef} vs {r_def}"
-            )
-        others.append(r_leaves)
+    others = leaves_like("tree_map_with_path", treedef, rest, is_leaf)
     leaves = [f(path, leaf, *more) for (path, leaf), *more in zip(pairs, *others)]
     return tree_unflatten(treedef, leaves)
 

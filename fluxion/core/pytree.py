@@ -162,15 +162,21 @@ def tree_structure(tree, is_leaf=None) -> PyTreeDef:
     return tree_flatten(tree, is_leaf)[1]
 
 
+def leaves_like(op: str, treedef: PyTreeDef, trees, is_leaf=None) -> list[list]:
+    """The leaves of each of ``trees``, which must have ``treedef``'s structure."""
+    out = []
+    for tree in trees:
+        leaves, other = tree_flatten(tree, is_leaf)
+        if other != treedef:
+            raise InvalidArgumentError(f"{op}: structures differ: {treedef} vs {other}")
+        out.append(leaves)
+    return out
+
+
 def tree_map(fn: Callable, tree, *rest, is_leaf=None):
     """Apply ``fn`` to the leaves of ``tree`` (and the matching leaves of ``rest``)."""
     leaves, treedef = tree_flatten(tree, is_leaf)
-    others = []
-    for r in rest:
-        r_leaves, r_def = tree_flatten(r, is_leaf)
-        if r_def != treedef:
-            raise InvalidArgumentError(f"tree_map: structures differ: {treedef} vs {r_def}")
-        others.append(r_leaves)
+    others = leaves_like("tree_map", treedef, rest, is_leaf)
     return tree_unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others)])
 
 
