@@ -58,6 +58,28 @@ def _copy(t: Tensor, dtype) -> Tensor:
     return Tensor(t, dtype=dtype)
 
 
+def _kind(arg):
+    """What ``_update_all`` groups the arguments of a rule by: a tensor's dtype, or a value."""
+    return (True, arg._np_dtype) if isinstance(arg, Tensor) else (False, arg)
+
+
+def _end_to_end(tensors) -> Tensor | None:
+    """The values of ``tensors`` laid end to end in one flat tensor (None for Nones)."""
+    if tensors[0] is None or not isinstance(tensors[0], Tensor):
+        return tensors[0]
+    return Tensor._from_array(np.concatenate([t.numpy().reshape(-1) for t in tensors]))
+
+
+def _cut(flat: Tensor, like) -> list[Tensor]:
+    """``flat`` cut back into tensors of the shapes of ``like``."""
+    values, start, pieces = flat.numpy(), 0, []
+    for t in like:
+        size = t.numpy().size
+        pieces.append(Tensor._from_array(values[start : start + size].reshape(t.shape)))
+        start += size
+    return pieces
+
+
 class Optimizer:
     """Base class: parameter groups, ``zero_grad``, ``lr``, ``state_dict``.
 
@@ -215,6 +237,42 @@ class Optimizer:
             state["master"] = master
         write(p, new)
         return rest
+
+    def _update_all(self, entries: list, leaf_rule, **kwargs) -> list:
+        """``_update(state, p, leaf_rule, *args, **kwargs)`` for every ``(state, p, args)`` of
+        ``entries``: each entry's other outputs. The rules are elementwise, so eagerly the
+        entries alike (dtypes, which arguments are tensors, the others' values) take one
+        update over their values laid end to end, as PyTorch's foreach path does: a step
+        costs a few ops, not a few per parameter, and gives the same numbers (each element
+        meets the same scalars). Inside jit each parameter keeps its ops: the compiler
+        fuses them."""
+        if staging():
+            return [
+                self._update(state, p, leaf_rule, *args, **kwargs) for state, p, args in entries
+            ]
+        alike: dict[tuple, list[int]] = {}
+        for n, (state, p, args) in enumerate(entries):
+            key = tuple(map(_kind, (p, state.get("master"), *args)))
+            alike.setdefault(key, []).append(n)
+        outputs = [None] * len(entries)
+        for members in alike.values():
+            states, params, args = zip(*(entries[n] for n in members))
+            laid = [_end_to_end(ts) for ts in zip(*args)]
+            master = (
+                None if "master" not in states[0] else _end_to_end([s["master"] for s in states])
+            )
+            new, master, *rest = through_master(
+                leaf_rule, _end_to_end(params), master, *laid, **kwargs
+            )
+            if master is not None:
+                for state, piece in zip(states, _cut(master, params)):
+                    state["master"] = piece
+            for p, piece in zip(params, _cut(new, params)):
+                write(p, piece)
+            cut = [_cut(r, params) if isinstance(r, Tensor) else [r] * len(params) for r in rest]
+            for n, *pieces in zip(members, *cut):
+                outputs[n] = pieces
+        return outputs
 
     def _grads(self, group):
         """``(index, parameter, gradient)`` for the parameters of ``group`` that have one."""
@@ -415,16 +473,19 @@ class SGD(Optimizer):
 
     def _step_group(self, group: dict, lr: float) -> None:
         momentum = group["momentum"]
+        entries = []
         for i, p, g in self._grads(group):
             state = self.state.setdefault(i, {})
             super()._init_state(state, p, group)
             buf = state.get("momentum_buffer")
-            (buf,) = self._update(
-                state, p, sgd_leaf, g, buf, buf is None, lr=lr, momentum=momentum,
-                dampening=group["dampening"], weight_decay=group["weight_decay"],
-                nesterov=group["nesterov"], maximize=group["maximize"],
-            )  # fmt: skip
-            if momentum != 0:
+            entries.append((state, p, (g, buf, buf is None)))
+        outputs = self._update_all(
+            entries, sgd_leaf, lr=lr, momentum=momentum, dampening=group["dampening"],
+            weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+            maximize=group["maximize"],
+        )  # fmt: skip
+        if momentum != 0:
+            for (state, _, (g, _, _)), (buf,) in zip(entries, outputs):
                 # the first buffer is the gradient itself: copy it, as clip_grad_norm_ or a
                 # user may still change that gradient in place
                 state["momentum_buffer"] = _copy(buf, buf.dtype) if buf is g else buf
@@ -475,6 +536,7 @@ class Adam(Optimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         wd, amsgrad = group["weight_decay"], group["amsgrad"]
         scalars = {}  # parameters usually share their step count: compute its scalars once
+        entries = []
         for i, p, g in self._grads(group):
             state = self.state.setdefault(i, {})
             self._init_state(state, p, group)
@@ -482,12 +544,14 @@ class Adam(Optimizer):
             t = state["step"]
             if t not in scalars:
                 scalars[t] = adam_scalars(t, beta1, beta2)
-            state["exp_avg"], state["exp_avg_sq"], vmax = self._update(
-                state, p, adam_leaf, g, state["exp_avg"], state["exp_avg_sq"],
-                state.get("max_exp_avg_sq"), scalars[t], lr=lr, beta1=beta1, beta2=beta2,
-                eps=group["eps"], weight_decay=wd, decoupled=self._decoupled, amsgrad=amsgrad,
-                maximize=group["maximize"],
-            )  # fmt: skip
+            moments = state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq")
+            entries.append((state, p, (g, *moments, scalars[t])))
+        outputs = self._update_all(
+            entries, adam_leaf, lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=wd, decoupled=self._decoupled, amsgrad=amsgrad, maximize=group["maximize"],
+        )  # fmt: skip
+        for (state, _, _), (m, v, vmax) in zip(entries, outputs):
+            state["exp_avg"], state["exp_avg_sq"] = m, v
             if amsgrad:
                 state["max_exp_avg_sq"] = vmax
 
