@@ -24,6 +24,7 @@ import threading
 
 import numpy as np
 
+from fluxion.core.dtypes import is_float, is_inexact
 from fluxion.core.primitive import NOT_DIFFERENTIABLE, ShapedArray
 from fluxion.errors import FloatingPointCheckError, TracerError
 
@@ -296,12 +297,14 @@ def is_grad_enabled() -> bool:
 
 def bind(prim, *args, **params):
     """Apply ``prim`` to tensors; returns a Tensor (or a tuple for multi-result prims)."""
-    if ctx.fast:
-        for a in args:
-            if a.requires_grad and ctx.grad_enabled:
-                break
-        else:
-            return _run_impl(prim, [a._value for a in args], params)
+    if ctx.fast:  # no transform: concrete tensors (a leaked tracer's _value raises)
+        out = _run_impl(prim, [a._value for a in args], params)
+        if ctx.grad_enabled:
+            for a in args:
+                if a.requires_grad:
+                    record(prim, params, args, out)
+                    break
+        return out
     trace = top_trace(args)
     if trace is not None and not _active(trace):
         raise TracerError(
@@ -396,8 +399,6 @@ def _zero_vjp(ct, primals, outputs, **params):
 
 
 def attach(node, outs):
-    from fluxion.core.dtypes import is_inexact
-
     for i, o in enumerate(outs):
         if is_inexact(o._np_dtype):
             o._node, o._out_index, o.requires_grad = node, i, True
@@ -430,8 +431,6 @@ def _check_finite(prim, out):
 def check_finite(array, what) -> None:
     """Raise FloatingPointCheckError where a float ``array`` holds a NaN or inf; ``what``
     says where (a string, or a function making it: finding the user's frame costs)."""
-    from fluxion.core.dtypes import is_float
-
     if is_float(array.dtype) and not np.isfinite(array).all():
         where = what() if callable(what) else what
         raise FloatingPointCheckError(
