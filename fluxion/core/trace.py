@@ -378,18 +378,11 @@ class Node:
 
 def record(prim, params, args, out):
     """Attach a Node to the outputs of ``prim`` (imperative autograd)."""
-    outs = out if prim.multiple_results else (out,)
+    outs, many = (out, True) if prim.multiple_results else ((out,), False)
+    vjp = _zero_vjp if prim.vjp is NOT_DIFFERENTIABLE else prim.vjp
     parents = [a if a.requires_grad else None for a in args]
-    node = Node(
-        prim.name,
-        _zero_vjp if prim.vjp is NOT_DIFFERENTIABLE else prim.vjp,
-        params,
-        list(args),
-        [o._alias() for o in outs],
-        parents,
-        prim.multiple_results,
-    )
-    attach(node, outs)
+    aliases = [o._alias() for o in outs]
+    attach(Node(prim.name, vjp, params, list(args), aliases, parents, many), outs)
 
 
 def _zero_vjp(ct, primals, outputs, **params):

@@ -62,14 +62,19 @@ def _promoted(x, y) -> tuple[Tensor, Tensor]:
             dtype = dtypes.promote(x._np_dtype, y._np_dtype)
     elif isinstance(x, Tensor) and isinstance(y, bool | int | float | complex):
         dtype = dtypes.weak_scalar_dtype(y, x._np_dtype)
-        return astype(x, dtype), P.constant(y, dtype)
+        return _widened(x, dtype), P.constant(y, dtype)
     elif isinstance(y, Tensor) and isinstance(x, bool | int | float | complex):
         dtype = dtypes.weak_scalar_dtype(x, y._np_dtype)
-        return P.constant(x, dtype), astype(y, dtype)
+        return P.constant(x, dtype), _widened(y, dtype)
     else:
         x, y = to_tensor(x), to_tensor(y)
         dtype = dtypes.promote(x._np_dtype, y._np_dtype)
-    return astype(x, dtype), astype(y, dtype)
+    return _widened(x, dtype), _widened(y, dtype)
+
+
+def _widened(x: Tensor, np_dtype) -> Tensor:
+    """``x`` cast up to the dtype promotion gave (astype's checks cannot fail here)."""
+    return x if x._np_dtype == np_dtype else bind(P.convert_p, x, dtype=np_dtype)
 
 
 def _floating(x) -> Tensor:

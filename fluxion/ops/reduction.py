@@ -42,13 +42,11 @@ from fluxion.ops.elementwise import (
 
 def _axes(op, x, axis, axes, dim=None):
     given = [(n, v) for n, v in (("axis", axis), ("axes", axes), ("dim", dim)) if v is not None]
-    for n, v in given:  # a bad value is named before a clash of names
-        P.check_axes(op, v, x.ndim, n)
+    # a bad value is named before a clash of names
+    checked = [P.check_axes(op, v, x.ndim, n) for n, v in given] or [tuple(range(x.ndim))]
     if len(given) > 1:
         raise InvalidArgumentError(f"{op}: give one of axis=, axes=, dim=; got {given}")
-    name, value = given[0] if given else ("axis", None)
-    checked = P.check_axes(op, value, x.ndim, name)
-    return checked if x.ndim else ()  # axis 0/-1 of a 0-d tensor (as PyTorch): no axis
+    return checked[0] if x.ndim else ()  # axis 0/-1 of a 0-d tensor (as PyTorch): no axis
 
 
 def _keepdims(op, keepdims, keepdim) -> bool:

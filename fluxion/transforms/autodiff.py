@@ -94,7 +94,7 @@ def backward_pass(outputs, cotangents, *, retain_graph=True, reconnect=False, ca
         cts = pending.pop(id(node), None)
         if cts is None:
             continue
-        for i, c in enumerate(cts):
+        for i, c in enumerate(cts if wanted else ()):
             if (id(node), i) in wanted:
                 captured[id(node), i] = c
         if node.primals is None:
