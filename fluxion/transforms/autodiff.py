@@ -80,11 +80,17 @@ def backward_pass(outputs, cotangents, *, retain_graph=True, reconnect=False, ca
     captured: dict[tuple, Tensor] = {}
 
     def send(t, ct):
-        if t._node is None:
-            entry = leaves.setdefault(id(t), [t, None])
-            entry[1] = ct if entry[1] is None else entry[1] + ct
+        node = t._node
+        if node is None:
+            entry = leaves.get(id(t))
+            if entry is None:
+                leaves[id(t)] = [t, ct]
+            else:
+                entry[1] = entry[1] + ct
         else:
-            slots = pending.setdefault(id(t._node), [None] * len(t._node.outputs or [None]))
+            slots = pending.get(id(node))
+            if slots is None:
+                slots = pending[id(node)] = [None] * len(node.outputs or [None])
             i = t._out_index
             slots[i] = ct if slots[i] is None else slots[i] + ct
 
