@@ -2,9 +2,9 @@
 
 Every op ends in ``bind(prim, *tensors, **params)``:
 
-* With no transform active and no input requiring grad it takes the fast path: the
-  backend kernel runs on the arrays and the result is wrapped (no shape rule runs;
-  if the kernel fails, the shape rule runs to turn the failure into a clear error).
+* With no transform active it takes the fast path: the backend kernel runs on the
+  arrays and the result is wrapped (no shape rule runs; if the kernel fails, the shape
+  rule runs to turn the failure into a clear error), and recorded if an input requires grad.
 * Otherwise the trace of the highest level among the inputs processes it (JVP,
   reverse mode, vmap, staging): each transform is a ``Trace`` subclass with one hook,
   ``process_primitive``. Traces are kept apart by levels, so nested transforms

@@ -15,6 +15,10 @@ with the number of ``step()`` calls made so far.
 
 A float16/bfloat16 parameter is updated through a float32 master copy (``state[i]["master"]``)
 with float32 moments, as in the functional core; the parameter gets the master rounded.
+
+Eagerly, ``step()`` updates the parameters of a group alike (dtype, step count) at once, as
+PyTorch's foreach path does: their values laid end to end, the per-leaf rule applied once,
+the result cut back into each parameter and its state (see ``Optimizer._update_all``).
 """
 
 from __future__ import annotations
