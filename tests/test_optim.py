@@ -878,3 +878,37 @@ def test_sgd_momentum_buffer_does_not_alias_the_gradient():
     opt.step()
     fx.optim.clip_grad_norm_([w], 1e-3)  # scales the (stale) gradient in place
     np.testing.assert_allclose(opt.state[0]["momentum_buffer"].numpy(), [2.0, 4.0])
+
+
+@pytest.mark.parametrize(
+    "opt_cls, kw, init, update",
+    [
+        ("AdamW", dict(lr=0.01, amsgrad=True), fx.optim.adamw_init, fx.optim.adamw_update),
+        ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True), fx.optim.sgd_init, fx.optim.sgd_update),
+    ],
+)
+def test_one_update_over_mixed_parameters_matches_the_per_leaf_rule(opt_cls, kw, init, update):
+    # the eager step lays alike parameters end to end (float32 ones of several shapes, one
+    # float64, bfloat16 ones through their masters); the functional core updates leaf by leaf
+    rng = np.random.default_rng(7)
+    shapes = {"a": (3, 4), "b": (), "c": (0, 2), "d": (5,), "e": (2, 3), "f": (4,), "g": (2, 2)}
+    dtypes = {"e": np.float64, "f": ml_dtypes.bfloat16, "g": ml_dtypes.bfloat16}
+    values = {
+        k: rng.standard_normal(s).astype(dtypes.get(k, np.float32)) for k, s in shapes.items()
+    }
+    params = {k: fx.tensor(v, requires_grad=True) for k, v in values.items()}
+    opt = getattr(fx.optim, opt_cls)(list(params.values()), **kw)
+    f_params = {k: fx.tensor(v) for k, v in values.items()}
+    extra = {"amsgrad": True} if opt_cls == "AdamW" else {"momentum": kw["momentum"]}
+    state = init(f_params, **extra)
+    for _ in range(4):
+        grads = {
+            k: fx.tensor(rng.standard_normal(s).astype(values[k].dtype)) for k, s in shapes.items()
+        }
+        for k, p in params.items():
+            p.grad = grads[k]
+        opt.step()
+        f_params, state = update(f_params, grads, state, **kw)
+    for k, p in params.items():
+        assert p.dtype == f_params[k].dtype and p.shape == shapes[k], k
+        np.testing.assert_array_equal(p.numpy(), f_params[k].numpy(), err_msg=k)
