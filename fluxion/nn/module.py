@@ -134,15 +134,17 @@ def _same(a, b) -> bool:
 class _ModuleAux:
     """The static part of a module: class, attribute layout and config values.
 
-    ``training`` rides along for unflattening but is not part of equality.
+    ``training`` and ``roles`` (the module's record, for the unflattened copy) ride along
+    but are not part of equality.
     """
 
-    __slots__ = ("cls", "keys", "slots", "static", "nonpersistent", "training", "_hash")
+    __slots__ = ("cls", "roles", "keys", "slots", "static", "nonpersistent", "training", "_hash")
 
-    def __init__(self, cls, keys, slots, static, nonpersistent, training):
-        self.cls, self.keys, self.slots, self.static = cls, keys, slots, static
+    def __init__(self, cls, roles, slots, static, nonpersistent, training):
+        self.cls, self.roles, self.keys = cls, roles, tuple(roles)
+        self.slots, self.static = slots, static
         self.nonpersistent, self.training = nonpersistent, training
-        self._hash = hash((cls, keys, tuple((name, kind) for name, kind, _ in slots)))
+        self._hash = hash((cls, self.keys, tuple((name, kind) for name, kind, _ in slots)))
 
     def __eq__(self, other) -> bool:
         return (
@@ -283,7 +285,7 @@ def _layout(m: Module, with_aux: bool = True) -> _Layout:
         static = [(n, d[n]) for n, role in roles.items() if role == "s"]
         aux = d["_fx_aux"] = _ModuleAux(
             type(m),
-            tuple(roles),
+            dict(roles),
             tuple(slots),
             tuple(static + [(n, d[n]) for n in static_containers]),
             frozenset(d["_fx_nonpersistent"]),
@@ -299,30 +301,29 @@ def _flatten_module(m):
 
 def _unflatten_module(aux: _ModuleAux, children):
     obj = object.__new__(aux.cls)  # no __init__: config comes from aux, leaves from children
-    values, params, buffers, tensor_kinds, roles = {}, {}, {}, {}, {}
+    values, params, buffers, tensor_kinds = dict(aux.static), {}, {}, {}
+    roles, reuse = dict(aux.roles), aux
     for name, kind, ref in aux.slots:
         if kind == "c":
             kinds: list = []
             values[name] = _rebuild(ref, children, kinds)
             tensor_kinds[name] = tuple(kinds)
-        else:
-            values[name] = children[ref]
-            if kind == "p":
-                params[name] = None
-            elif kind == "b":
-                buffers[name] = None
-        # a submodule slot given something else (a tree_map over modules) is that thing
-        roles[name] = _role(values[name]) if kind == "m" else kind
+            continue
+        value = values[name] = children[ref]
+        if kind == "p":
+            params[name] = None
+        elif kind == "b":
+            buffers[name] = None
+        elif not isinstance(value, Module):  # a tree_map over modules put something else here
+            roles[name], reuse = _role(value), None
     d = obj.__dict__
     d["training"] = aux.training
     d["_fx_params"], d["_fx_buffers"] = params, buffers
     d["_fx_nonpersistent"] = set(aux.nonpersistent)
     d["_fx_tensor_kinds"] = tensor_kinds
-    static = dict(aux.static)
-    d["_fx_roles"] = {key: roles[key] if key in roles else _role(static[key]) for key in aux.keys}
-    d["_fx_aux"] = aux if all(roles[n] == k for n, k, _ in aux.slots if k == "m") else None
+    d["_fx_roles"], d["_fx_aux"] = roles, reuse
     for key in aux.keys:
-        d[key] = values[key] if key in values else static[key]
+        d[key] = values[key]
     return obj
 
 
