@@ -61,8 +61,15 @@ def test_assignments_deletions_and_registrations_after_a_flatten():
     fc, w, pe = nn.Linear(2, 2), nn.Parameter(fx.ones(2)), fx.zeros(3)
     m = Holder(fc=fc, d=4)
     fx.tree_flatten(m)
+    m.d = 6  # only a static value
+    same_as_fresh(m, Holder(fc=fc, d=6))
     m.w, m.d = w, 5
     same_as_fresh(m, Holder(fc=fc, d=5, w=w))
+    m.other = nn.Linear(2, 2)
+    fx.tree_flatten(m)
+    m.other = fc  # an alias now: the same slots, fewer children
+    same_as_fresh(m, Holder(fc=fc, d=5, w=w, other=fc))
+    del m.other
     del m.fc
     same_as_fresh(m, Holder(d=5, w=w))
     m.register_buffer("pe", pe, persistent=False)
