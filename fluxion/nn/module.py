@@ -91,17 +91,9 @@ class Parameter(Tensor):
 
 # ----------------------------------------------------------------------------- pytree layout
 
-_RESERVED = frozenset(
-    {
-        "training",
-        "_fx_params",
-        "_fx_buffers",
-        "_fx_nonpersistent",
-        "_fx_tensor_kinds",
-        "_fx_roles",
-        "_fx_aux",
-    }
-)
+# what a module records about its attributes (each copy has its own), and the cached aux
+_RECORDS = ("_fx_params", "_fx_buffers", "_fx_nonpersistent", "_fx_tensor_kinds", "_fx_roles")
+_RESERVED = frozenset({"training", *_RECORDS, "_fx_aux"})
 _CONTAINERS = (list, tuple, dict)
 
 
@@ -397,8 +389,7 @@ class Module:
         # A copy gets bookkeeping of its own (copy.copy would share it) and rebuilds the
         # cached structure (its hash is of this process's strings).
         d = self.__dict__
-        own = ("_fx_params", "_fx_buffers", "_fx_nonpersistent", "_fx_tensor_kinds", "_fx_roles")
-        return {**d, **{k: type(d[k])(d[k]) for k in own}, "_fx_aux": None}
+        return {**d, **{k: type(d[k])(d[k]) for k in _RECORDS}, "_fx_aux": None}
 
     def __init__(self):
         pass
