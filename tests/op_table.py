@@ -598,6 +598,7 @@ def _einsum_samples(rng):
         ("i...->...", (2, 3)),
         ("...,...->...", (3, 1), (4,)),
         ("ij,jk->ik", (2, 1), (3, 4)),  # a size-1 index broadcasts
+        ("ijk,jil->", (1, 0, 6), (1, 1, 6)),  # ... against 0 too (fuzzer seed 81014)
     ]
     return [Sample(tuple(rng.normal(size=s) for s in shapes), {"subscripts": sub})
             for sub, *shapes in specs]  # fmt: skip

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "fluxion"
 CORE = ("core/", "ops/", "transforms/", "compiler/", "backends/")
-BUDGET_LINES = 10493  # lines of CORE
+BUDGET_LINES = 10494  # lines of CORE
 BUDGET_PRIMITIVES = 96
 
 

@@ -91,10 +91,16 @@ class Parameter(Tensor):
 
 # ----------------------------------------------------------------------------- pytree layout
 
-_RESERVED = frozenset(
-    {"training", "_fx_params", "_fx_buffers", "_fx_nonpersistent", "_fx_tensor_kinds"}
-)
+# what a module records about its attributes (each copy has its own), and the cached aux
+_RECORDS = ("_fx_params", "_fx_buffers", "_fx_nonpersistent", "_fx_tensor_kinds", "_fx_roles")
+_RESERVED = frozenset({"training", *_RECORDS, "_fx_aux"})
 _CONTAINERS = (list, tuple, dict)
+
+
+def _role(value) -> str:
+    """The role of an attribute that is not a parameter or buffer: "m" a submodule, "c" a
+    list/tuple/dict (looked into at every flatten: it may change in place), "s" static."""
+    return "m" if isinstance(value, Module) else "c" if type(value) in _CONTAINERS else "s"
 
 
 def _same(a, b) -> bool:
@@ -120,15 +126,17 @@ def _same(a, b) -> bool:
 class _ModuleAux:
     """The static part of a module: class, attribute layout and config values.
 
-    ``training`` rides along for unflattening but is not part of equality.
+    ``training`` and ``roles`` (the module's record, for the unflattened copy) ride along
+    but are not part of equality.
     """
 
-    __slots__ = ("cls", "keys", "slots", "static", "nonpersistent", "training", "_hash")
+    __slots__ = ("cls", "roles", "keys", "slots", "static", "nonpersistent", "training", "_hash")
 
-    def __init__(self, cls, keys, slots, static, nonpersistent, training):
-        self.cls, self.keys, self.slots, self.static = cls, keys, slots, static
+    def __init__(self, cls, roles, slots, static, nonpersistent, training):
+        self.cls, self.roles, self.keys = cls, roles, tuple(roles)
+        self.slots, self.static = slots, static
         self.nonpersistent, self.training = nonpersistent, training
-        self._hash = hash((cls, keys, tuple((name, kind) for name, kind, _ in slots)))
+        self._hash = hash((cls, self.keys, tuple((name, kind) for name, kind, _ in slots)))
 
     def __eq__(self, other) -> bool:
         return (
@@ -214,7 +222,7 @@ def _tensor_kind(t) -> str:
 
 def _layout(m: Module, with_aux: bool = True) -> _Layout:
     """The children of ``m`` in pytree order, their names and kinds, and (``with_aux``)
-    the static aux data."""
+    the static aux data, read from the roles ``__setattr__`` recorded."""
     d = m.__dict__
     params, buffers = d["_fx_params"], d["_fx_buffers"]
     children, names, kinds, seen = [], [], [], {}
@@ -233,22 +241,20 @@ def _layout(m: Module, with_aux: bool = True) -> _Layout:
 
     slots = [(name, "p", place(name, d[name], "p")) for name in params]
     slots += [(name, "b", place(name, d[name], "b")) for name in buffers]
-    static, containers = [], []
-    for name, value in d.items():
-        if name in _RESERVED or name in params or name in buffers:
-            continue
-        if isinstance(value, Module):
-            slots.append((name, "m", place(name, value, "m")))
-        elif type(value) in _CONTAINERS:
-            containers.append((name, value))
-        else:
-            static.append((name, value))
+    containers = []
+    for name, role in d["_fx_roles"].items():
+        if role == "m":
+            slots.append((name, "m", place(name, d[name], "m")))
+        elif role == "c":
+            containers.append(name)
+    direct = len(slots)
     # Containers come after direct attributes so that direct names win for aliases.
-    for name, value in containers:
+    static_containers = []
+    for name in containers:
         found: list = []
-        spec = _walk(value, name, found)
+        spec = _walk(d[name], name, found)
         if not found:
-            static.append((name, value))
+            static_containers.append(name)
             continue
         recorded = d["_fx_tensor_kinds"].get(name)
         if recorded is None or len(recorded) != len(found):
@@ -258,18 +264,26 @@ def _layout(m: Module, with_aux: bool = True) -> _Layout:
             ]
         refs = [(place(path, v, k), k) for (path, v), k in zip(found, recorded)]
         slots.append((name, "c", _remap(spec, refs)))
-    if not with_aux:
-        return _Layout(None, children, names, kinds)
-    keys = tuple(k for k in d if k not in _RESERVED)
-    aux = _ModuleAux(
-        type(m),
-        keys,
-        tuple(slots),
-        tuple(static),
-        frozenset(d["_fx_nonpersistent"]),
-        d["training"],
-    )
-    return _Layout(aux, children, names, kinds)
+    aux = d["_fx_aux"]
+    # No __setattr__ since the last flatten (it drops the aux) leaves everything but the
+    # containers' contents and the training flag as they were: reuse the aux if those match.
+    if with_aux and (
+        aux is None
+        or aux.training != d["training"]
+        or len(aux.slots) != len(slots)
+        or (direct < len(slots) and not _same(aux.slots[direct:], tuple(slots[direct:])))
+    ):
+        roles = d["_fx_roles"]
+        static = [(n, d[n]) for n, role in roles.items() if role == "s"]
+        aux = d["_fx_aux"] = _ModuleAux(
+            type(m),
+            dict(roles),
+            tuple(slots),
+            tuple(static + [(n, d[n]) for n in static_containers]),
+            frozenset(d["_fx_nonpersistent"]),
+            d["training"],
+        )
+    return _Layout(aux if with_aux else None, children, names, kinds)
 
 
 def _flatten_module(m):
@@ -279,26 +293,29 @@ def _flatten_module(m):
 
 def _unflatten_module(aux: _ModuleAux, children):
     obj = object.__new__(aux.cls)  # no __init__: config comes from aux, leaves from children
-    values, params, buffers, tensor_kinds = {}, {}, {}, {}
+    values, params, buffers, tensor_kinds = dict(aux.static), {}, {}, {}
+    roles, reuse = dict(aux.roles), aux
     for name, kind, ref in aux.slots:
         if kind == "c":
             kinds: list = []
             values[name] = _rebuild(ref, children, kinds)
             tensor_kinds[name] = tuple(kinds)
-        else:
-            values[name] = children[ref]
-            if kind == "p":
-                params[name] = None
-            elif kind == "b":
-                buffers[name] = None
+            continue
+        value = values[name] = children[ref]
+        if kind == "p":
+            params[name] = None
+        elif kind == "b":
+            buffers[name] = None
+        elif not isinstance(value, Module):  # a tree_map over modules put something else here
+            roles[name], reuse = _role(value), None
     d = obj.__dict__
     d["training"] = aux.training
     d["_fx_params"], d["_fx_buffers"] = params, buffers
     d["_fx_nonpersistent"] = set(aux.nonpersistent)
     d["_fx_tensor_kinds"] = tensor_kinds
-    static = dict(aux.static)
+    d["_fx_roles"], d["_fx_aux"] = roles, reuse
     for key in aux.keys:
-        d[key] = values[key] if key in values else static[key]
+        d[key] = values[key]
     return obj
 
 
@@ -365,7 +382,14 @@ class Module:
         d["training"] = True
         d["_fx_params"], d["_fx_buffers"] = {}, {}
         d["_fx_nonpersistent"], d["_fx_tensor_kinds"] = set(), {}
+        d["_fx_roles"], d["_fx_aux"] = {}, None  # role by attribute; the structure, cached
         return obj
+
+    def __getstate__(self):
+        # A copy gets bookkeeping of its own (copy.copy would share it) and rebuilds the
+        # cached structure (its hash is of this process's strings).
+        d = self.__dict__
+        return {**d, **{k: type(d[k])(d[k]) for k in _RECORDS}, "_fx_aux": None}
 
     def __init__(self):
         pass
@@ -383,11 +407,11 @@ class Module:
         if name in _RESERVED:
             object.__setattr__(self, name, value)
             return
-        if isinstance(value, Tensor):
-            current = d.get(name)
-            if (
+        if isinstance(value, Tensor) or (value is None and (name in params or name in buffers)):
+            if (  # (`self.bias = None` keeps the slot, empty, as PyTorch's)
                 name in params
-                and isinstance(current, Parameter)
+                and isinstance(d.get(name), Parameter)
+                and isinstance(value, Tensor)
                 and not isinstance(value, Parameter | Tracer)
             ):
                 raise ModuleAttributeError(
@@ -395,31 +419,25 @@ class Module:
                     f"{name!r}; wrap it (fx.nn.Parameter(t)), update it in place under fx.no_grad() "
                     "(p.data = t), or delete the attribute first to make it a buffer"
                 )
-            if name in params or name in buffers:
-                kind = "p" if name in params else "b"
-            else:
-                kind = _tensor_kind(value)
-            if kind == "p":
-                buffers.pop(name, None)
-                params.setdefault(name, None)
-            else:
-                params.pop(name, None)
-                buffers.setdefault(name, None)
-        elif value is None and (name in params or name in buffers):
-            pass  # PyTorch's `self.bias = None`: the slot stays, it holds nothing
+            role = "p" if name in params else "b" if name in buffers else _tensor_kind(value)
+            (buffers if role == "p" else params).pop(name, None)
+            (params if role == "p" else buffers).setdefault(name, None)
         else:
             params.pop(name, None), buffers.pop(name, None)
             d["_fx_nonpersistent"].discard(name)
-        if ctx.noting and (name in params or name in buffers):
+            role = _role(value)
+        if ctx.noting and role in "pb":
             note_write(self, name, d.get(name, ABSENT))  # a transform carries it out
         d[name] = value
+        d["_fx_roles"][name], d["_fx_aux"] = role, None
 
     def __delattr__(self, name: str) -> None:
         d = self.__dict__
         d["_fx_params"].pop(name, None), d["_fx_buffers"].pop(name, None)
         d["_fx_nonpersistent"].discard(name)
-        d["_fx_tensor_kinds"].pop(name, None)
+        d["_fx_tensor_kinds"].pop(name, None), d["_fx_roles"].pop(name, None)
         object.__delattr__(self, name)
+        d["_fx_aux"] = None
 
     def _check_name(self, name: str, what: str) -> None:
         if not isinstance(name, str) or not name or "." in name:
@@ -442,7 +460,7 @@ class Module:
         d = self.__dict__
         d["_fx_params"].pop(name, None)
         d["_fx_buffers"].setdefault(name, None)
-        d[name] = tensor
+        d[name], d["_fx_roles"][name], d["_fx_aux"] = tensor, "b", None
         if persistent:
             d["_fx_nonpersistent"].discard(name)
         else:
@@ -457,7 +475,7 @@ class Module:
         d = self.__dict__
         d["_fx_buffers"].pop(name, None)
         d["_fx_params"].setdefault(name, None)
-        d[name] = param
+        d[name], d["_fx_roles"][name], d["_fx_aux"] = param, "p", None
 
     def add_module(self, name: str, module) -> None:
         self._check_name(name, "add_module")

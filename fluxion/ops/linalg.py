@@ -155,7 +155,7 @@ def einsum(subscripts: str, *operands) -> Tensor:
     for i, (t, o) in enumerate(zip(terms, ops)):
         # a size-1 axis meeting a larger size broadcasts: it leaves its term, and its index
         # lives on in the operands that have it whole
-        thin = tuple(a for a, c in enumerate(t) if o.shape[a] == 1 and sizes[c] > 1)
+        thin = tuple(a for a, c in enumerate(t) if o.shape[a] == 1 and sizes[c] != 1)
         if thin:
             ops[i] = squeeze(o, axis=thin)
             terms[i] = "".join(c for a, c in enumerate(t) if a not in thin)
@@ -247,7 +247,7 @@ def _index_sizes(subscripts, terms, operands) -> dict:
                     f"einsum: index {c!r} of {subscripts!r} has size {known} in one operand and "
                     f"{d} in operand {i}; make them equal, or one of them 1 (broadcast)"
                 )
-            sizes[c] = builtins.max(known, d)
+            sizes[c] = d if known == 1 else known  # 1 against 0 broadcasts to 0
     return sizes
 
 

@@ -65,13 +65,18 @@ from fluxion.errors import InvalidArgumentError
 # softmax, a layer norm's: within 1%) and 20-25% faster to compile (gcc takes 4-6 ms a loop);
 # -ffp-contract=off: no fused multiply-adds, so + - * / round exactly as NumPy's do;
 # -fwrapv: signed integers wrap on overflow, as NumPy's do; -fopenmp-simd: honour the
-# "declare simd" of emit.py's prelude, which points the vectorizer at libmvec.
+# "declare simd" of emit.py's prelude, which points the vectorizer at libmvec;
+# -fno-trapping-math: a comparison may then be if-converted into a blend, so a loop with a
+# select (the prelude's fx_exp clamps its argument) still vectorizes (softmax's exp ran
+# scalar, 4x slower, without it); it changes no result, only FP exception flags, which
+# nothing reads.
 FLAGS = [
     "-O1",
     "-ftree-vectorize",
     "-march=native",
     "-ffp-contract=off",
     "-fno-math-errno",
+    "-fno-trapping-math",
     "-fwrapv",
     "-fopenmp-simd",
     "-fPIC",
